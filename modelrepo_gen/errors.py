@@ -1,0 +1,5 @@
+"""Errors a user can cause. They end a command with one clear line, never a traceback."""
+
+
+class UserError(Exception):
+    """Something the user can fix: a bad override, a missing checkpoint, a bad request."""
