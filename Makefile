@@ -1,0 +1,46 @@
+# Every target installs what it needs: its own virtual environment with pinned packages, and
+# Debian's pocketsphinx-testdata (real LibriVox speech) for the demo and the tests.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SPEECH := /usr/share/pocketsphinx/test/data/librivox/transcription
+DEMO_REPOSITORY ?= demo_repository
+
+.PHONY: install speech demo test lint format bench clean
+
+$(STAMP): requirements.txt setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+$(SPEECH):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pocketsphinx-testdata >/dev/null
+
+speech: $(SPEECH)
+
+# Builds the default pipeline (full-size QuartzNet 15x5), serves it on the bundled Triton
+# server, transcribes real speech and stops the server.
+demo: install speech
+	$(PY) -m modelrepo_gen.demo --repository $(DEMO_REPOSITORY)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install speech lint
+	$(PY) -m pytest
+
+bench: install speech
+	$(PY) -m modelrepo_gen.benchmark --output bench_results
+
+clean:
+	rm -rf $(VENV) $(DEMO_REPOSITORY) model_repository bench_results

@@ -1,0 +1,106 @@
+"""Runs a build plan: export, verify, render, check the wiring, write the repository."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from modelrepo_gen.components import component_path
+from modelrepo_gen.exporters import EXPORTERS
+from modelrepo_gen.manifest import file_sha256, write_manifest
+from modelrepo_gen.parity import check_parity
+from modelrepo_gen.plan import BuildPlan, ModelUnit
+from modelrepo_gen.render import parse_model_config, render_ensemble_config, render_model_config
+from modelrepo_gen.repository import check_output_dir, publish, staging_folder
+from modelrepo_gen.resolver import resolve
+from modelrepo_gen.wiring import check_ensemble
+
+log = logging.getLogger("modelrepo_gen")
+VERSION = "1"
+
+
+@dataclass
+class BuildReport:
+    repository: Path
+    plan: BuildPlan
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
+
+
+def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: BuildReport) -> dict:
+    export = unit.export
+    assert export is not None and unit.artifact is not None
+    exporter = EXPORTERS.get(export.exporter)
+    shapes = [(int(s.batch), float(s.seconds)) for s in cfg.parity_shapes]
+    module = export.make_module()
+    started = time.perf_counter()
+    artifact = version_dir / unit.artifact
+    # Export from a copy: an exporter must not be able to change the module parity runs on.
+    example = export.make_inputs(*shapes[0], int(cfg.seed))
+    exporter.export(
+        copy.deepcopy(module), example, export.inputs, export.outputs, export.precision, artifact
+    )
+    report.seconds[f"export {unit.name}"] = time.perf_counter() - started
+    started = time.perf_counter()
+    results = check_parity(unit, module, exporter, artifact, shapes, int(cfg.seed))
+    report.seconds[f"parity {unit.name}"] = time.perf_counter() - started
+    worst = max(r.relative_error for r in results)
+    log.info(
+        "%s: %s %s export, parity %.2e (tolerance %g)",
+        unit.name,
+        export.exporter,
+        export.precision,
+        worst,
+        export.tolerance,
+    )
+    return {
+        "format": export.exporter,
+        "precision": export.precision,
+        "tolerance": export.tolerance,
+        "parity": [r.as_dict() for r in results],
+    }
+
+
+def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
+    """Build the repository described by `cfg` at `repository`, all or nothing."""
+    started = time.perf_counter()
+    plan = resolve(cfg)
+    check_output_dir(repository, bool(cfg.force))
+    for note in plan.notes:
+        log.warning(note)
+    report = BuildReport(repository=repository, plan=plan)
+    with staging_folder(repository) as staging:
+        models, parsed = {}, {}
+        for unit in plan.units:
+            version_dir = staging / unit.name / VERSION
+            version_dir.mkdir(parents=True)
+            entry = {"platform": unit.platform, "role": unit.role}
+            if unit.export:
+                entry.update(_export_unit(unit, version_dir, cfg, report))
+            if unit.component:
+                shutil.copyfile(component_path(unit.component), version_dir / "model.py")
+            text = render_model_config(unit, plan.pipeline)
+            parsed[unit.name] = parse_model_config(text, unit.name)
+            (staging / unit.name / "config.pbtxt").write_text(text)
+            models[unit.name] = entry
+        ensemble = plan.ensemble
+        (staging / ensemble.name / VERSION).mkdir(parents=True)  # Triton needs a version folder
+        text = render_ensemble_config(ensemble, plan.pipeline)
+        check_ensemble(parse_model_config(text, ensemble.name), parsed)
+        (staging / ensemble.name / "config.pbtxt").write_text(text)
+        models[ensemble.name] = {"platform": "ensemble", "role": "ensemble"}
+        weights = copy.deepcopy(plan.weights)
+        for source in weights.values():
+            if source.get("path"):
+                source["sha256"] = file_sha256(Path(source["path"]))
+        config = OmegaConf.to_container(cfg, resolve=True)
+        write_manifest(staging, config, plan.notes, weights, models)
+        publish(staging, repository, bool(cfg.force))
+    report.seconds["total"] = time.perf_counter() - started
+    log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])
+    return report

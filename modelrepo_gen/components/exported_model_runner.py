@@ -1,0 +1,148 @@
+"""Triton python-backend model that runs an exported network (ONNX or TorchScript) on the CPU.
+
+Requests of different lengths arrive together (allow_ragged_batch): they are checked, padded with
+zeros to a common shape, run as one batch, and each request gets its outputs back trimmed to its
+own valid length. Settings come from the `parameters` of config.pbtxt:
+  format        onnx | torchscript
+  artifact      file name of the exported network in the version folder
+  length_of     JSON {output: [length output, axis]}: trim `output` along `axis` per request
+  input_checks  JSON {"finite": [input...], "max_length": {input: [n, axis]},
+                      "lengths": {input: [of, axis]}}
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+try:  # only importable inside Triton's python stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
+    pb_utils = None
+
+
+def find_problem(named: dict, checks: dict) -> str | None:
+    """The first reason this request's inputs cannot be run, or None."""
+    for name in checks.get("finite", []):
+        array = named[name]
+        if array.size == 0:
+            return f"{name} is empty"
+        if not np.all(np.isfinite(array)):
+            return f"{name} contains NaN or infinite values"
+    for name, (limit, axis) in checks.get("max_length", {}).items():
+        if named[name].shape[axis] > limit:
+            return f"{name} is {named[name].shape[axis]} long, more than the maximum of {limit}"
+    for name, (of, axis) in checks.get("lengths", {}).items():
+        values = named[name].reshape(-1)
+        size = named[of].shape[axis]
+        if values.size != named[of].shape[0]:
+            return f"{name} must hold one length per item of {of}"
+        if np.any(values < 1) or np.any(values > size):
+            return (
+                f"{name} must be between 1 and {size} (the length of {of}), got {values.tolist()}"
+            )
+    return None
+
+
+def pad_and_stack(arrays: list) -> np.ndarray:
+    """Concatenate along the batch axis, zero-padding every other axis to the largest size."""
+    shape = np.max([a.shape for a in arrays], axis=0)
+    padded = []
+    for array in arrays:
+        widths = [(0, 0)] + [(0, int(n - s)) for n, s in zip(shape[1:], array.shape[1:])]
+        padded.append(np.pad(array, widths))
+    return np.concatenate(padded, axis=0)
+
+
+def split_outputs(outputs: dict, batch_sizes: list, length_of: dict) -> list:
+    """Per request: its rows of every output, trimmed to its own longest valid length."""
+    per_request = []
+    start = 0
+    for size in batch_sizes:
+        rows = {name: array[start : start + size] for name, array in outputs.items()}
+        for name, (length_name, axis) in length_of.items():
+            keep = int(rows[length_name].max()) if size else 0
+            rows[name] = np.take(rows[name], np.arange(keep), axis=axis)
+        per_request.append(rows)
+        start += size
+    return per_request
+
+
+def load_runner(fmt: str, path: Path, input_names: list, output_names: list):
+    """A function: list of input arrays -> dict of output arrays."""
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def run_onnx(arrays):
+            results = session.run(output_names, dict(zip(input_names, arrays)))
+            return dict(zip(output_names, results))
+
+        return run_onnx
+    if fmt == "torchscript":
+        import torch
+
+        model = torch.jit.load(str(path), map_location="cpu").eval()
+
+        def run_torchscript(arrays):
+            with torch.inference_mode():
+                results = model(*[torch.from_numpy(np.ascontiguousarray(a)) for a in arrays])
+            return {name: r.numpy() for name, r in zip(output_names, results)}
+
+        return run_torchscript
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.model_name = config["name"]
+        self.input_names = [t["name"] for t in config["input"]]
+        self.outputs = [(t["name"], t["data_type"]) for t in config["output"]]
+        self.length_of = json.loads(params.get("length_of", "{}"))
+        self.checks = json.loads(params.get("input_checks", "{}"))
+        artifact = Path(args["model_repository"]) / args["model_version"] / params["artifact"]
+        output_names = [name for name, _ in self.outputs]
+        self.run = load_runner(params["format"], artifact, self.input_names, output_names)
+
+    def _error(self, message):
+        return pb_utils.InferenceResponse(
+            error=pb_utils.TritonError(f"{self.model_name}: {message}")
+        )
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        accepted = []
+        for index, request in enumerate(requests):
+            named = {
+                name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()
+                for name in self.input_names
+            }
+            problem = find_problem(named, self.checks)
+            if problem:
+                responses[index] = self._error(problem)
+            else:
+                accepted.append((index, named))
+        if not accepted:
+            return responses
+        try:
+            stacked = [pad_and_stack([named[n] for _, named in accepted]) for n in self.input_names]
+            outputs = self.run(stacked)
+            sizes = [named[self.input_names[0]].shape[0] for _, named in accepted]
+            per_request = split_outputs(outputs, sizes, self.length_of)
+        except Exception as exc:  # a failed run must answer every request, not crash the stub
+            for index, _ in accepted:
+                responses[index] = self._error(f"inference failed: {exc}")
+            return responses
+        for (index, _), rows in zip(accepted, per_request):
+            tensors = [
+                pb_utils.Tensor(
+                    name,
+                    np.ascontiguousarray(rows[name]).astype(pb_utils.triton_string_to_numpy(dtype)),
+                )
+                for name, dtype in self.outputs
+            ]
+            responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
+        return responses

@@ -1,0 +1,78 @@
+"""Typed schema of the composed config: Hydra rejects mistyped overrides against it at compose time.
+
+Sections whose shape depends on the pipeline or architecture (`pipeline`, `model`) are checked by
+the pipeline builder against that architecture's own dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class DynamicBatchingConfig:
+    enabled: bool = True
+    preferred_batch_size: list[int] = field(default_factory=list)
+    max_queue_delay_us: int = 100
+
+
+@dataclass
+class InstanceGroupConfig:
+    count: int = 1
+    kind: str | None = None  # KIND_CPU | KIND_GPU; None: the target's kind
+
+
+@dataclass
+class ServingConfig:
+    """Triton knobs of one model; per_model entries override any subset of them."""
+
+    max_batch_size: int = 8
+    dynamic_batching: DynamicBatchingConfig = field(default_factory=DynamicBatchingConfig)
+    instance_group: InstanceGroupConfig = field(default_factory=InstanceGroupConfig)
+
+
+@dataclass
+class PrecisionConfig:
+    name: str = MISSING  # fp32 | fp16
+    # Largest allowed |exported - pytorch| / max(1, max |pytorch|) over every checked output.
+    parity_tolerance: float = MISSING
+
+
+@dataclass
+class TargetConfig:
+    name: str = MISSING
+    device_kind: str = MISSING  # KIND_CPU | KIND_GPU
+    # True: every model runs in Triton's python backend (the CPU server has no other backend).
+    python_backend_only: bool = MISSING
+
+
+@dataclass
+class ParityShape:
+    batch: int = 1
+    seconds: float = 1.0
+
+
+@dataclass
+class BuildConfig:
+    pipeline: Any = MISSING
+    model: Any = MISSING
+    precision: PrecisionConfig = MISSING
+    target: TargetConfig = MISSING
+    dynamic_batching: DynamicBatchingConfig = MISSING
+    backend: str = "onnx"
+    max_batch_size: int = 8
+    instance_group: InstanceGroupConfig = field(default_factory=InstanceGroupConfig)
+    per_model: dict[str, Any] = field(default_factory=dict)
+    parity_shapes: list[ParityShape] = field(default_factory=list)
+    output_dir: str = "model_repository"
+    force: bool = False
+    seed: int = 0
+    dry_run: bool = False
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="build_schema", node=BuildConfig)

@@ -1,0 +1,63 @@
+"""The manifest at the repository root: config, versions, weights, parity figures, file hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from modelrepo_gen import __version__
+from modelrepo_gen.repository import MANIFEST
+
+PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "hydra-core", "jinja2", "tritonclient")
+# Keys that say where and how to write, not what is built: kept out so a repository's bytes
+# depend only on what it holds.
+WRITE_OPTIONS = ("output_dir", "force", "dry_run")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_hashes(root: Path) -> dict[str, str]:
+    hashes = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        if relative != MANIFEST:
+            hashes[relative] = file_sha256(path)
+    return hashes
+
+
+def write_manifest(
+    root: Path,
+    config: dict[str, Any],
+    notes: list[str],
+    weights: dict[str, Any],
+    models: dict[str, Any],
+) -> None:
+    manifest = {
+        "generator": {"name": "modelrepo_gen", "version": __version__},
+        "packages": package_versions(),
+        "config": {k: v for k, v in config.items() if k not in WRITE_OPTIONS},
+        "notes": notes,
+        "weights": weights,
+        "models": models,
+        "files": file_hashes(root),
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,248 @@
+"""CTC speech recognition: log-mel features -> acoustic model -> greedy CTC decoder.
+
+Ensemble interface: AUDIO_SIGNAL (FP32 [-1]) + NUM_SAMPLES (INT32 [1]) -> TRANSCRIPT (STRING [1]).
+Lengths travel with every tensor, so padded batches decode like single utterances.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from modelrepo_gen.exporters import EXPORTERS
+from modelrepo_gen.loaders.state_dict import load_checkpoint
+from modelrepo_gen.models import ARCHITECTURES
+from modelrepo_gen.models.mel_features import MelFeatureExtractor, MelFeaturesConfig
+from modelrepo_gen.pipelines import PLAN_BUILDERS
+from modelrepo_gen.plan import (
+    BuildPlan,
+    Ensemble,
+    EnsembleStep,
+    ExportSpec,
+    ModelUnit,
+    TensorSpec,
+)
+from modelrepo_gen.serving import check_roles, serving_for
+from modelrepo_gen.validation import require, typed
+
+ROLES = ["feature_extractor", "acoustic_model", "ctc_decoder"]
+FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
+
+
+@dataclass
+class CtcAsrSettings:
+    name: str
+    kind: str
+    sample_rate: int
+    max_audio_seconds: float
+    features: MelFeaturesConfig
+    vocabulary: list[str]
+
+
+def example_audio(batch: int, seconds: float, seed: int, sample_rate: int) -> list[torch.Tensor]:
+    """Noise-like audio whose items have different lengths (the first is the longest)."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = max(1, int(seconds * sample_rate))
+    audio = 0.1 * torch.randn(batch, samples, generator=generator)
+    lengths = [max(1, samples - i * samples // (2 * batch)) for i in range(batch)]
+    return [audio, torch.tensor(lengths, dtype=torch.int32).view(-1, 1)]
+
+
+def build_acoustic_module(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
+    arch = ARCHITECTURES.get(cfg.model.arch)
+    config = typed(arch.config_schema, cfg.model, "model")
+    torch.manual_seed(cfg.seed)
+    module = arch.module(config, num_classes)
+    if config.checkpoint:
+        checkpoint = Path(config.checkpoint).expanduser().resolve()
+        load_checkpoint(module, checkpoint, f"model '{config.name}'")
+    return module.eval()
+
+
+@PLAN_BUILDERS.register("ctc_asr")
+def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
+    settings = typed(CtcAsrSettings, cfg.pipeline, "pipeline")
+    features = settings.features
+    require(settings.sample_rate > 0, "pipeline.sample_rate must be > 0")
+    require(settings.max_audio_seconds > 0, "pipeline.max_audio_seconds must be > 0")
+    require(features.n_mels > 0 and features.n_fft > 0, "pipeline.features sizes must be > 0")
+    require(
+        len(settings.vocabulary) > 0 and len(set(settings.vocabulary)) == len(settings.vocabulary),
+        "pipeline.vocabulary must be a non-empty list of distinct symbols",
+    )
+    arch = ARCHITECTURES.get(cfg.model.arch)
+    model_config = typed(arch.config_schema, cfg.model, "model")
+    require(
+        model_config.feat_in == features.n_mels,
+        f"model.feat_in ({model_config.feat_in}) must equal pipeline.features.n_mels "
+        f"({features.n_mels})",
+    )
+    exporter = EXPORTERS.get(cfg.backend)
+    require(
+        cfg.precision.name in exporter.precisions,
+        f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
+    )
+    check_roles(cfg, ROLES)
+    device_kind = cfg.target.device_kind
+    python_only = cfg.target.python_backend_only
+    num_classes = len(settings.vocabulary) + 1
+    name = settings.name
+    max_samples = int(settings.max_audio_seconds * settings.sample_rate)
+    max_frames = max_samples // int(round(features.window_stride * settings.sample_rate)) + 1
+
+    def make_features() -> torch.nn.Module:
+        return MelFeatureExtractor(features).eval()
+
+    def feature_inputs(batch: int, seconds: float, seed: int) -> list[torch.Tensor]:
+        return example_audio(batch, seconds, seed, settings.sample_rate)
+
+    def acoustic_inputs(batch: int, seconds: float, seed: int) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return list(make_features()(*feature_inputs(batch, seconds, seed)))
+
+    def exported_unit(
+        role: str,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        export: ExportSpec,
+        checks: dict,
+    ) -> ModelUnit:
+        unit_name = f"{name}_{role}"
+        export = replace(export, inputs=inputs, outputs=outputs)
+        serving = serving_for(cfg, role, device_kind)
+        if python_only:
+            return ModelUnit(
+                name=unit_name,
+                role=role,
+                inputs=inputs,
+                outputs=outputs,
+                serving=serving,
+                platform="python",
+                export=export,
+                component="exported_model_runner",
+                artifact=exporter.artifact_filename,
+                parameters={
+                    "format": cfg.backend,
+                    "artifact": exporter.artifact_filename,
+                    "length_of": json.dumps(export.length_of, sort_keys=True),
+                    "input_checks": json.dumps(checks, sort_keys=True),
+                },
+            )
+        # Native backends bind tensors by their own naming rules; requests must share shapes.
+        native = lambda specs, is_input: tuple(  # noqa: E731
+            TensorSpec(exporter.native_tensor_name(s, i, is_input), s.data_type, s.dims)
+            for i, s in enumerate(specs)
+        )
+        return ModelUnit(
+            name=unit_name,
+            role=role,
+            inputs=native(inputs, True),
+            outputs=native(outputs, False),
+            serving=serving,
+            platform=exporter.native_platform,
+            export=export,
+            artifact=exporter.artifact_filename,
+        )
+
+    feature_extractor = exported_unit(
+        "feature_extractor",
+        inputs=(
+            TensorSpec("AUDIO_SIGNAL", FP32, (-1,), ragged=True),
+            TensorSpec("NUM_SAMPLES", INT32, (1,)),
+        ),
+        outputs=(
+            TensorSpec("FEATURES", FP32, (features.n_mels, -1)),
+            TensorSpec("FEATURE_LENGTHS", INT32, (1,)),
+        ),
+        export=ExportSpec(
+            exporter=cfg.backend,
+            # fp16 would overflow the power spectrum (values beyond 65504): features stay fp32.
+            precision="fp32",
+            make_module=make_features,
+            make_inputs=feature_inputs,
+            tolerance=float(cfg.precision.parity_tolerance),
+            length_of={"FEATURES": ["FEATURE_LENGTHS", 2]},
+        ),
+        checks={
+            "finite": ["AUDIO_SIGNAL"],
+            "max_length": {"AUDIO_SIGNAL": [max_samples, 1]},
+            "lengths": {"NUM_SAMPLES": ["AUDIO_SIGNAL", 1]},
+        },
+    )
+    acoustic_model = exported_unit(
+        "acoustic_model",
+        inputs=(
+            TensorSpec("FEATURES", FP32, (features.n_mels, -1), ragged=True),
+            TensorSpec("FEATURE_LENGTHS", INT32, (1,)),
+        ),
+        outputs=(
+            TensorSpec("LOGPROBS", FP32, (-1, num_classes)),
+            TensorSpec("ENCODED_LENGTHS", INT32, (1,)),
+        ),
+        export=ExportSpec(
+            exporter=cfg.backend,
+            precision=cfg.precision.name,
+            make_module=lambda: build_acoustic_module(cfg, num_classes),
+            make_inputs=acoustic_inputs,
+            tolerance=float(cfg.precision.parity_tolerance),
+            length_of={"LOGPROBS": ["ENCODED_LENGTHS", 1]},
+        ),
+        checks={
+            "finite": ["FEATURES"],
+            "max_length": {"FEATURES": [max_frames, 2]},
+            "lengths": {"FEATURE_LENGTHS": ["FEATURES", 2]},
+        },
+    )
+    decoder = ModelUnit(
+        name=f"{name}_ctc_decoder",
+        role="ctc_decoder",
+        inputs=(
+            TensorSpec(acoustic_model.outputs[0].name, FP32, (-1, num_classes), ragged=True),
+            TensorSpec(acoustic_model.outputs[1].name, INT32, (1,)),
+        ),
+        outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+        # Decoding is plain Python on the CPU, whatever the target.
+        serving=serving_for(cfg, "ctc_decoder", "KIND_CPU"),
+        platform="python",
+        component="ctc_greedy_decoder",
+        parameters={"vocabulary": json.dumps(settings.vocabulary)},
+    )
+    units = [feature_extractor, acoustic_model, decoder]
+
+    def step(unit: ModelUnit, inputs: list[str], outputs: list[str]) -> EnsembleStep:
+        return EnsembleStep(
+            model_name=unit.name,
+            input_map=tuple(zip((s.name for s in unit.inputs), inputs, strict=True)),
+            output_map=tuple(zip((s.name for s in unit.outputs), outputs, strict=True)),
+        )
+
+    ensemble = Ensemble(
+        name=name,
+        max_batch_size=min(u.serving.max_batch_size for u in units),
+        inputs=(TensorSpec("AUDIO_SIGNAL", FP32, (-1,)), TensorSpec("NUM_SAMPLES", INT32, (1,))),
+        outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+        steps=(
+            step(
+                feature_extractor, ["AUDIO_SIGNAL", "NUM_SAMPLES"], ["FEATURES", "FEATURE_LENGTHS"]
+            ),
+            step(acoustic_model, ["FEATURES", "FEATURE_LENGTHS"], ["LOGPROBS", "ENCODED_LENGTHS"]),
+            step(decoder, ["LOGPROBS", "ENCODED_LENGTHS"], ["TRANSCRIPT"]),
+        ),
+    )
+    plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble)
+    if not model_config.checkpoint:
+        plan.notes.append(
+            f"WARNING: model.checkpoint is not set: '{model_config.name}' uses seeded random "
+            f"weights (seed={cfg.seed}). The repository serves real plumbing but meaningless "
+            "transcripts; pass model.checkpoint=PATH for a trained model."
+        )
+        plan.weights[acoustic_model.name] = {"source": "random", "seed": int(cfg.seed)}
+    else:
+        path = Path(model_config.checkpoint).expanduser().resolve()
+        require(path.is_file(), f"model.checkpoint: no such file: {path}")
+        plan.weights[acoustic_model.name] = {"source": "checkpoint", "path": str(path)}
+    return plan

@@ -1,0 +1,91 @@
+"""The build plan: plain data made from the composed config before any heavy work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One Triton tensor; dims exclude the batch dimension (-1 = variable)."""
+
+    name: str
+    data_type: str  # Triton enum name, e.g. TYPE_FP32
+    dims: tuple[int, ...]
+    ragged: bool = False  # requests of different lengths may share a batch
+
+
+@dataclass(frozen=True)
+class DynamicBatching:
+    preferred_batch_size: tuple[int, ...]
+    max_queue_delay_us: int
+
+
+@dataclass(frozen=True)
+class Serving:
+    max_batch_size: int
+    dynamic_batching: DynamicBatching | None
+    instance_count: int
+    instance_kind: str  # KIND_CPU | KIND_GPU
+
+
+@dataclass
+class ExportSpec:
+    """How a unit's PyTorch module is made, exported and checked."""
+
+    exporter: str  # registered exporter name: onnx | torchscript | tensorrt
+    precision: str  # fp32 | fp16
+    make_module: Callable[[], torch.nn.Module]
+    # (batch, seconds, seed) -> example inputs, used for export and for parity checks.
+    make_inputs: Callable[[int, float, int], list[torch.Tensor]]
+    tolerance: float
+    # Output name -> [length output, axis]: the valid frames of `output` along `axis`.
+    length_of: dict[str, list] = field(default_factory=dict)
+    # Tensors as the exported graph names them (native backends may rename them in config).
+    inputs: tuple[TensorSpec, ...] = ()
+    outputs: tuple[TensorSpec, ...] = ()
+
+
+@dataclass
+class ModelUnit:
+    """One Triton model of the repository."""
+
+    name: str
+    role: str  # stable key for per_model overrides, e.g. acoustic_model
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    serving: Serving
+    platform: str  # Triton backend/platform written in config.pbtxt, e.g. python
+    export: ExportSpec | None = None
+    component: str | None = None  # python-backend component copied as model.py
+    artifact: str | None = None  # file in the version folder holding the exported model
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnsembleStep:
+    model_name: str
+    input_map: tuple[tuple[str, str], ...]  # (model input, ensemble tensor)
+    output_map: tuple[tuple[str, str], ...]  # (model output, ensemble tensor)
+
+
+@dataclass
+class Ensemble:
+    name: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    steps: tuple[EnsembleStep, ...]
+
+
+@dataclass
+class BuildPlan:
+    pipeline: str
+    units: list[ModelUnit]
+    ensemble: Ensemble
+    notes: list[str] = field(default_factory=list)  # loud facts for output and manifest
+    weights: dict[str, Any] = field(default_factory=dict)  # where each unit's weights came from

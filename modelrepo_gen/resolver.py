@@ -1,0 +1,32 @@
+"""Composed config -> build plan, through the registries (no branching on names here)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
+from modelrepo_gen.pipelines import PLAN_BUILDERS, register_builtin_pipelines
+from modelrepo_gen.plan import BuildPlan
+from modelrepo_gen.validation import require
+
+register_builtin_exporters()
+register_builtin_pipelines()
+
+
+def resolve(cfg: DictConfig) -> BuildPlan:
+    """Validate the config and return the plan; nothing heavy runs and nothing is written."""
+    require(cfg.max_batch_size >= 1, "max_batch_size must be >= 1")
+    require(len(cfg.parity_shapes) >= 2, "parity_shapes needs at least two shapes")
+    for shape in cfg.parity_shapes:
+        require(shape.batch >= 1 and shape.seconds > 0, f"parity_shapes: bad shape {dict(shape)}")
+    plan = PLAN_BUILDERS.get(cfg.pipeline.kind)(cfg)
+    for unit in plan.units:
+        if unit.export:
+            EXPORTERS.get(unit.export.exporter).check_available(
+                cfg.target.device_kind, unit.export.precision
+            )
+    require(
+        all(plan.ensemble.max_batch_size <= u.serving.max_batch_size for u in plan.units),
+        "the ensemble's max_batch_size exceeds a model's max_batch_size",
+    )
+    return plan
