@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
@@ -19,10 +20,39 @@ def typed(schema: type[T], node: Any, where: str) -> T:
         merged = OmegaConf.merge(OmegaConf.structured(schema), plain(node))
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None)
         reason = str(exc).splitlines()[0]
+        key = _locate(plain(node), getattr(exc, "key", None), reason) or getattr(
+            exc, "full_key", None
+        )
         label = ".".join(part for part in (where, key) if part) or "config"
         raise UserError(f"{label}: {reason}") from None
+
+
+def _paths(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted path, leaf) pairs of a plain container; list items as name.0, name.1, ..."""
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else None
+    )
+    if items is None:
+        return [(prefix, value)]
+    return [pair for k, v in items for pair in _paths(v, f"{prefix}.{k}" if prefix else str(k))]
+
+
+def _locate(container: Any, key: Any, reason: str) -> str | None:
+    """The full path of the offending value: OmegaConf loses list indices when it merges."""
+    match = re.match(r"Value '(.*)' (of type|is not)", reason)
+    candidates = [
+        path
+        for path, leaf in _paths(container)
+        if key is not None
+        and path.split(".")[-1] == str(key)
+        and (match is None or str(leaf) == match.group(1))
+    ]
+    return candidates[0] if candidates else None
 
 
 def require(condition: bool, message: str) -> None:

@@ -29,6 +29,28 @@ def dynamic_axes(specs: Sequence[TensorSpec]) -> dict[str, dict[int, str]]:
     return axes
 
 
+def sort_topologically(graph: onnx.GraphProto) -> None:
+    """Order nodes so each comes after the producers of its inputs.
+
+    The fp16 converter appends its input casts at the end of the node list, which onnxruntime
+    accepts but the ONNX checker (and some tools) reject.
+    """
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            raise ValueError("the ONNX graph has a cycle or an input nobody produces")
+        for node in ready:
+            available.update(node.output)
+        ordered.extend(ready)
+        placed = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in placed]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
 class OnnxExporter:
     name = "onnx"
     artifact_filename = "model.onnx"
@@ -49,8 +71,10 @@ class OnnxExporter:
     ) -> None:
         buffer = io.BytesIO()
         with warnings.catch_warnings():
-            # The exporter's constant-folding notes are about its internals, not the user's model.
+            # Notes about the exporter's internals (constant folding, the legacy exporter being
+            # chosen on purpose for speed) say nothing about the user's model.
             warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 module,
                 tuple(example_inputs),
@@ -67,6 +91,7 @@ class OnnxExporter:
             from onnxruntime.transformers.float16 import convert_float_to_float16
 
             model = convert_float_to_float16(model, keep_io_types=True)
+            sort_topologically(model.graph)
         onnx.checker.check_model(model)
         path.write_bytes(model.SerializeToString())
 

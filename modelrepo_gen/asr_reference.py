@@ -1,0 +1,45 @@
+"""The in-process PyTorch pipeline a served CTC ASR repository must agree with.
+
+Rebuilt from the composed config recorded in the repository's manifest: the same feature
+extractor, acoustic module (same seeded or checkpoint weights) and greedy decoding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from modelrepo_gen.components.ctc_greedy_decoder import greedy_decode
+from modelrepo_gen.repository import MANIFEST
+from modelrepo_gen.resolver import resolve
+
+
+class AsrReference:
+    def __init__(self, cfg: DictConfig) -> None:
+        plan = resolve(cfg)
+        units = {unit.role: unit for unit in plan.units}
+        self.features = units["feature_extractor"].export.make_module()
+        self.acoustic = units["acoustic_model"].export.make_module()
+        self.vocabulary = json.loads(units["ctc_decoder"].parameters["vocabulary"])
+        self.sample_rate = int(cfg.pipeline.sample_rate)
+
+    @classmethod
+    def from_repository(cls, repository: Path) -> AsrReference:
+        manifest = json.loads((Path(repository) / MANIFEST).read_text())
+        return cls(OmegaConf.create(manifest["config"]))
+
+    def logprobs(self, audio: np.ndarray) -> np.ndarray:
+        """Log-probabilities [frames, classes] of one utterance (float32 mono samples)."""
+        signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, -1)
+        length = torch.tensor([[signal.shape[1]]], dtype=torch.int32)
+        with torch.inference_mode():
+            logprobs, frames = self.acoustic(*self.features(signal, length))
+        return logprobs[0, : int(frames)].numpy()
+
+    def transcribe(self, audio: np.ndarray) -> str:
+        logprobs = self.logprobs(audio)
+        return greedy_decode(logprobs, len(logprobs), self.vocabulary)

@@ -1,0 +1,159 @@
+"""Bad input gets one clear line, a non-zero exit, no traceback, and nothing written or lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, run_cli
+
+from modelrepo_gen.build import build_repository
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.resolver import resolve
+
+SMALL = ["model=quartznet_mini"]
+
+
+def assert_clean_failure(result, *expected: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    for text in expected:
+        assert text in result.stderr + result.stdout, result.stderr
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("existing") / "repo"
+    build_repository(compose_config(SMALL), repo)
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["pipeline=asr_nonexistent"], "asr_nonexistent"),
+        (["max_batch_size=abc"], "max_batch_size"),
+        (["max_batch_siz=4"], "max_batch_siz"),
+        (["dynamic_batching.max_queue_delay_us=soon"], "max_queue_delay_us"),
+        (["precision=fp8"], "fp8"),
+        (["backend=openvino"], "unknown backend 'openvino'"),
+        (["max_batch_size=-2"], "max_batch_size must be >= 1"),
+        (["instance_group.count=0"], "instance_group.count must be >= 1"),
+        (["dynamic_batching.max_queue_delay_us=-5"], "max_queue_delay_us must be >= 0"),
+        (["dynamic_batching.preferred_batch_size=[16]"], "preferred_batch_size 16"),
+        (["+per_model.acoustic_modle.max_batch_size=4"], "unknown model role"),
+        (["+per_model.acoustic_model.max_batch_size=x"], "per_model.acoustic_model.max_batch_size"),
+        (["model.blocks.0.kernel=big"], "model.blocks"),
+        (["model.feat_in=80"], "model.feat_in (80) must equal pipeline.features.n_mels (64)"),
+        (["backend=tensorrt"], "backend=tensorrt needs target=gpu"),
+        (["backend=tensorrt", "target=gpu"], "cannot build an engine on this machine"),
+        (["backend=torchscript", "precision=fp16"], "needs an NVIDIA GPU"),
+    ],
+)
+def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) -> None:
+    out = tmp_path / "repo"
+    result = run_cli(*SMALL, *overrides, f"output_dir={out}")
+    assert_clean_failure(result, expected)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_dir_needs_force_and_is_left_untouched(existing: Path) -> None:
+    before = snapshot(existing)
+    result = run_cli(*SMALL, "seed=3", f"output_dir={existing}")
+    assert_clean_failure(result, "already exists", "force=true")
+    assert snapshot(existing) == before
+
+
+def test_force_replaces_a_repository(tmp_path) -> None:
+    repo = tmp_path / "repo"
+    build_repository(compose_config(SMALL), repo)
+    before = snapshot(repo)
+    build_repository(compose_config([*SMALL, "seed=5", "force=true"]), repo)
+    assert snapshot(repo) != before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no staging leftovers
+
+
+def test_force_refuses_a_folder_that_is_not_a_repository(tmp_path) -> None:
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a repository built by modelrepo_gen"):
+        build_repository(compose_config([*SMALL, "force=true"]), precious)
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_parity_failure_names_the_model_and_keeps_the_previous_repository(existing: Path) -> None:
+    before = snapshot(existing)
+    result = run_cli(
+        *SMALL, "precision.parity_tolerance=0.0", "force=true", f"output_dir={existing}"
+    )
+    assert_clean_failure(result, "parity check failed for model 'asr_quartznet_feature_extractor'")
+    assert snapshot(existing) == before
+    assert sorted(p.name for p in existing.parent.iterdir()) == ["repo"]
+
+
+def test_missing_checkpoint(tmp_path) -> None:
+    result = run_cli(
+        *SMALL, f"model.checkpoint={tmp_path / 'nope.pt'}", f"output_dir={tmp_path / 'r'}"
+    )
+    assert_clean_failure(result, "model.checkpoint: no such file")
+
+
+def test_corrupt_checkpoint(tmp_path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    result = run_cli(*SMALL, f"model.checkpoint={bad}", f"output_dir={tmp_path / 'r'}")
+    assert_clean_failure(result, "is not a readable PyTorch checkpoint")
+    assert not (tmp_path / "r").exists()
+
+
+def acoustic_state(overrides: list[str]) -> dict[str, torch.Tensor]:
+    plan = resolve(compose_config(overrides))
+    unit = next(u for u in plan.units if u.role == "acoustic_model")
+    return unit.export.make_module().state_dict()
+
+
+def test_mismatched_checkpoint_lists_missing_unexpected_and_misshaped(tmp_path) -> None:
+    state = acoustic_state(SMALL)
+    state["extra.weight"] = torch.zeros(1)
+    del state["classifier.bias"]
+    state["classifier.weight"] = torch.zeros(7, 64, 1)
+    path = tmp_path / "mismatch.pt"
+    torch.save(state, path)
+    result = run_cli(*SMALL, f"model.checkpoint={path}", f"output_dir={tmp_path / 'r'}")
+    assert_clean_failure(
+        result,
+        "does not fit model 'quartznet_mini'",
+        "missing: classifier.bias",
+        "unexpected: extra.weight",
+        "mis-shaped: classifier.weight (checkpoint [7, 64, 1], model [29, 64, 1])",
+    )
+
+
+def test_checkpoint_weights_are_used_and_recorded(tmp_path) -> None:
+    state = acoustic_state(SMALL)
+    state["classifier.bias"] = torch.arange(29, dtype=torch.float32)
+    path = tmp_path / "trained.ckpt"
+    torch.save({"state_dict": state, "epoch": 3}, path)
+    repo = tmp_path / "repo"
+    build_repository(compose_config([*SMALL, f"model.checkpoint={path}"]), repo)
+    import json
+
+    manifest = json.loads((repo / "manifest.json").read_text())
+    weights = manifest["weights"]["asr_quartznet_acoustic_model"]
+    assert weights["source"] == "checkpoint" and len(weights["sha256"]) == 64
+    assert not manifest["notes"]
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(repo / "asr_quartznet_acoustic_model/1/model.onnx"))
+    biases = [
+        numpy_helper.to_array(t) for t in model.graph.initializer if t.name == "classifier.bias"
+    ]
+    assert biases and biases[0].tolist() == list(range(29))
