@@ -149,7 +149,9 @@ def test_team_recipe_folder_outside_the_project(tmp_path) -> None:
     team = tmp_path / "team_conf" / "recipe"
     team.mkdir(parents=True)
     (team / "ours.yaml").write_text(
-        "# @package _global_\nmax_batch_size: 4\ndynamic_batching:\n  preferred_batch_size: [2, 4]\n"
+        "# @package _global_\n"
+        "max_batch_size: 4\n"
+        "dynamic_batching:\n  preferred_batch_size: [2, 4]\n"
     )
     out = tmp_path / "repo"
     result = run_cli(
