@@ -8,7 +8,6 @@ stops before any work with one line saying so.
 from __future__ import annotations
 
 import importlib.util
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from modelrepo_gen.exporters import EXPORTERS, Runner
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
 from modelrepo_gen.plan import TensorSpec
 
-# Optimisation profile: the smallest, typical and largest size of every variable axis.
-PROFILE_SCALE = (1, 4, 16)
+# Optimisation profile: variable axes run from 1 to these bounds (the example is the typical size).
+PROFILE_MAX_BATCH = 16
+PROFILE_MAX_LENGTH_FACTOR = 16
 
 
 def missing_requirement() -> str | None:
@@ -76,20 +76,19 @@ class TensorRTExporter:
             config.set_flag(trt.BuilderFlag.FP16)
         profile = builder.create_optimization_profile()
         for spec, example in zip(inputs, example_inputs, strict=True):
-            shape = tuple(example.shape)
-            low, typical, high = (
-                tuple(
-                    n if i == 0 or spec.dims[i - 1] != -1 else max(1, n * s // 4)
-                    for i, n in enumerate(shape)
-                )
-                for s in PROFILE_SCALE
+            typical = tuple(example.shape)
+            variable = [True] + [dim == -1 for dim in spec.dims]  # the batch axis varies too
+            low = tuple(1 if v else n for v, n in zip(variable, typical))
+            high = tuple(
+                (PROFILE_MAX_BATCH if i == 0 else n * PROFILE_MAX_LENGTH_FACTOR) if v else n
+                for i, (v, n) in enumerate(zip(variable, typical))
             )
             profile.set_shape(spec.name, low, typical, high)
         config.add_optimization_profile(profile)
         engine = builder.build_serialized_network(network, config)
         if engine is None:
             raise UserError("TensorRT failed to build the engine (see the TensorRT log above)")
-        path.write_bytes(bytes(io.BytesIO(engine).getvalue()))
+        path.write_bytes(bytes(engine))
 
     def load(self, path: Path, inputs: Sequence[TensorSpec]) -> Runner:
         raise UserError(
