@@ -163,3 +163,37 @@ def test_team_recipe_folder_outside_the_project(tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert parse(out / "asr_quartznet_acoustic_model" / "config.pbtxt").max_batch_size == 4
+
+
+TENSORRT_MISSING = __import__(
+    "modelrepo_gen.exporters.tensorrt_exporter", fromlist=["missing_requirement"]
+).missing_requirement()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    TENSORRT_MISSING is not None,
+    reason=f"building a TensorRT engine needs tensorrt and an NVIDIA GPU: {TENSORRT_MISSING}",
+)
+def test_tensorrt_engine_for_a_gpu_server(tmp_path) -> None:
+    repo = tmp_path / "repo"
+    build_repository(
+        compose_config(["model=quartznet_mini", "target=gpu", "backend=tensorrt"]), repo
+    )
+    config = parse(repo / "asr_quartznet_acoustic_model" / "config.pbtxt")
+    assert config.platform == "tensorrt_plan"
+    assert (repo / "asr_quartznet_acoustic_model" / "1" / "model.plan").stat().st_size > 0
+
+
+def test_gpu_target_repository_uses_native_backends(tmp_path) -> None:
+    repo = tmp_path / "repo"
+    overrides = ["model=quartznet_mini", "target=gpu", "backend=torchscript"]
+    build_repository(compose_config(overrides), repo)
+    acoustic = parse(repo / "asr_quartznet_acoustic_model" / "config.pbtxt")
+    assert acoustic.platform == "pytorch_libtorch"
+    assert acoustic.default_model_filename == "model.pt"
+    assert acoustic.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
+    assert [t.name for t in acoustic.output] == ["LOGPROBS__0", "ENCODED_LENGTHS__1"]
+    assert not (repo / "asr_quartznet_acoustic_model" / "1" / "model.py").exists()
+    decoder = parse(repo / "asr_quartznet_ctc_decoder" / "config.pbtxt")
+    assert decoder.backend == "python" and [t.name for t in decoder.input][0] == "LOGPROBS__0"

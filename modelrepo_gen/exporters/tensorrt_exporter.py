@@ -11,6 +11,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from modelrepo_gen.errors import UserError
@@ -91,10 +92,37 @@ class TensorRTExporter:
         path.write_bytes(bytes(engine))
 
     def load(self, path: Path, inputs: Sequence[TensorSpec]) -> Runner:
-        raise UserError(
-            "parity checks of TensorRT engines run on the serving GPU with Triton's perf tools; "
-            "check the ONNX export with backend=onnx first"
-        )
+        """Runs the engine on the GPU with TensorRT's runtime, tensors held by PyTorch."""
+        import tensorrt as trt
+
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        engine = runtime.deserialize_cuda_engine(path.read_bytes())
+        context = engine.create_execution_context()
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+
+        def run(arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+            held = []
+            for spec, array in zip(inputs, arrays, strict=True):
+                tensor = torch.from_numpy(np.ascontiguousarray(array)).cuda()
+                context.set_input_shape(spec.name, tuple(array.shape))
+                context.set_tensor_address(spec.name, tensor.data_ptr())
+                held.append(tensor)
+            outputs = []
+            for name in output_names:
+                dtype = torch.from_numpy(
+                    np.empty(0, trt.nptype(engine.get_tensor_dtype(name)))
+                ).dtype
+                tensor = torch.empty(
+                    tuple(context.get_tensor_shape(name)), dtype=dtype, device="cuda"
+                )
+                context.set_tensor_address(name, tensor.data_ptr())
+                outputs.append(tensor)
+            context.execute_async_v3(torch.cuda.current_stream().cuda_stream)
+            torch.cuda.synchronize()
+            return [t.cpu().numpy() for t in outputs]
+
+        return run
 
     def native_tensor_name(self, spec: TensorSpec, index: int, is_input: bool) -> str:
         return spec.name
