@@ -1,0 +1,165 @@
+"""Real CTC ASR repositories for tests that serve them: built once per session.
+
+The acoustic models get a checkpoint whose classifier has large random weights (N(0, 3), zero
+bias) so the greedy transcripts change from frame to frame ('ulululwuwu...'): served and PyTorch
+pipelines that disagree anywhere then give different text. Every build is named after its own
+pipeline (``pipeline.name``), so all of them fit in one repository served by one server.
+
+A test module uses the fixtures with ``pytest_plugins = ["asr_fixtures"]``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from modelrepo_gen.audio import load_audio
+from modelrepo_gen.config_schema import register_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+CONF = ROOT / "conf"
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+NUM_CLASSES = 29  # 28 symbols + the CTC blank
+SHORT_MAX_SECONDS = 2.0
+
+register_schema()
+
+
+@dataclass(frozen=True)
+class AsrBuild:
+    """One repository to build: ``name`` is its ensemble (pipeline.name)."""
+
+    name: str
+    pipeline: str  # asr_quartznet | asr_jasper
+    model: str  # quartznet_mini | jasper_mini
+    backend: str  # onnx | torchscript
+    overrides: tuple[str, ...] = ()
+
+    def config_overrides(self, checkpoint: Path) -> list[str]:
+        return [
+            f"pipeline={self.pipeline}",
+            f"model={self.model}",
+            f"backend={self.backend}",
+            f"model.checkpoint={checkpoint}",
+            f"pipeline.name={self.name}",
+            *self.overrides,
+        ]
+
+
+# The ONNX x TorchScript x Jasper x QuartzNet matrix, plus variants for single aspects.
+BUILDS = {
+    build.name: build
+    for build in (
+        AsrBuild("asr_quartznet", "asr_quartznet", "quartznet_mini", "onnx"),
+        AsrBuild("asr_quartznet_ts", "asr_quartznet", "quartznet_mini", "torchscript"),
+        AsrBuild("asr_jasper", "asr_jasper", "jasper_mini", "torchscript"),
+        AsrBuild("asr_jasper_onnx", "asr_jasper", "jasper_mini", "onnx"),
+        AsrBuild(
+            "asr_quartznet_fp16", "asr_quartznet", "quartznet_mini", "onnx", ("precision=fp16",)
+        ),
+        AsrBuild(
+            "asr_quartznet_nobatch",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("dynamic_batching=disabled",),
+        ),
+        AsrBuild(
+            "asr_quartznet_short",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            (f"pipeline.max_audio_seconds={SHORT_MAX_SECONDS}",),
+        ),
+    )
+}
+
+
+# -- plain helpers -----------------------------------------------------------------------------
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config the CLI would compose from these overrides."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) -> Path:
+    """The seeded acoustic module's state dict with a N(0, 3) classifier and zero bias."""
+    from modelrepo_gen.pipelines.ctc_asr import build_acoustic_module
+
+    module = build_acoustic_module(
+        compose_config([f"pipeline={pipeline}", f"model={model}"]), NUM_CLASSES
+    )
+    state = module.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    weight = state["classifier.weight"]
+    state["classifier.weight"] = 3.0 * torch.randn(weight.shape, generator=generator)
+    state["classifier.bias"] = torch.zeros_like(state["classifier.bias"])
+    torch.save(state, path)
+    return path
+
+
+def build_asr_repository(build: AsrBuild, checkpoint: Path, output_dir: Path) -> Path:
+    from modelrepo_gen.build import build_repository
+
+    build_repository(compose_config(build.config_overrides(checkpoint)), output_dir)
+    return output_dir
+
+
+def librivox_utterances() -> list[tuple[Path, str]]:
+    """(wav path, reference text) of the five LibriVox utterances, in file-name order."""
+    transcription = LIBRIVOX / "transcription"
+    if not transcription.is_file():
+        pytest.skip(f"no LibriVox speech under {LIBRIVOX} (make speech installs it)")
+    texts = {}
+    for line in transcription.read_text().splitlines():
+        if not line.strip():
+            continue
+        words, _, utterance_id = line.rpartition("(")
+        text = words.replace("<s>", " ").replace("</s>", " ")
+        texts[utterance_id.strip(" )")] = " ".join(text.split())
+    utterances = [(LIBRIVOX / f"{uid}.wav", text) for uid, text in sorted(texts.items())]
+    assert len(utterances) == 5 and all(path.is_file() for path, _ in utterances)
+    return utterances
+
+
+# -- session fixtures --------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def librivox() -> list[tuple[Path, np.ndarray, str]]:
+    """(path, 16 kHz float32 audio, reference text) of each LibriVox utterance."""
+    return [(path, load_audio(path), text) for path, text in librivox_utterances()]
+
+
+@pytest.fixture(scope="session")
+def asr_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every build in BUILDS: ensemble name -> its own repository folder."""
+    root = tmp_path_factory.mktemp("asr_builds")
+    pairs = sorted({(build.pipeline, build.model) for build in BUILDS.values()})
+    checkpoints = {
+        (pipeline, model): write_fake_checkpoint(pipeline, model, root / f"{model}.pt")
+        for pipeline, model in pairs
+    }
+    return {
+        name: build_asr_repository(build, checkpoints[build.pipeline, build.model], root / name)
+        for name, build in BUILDS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def asr_combined_repository(
+    asr_builds: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """One repository holding the models of every build (their names do not clash)."""
+    combined = tmp_path_factory.mktemp("asr_combined") / "repo"
+    combined.mkdir()
+    for repository in asr_builds.values():
+        for folder in repository.iterdir():
+            if folder.is_dir():
+                shutil.copytree(folder, combined / folder.name)
+    return combined
