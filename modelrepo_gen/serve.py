@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from types import FrameType
 
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.triton_server import TritonServer, summarize_log_errors
+from modelrepo_gen.triton_log import summarize_log_errors
+from modelrepo_gen.triton_server import TritonServer
 
 
 class _StopRequested(Exception):

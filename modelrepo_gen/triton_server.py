@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import glob
 import importlib.util
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -34,30 +32,23 @@ from pathlib import Path
 from types import TracebackType
 
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.processes import (
+    HOST,
+    die_with_parent,
+    free_port,
+    group_members,
+    pid_alive,
+    port_is_free,
+    shm_regions_of,
+)
+from modelrepo_gen.triton_log import load_failure_message, states_by_model, summarize_log_errors
 
-HOST = "127.0.0.1"
 EXIT_TIMEOUT_S = 10  # passed as --exit-timeout-secs; SIGKILL follows a few seconds later
-SHM_PREFIX = "triton_python_backend_shm_region_"
 WORK_DIR_PREFIX = "modelrepo_gen_triton_"
 OWNER_FILE = "owner.pid"  # the Python process that started the server
 _SHM_DIR = Path("/dev/shm")
 # The python backend makes an (empty) /tmp/python_env_XXXXXX and removes it on a clean exit.
 _PYTHON_ENV_GLOB = "/tmp/python_env_*"
-# Log lines that every start on a machine without a GPU prints; they explain nothing.
-_HARMLESS_LOG_MARKERS = ("CudaDriverHelper", "NVML", "DCGM", "pinned memory", "CUDA driver")
-
-try:  # resolved once here so the forked child only makes a plain call (no dlopen after fork)
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux
-    _prctl = None
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # The server must not outlive a Python process that is killed without running stop().
-    # Note: PDEATHSIG fires when the *thread* that started the server ends.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def bundled_triton_root() -> Path:
@@ -86,16 +77,6 @@ def _link_or_copy(source: str, target: str) -> str:
     return target
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _sweep_stale_work_dirs() -> None:
     """Remove work folders left by Python processes that were killed without stop()."""
     for folder in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
@@ -103,91 +84,8 @@ def _sweep_stale_work_dirs() -> None:
             owner = int((folder / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue  # not ours, or still being set up
-        if not _pid_alive(owner):
+        if not pid_alive(owner):
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-        return True
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group ``pgid``: the server and its stubs."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after the last ')'
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def _shm_regions_of(pids: Sequence[int]) -> set[str]:
-    regions = set()
-    for pid in pids:
-        try:
-            maps = Path(f"/proc/{pid}/maps").read_text()
-        except OSError:
-            continue
-        for line in maps.splitlines():
-            name = line.rsplit("/", 1)[-1]
-            if "/dev/shm/" in line and name.startswith(SHM_PREFIX):
-                regions.add(name.removesuffix(" (deleted)"))
-    return regions
-
-
-def _log_message(line: str) -> str:
-    """The text of one glog line (``E1122 03:12:55.7 2328 file.cc:642] "text"``)."""
-    if "] " in line and line[:1] in "IWEF" and line[1:2].isdigit():
-        text = line.split("] ", 1)[1].strip()
-        if text.startswith('"') and text.endswith('"'):
-            try:
-                return json.loads(text)
-            except ValueError:
-                pass
-        return text
-    return line.strip()
-
-
-def summarize_log_errors(log_text: str, max_lines: int = 6) -> str:
-    """The error lines of a server log, one line, harmless GPU noise left out."""
-    errors = []
-    for line in log_text.splitlines():
-        is_error = (line[:1] in "EF" and line[1:2].isdigit()) or line.lower().startswith("error")
-        if is_error and not any(marker in line for marker in _HARMLESS_LOG_MARKERS):
-            errors.append(_one_line(_log_message(line)))
-    if not errors:  # e.g. the loader could not start the binary: the tail says why
-        lines = log_text.split("\nUsage:", 1)[0].splitlines()  # a bad flag: not the usage
-        errors = [line.strip() for line in lines if line.strip()]
-    return "; ".join(errors[-max_lines:]) or "the server log is empty"
-
-
-def _one_line(reason: str) -> str:
-    """Triton's (possibly multi-line) reason as one line; a python traceback's 'At:' kept."""
-    lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    if "At:" in lines:
-        at = lines.index("At:")
-        head, where = " ".join(lines[:at]), "; ".join(lines[at + 1 :])
-        return f"{head} (at {where})" if where else head
-    return " ".join(lines)
 
 
 class TritonServer:
@@ -196,7 +94,8 @@ class TritonServer:
     Ports set to 0 are replaced by free ports when the server starts. ``models`` names the
     models to load (default: all of them, ``--load-model=*``). ``start()`` returns once the
     server and every requested model are READY, or raises UserError with Triton's reason and
-    leaves nothing running. Start it from a thread that outlives it (see ``_die_with_parent``).
+    leaves nothing running. Start it from a thread that outlives it
+    (see ``processes.die_with_parent``).
     """
 
     def __init__(
@@ -305,7 +204,7 @@ class TritonServer:
         process = self._process  # cleared only at the end: an interrupted stop can be redone
         if process is not None:
             pgid = process.pid
-            self._shm_regions |= _shm_regions_of(_group_members(pgid))
+            self._shm_regions |= shm_regions_of(group_members(pgid))
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)  # Triton unloads models and exits cleanly
                 try:
@@ -334,7 +233,7 @@ class TritonServer:
     @staticmethod
     def _kill_group(pgid: int) -> None:
         deadline = time.monotonic() + 5
-        while _group_members(pgid) and time.monotonic() < deadline:
+        while group_members(pgid) and time.monotonic() < deadline:
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -379,8 +278,8 @@ class TritonServer:
     def _pick_ports(self) -> None:
         for kind, port in self._requested_ports.items():
             if port == 0:
-                self._ports[kind] = _free_port()
-            elif not _port_is_free(port):
+                self._ports[kind] = free_port()
+            elif not port_is_free(port):
                 raise UserError(
                     f"{kind} port {port} on {HOST} is already in use; choose another port"
                 )
@@ -413,7 +312,7 @@ class TritonServer:
                 stderr=subprocess.STDOUT,
                 cwd=self._work_dir,
                 start_new_session=True,  # own process group: stop() reaches every stub
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         atexit.register(self.stop)
         self._python_envs_before = python_envs_before
@@ -486,14 +385,14 @@ class TritonServer:
                 index = None  # endpoints come up only after the startup loads finished
             if index is not None:
                 wanted = self.models or sorted({e["name"] for e in index})
-                states = _states_by_model(index)
+                states = states_by_model(index)
                 failed = {n: s for n, s in states.items() if s[0] == "UNAVAILABLE" and n in wanted}
                 if failed:
-                    raise UserError(_load_failure_message(failed) + self._log_hint())
+                    raise UserError(load_failure_message(failed) + self._log_hint())
                 if all(states.get(n, ("",))[0] == "READY" for n in wanted) and (
                     self._health_ready()
                 ):
-                    self._shm_regions |= _shm_regions_of(_group_members(self._process.pid))
+                    self._shm_regions |= shm_regions_of(group_members(self._process.pid))
                     # Made between launch and ready: this server's (or, rarely, a neighbour's).
                     self._python_env_dirs = set(glob.glob(_PYTHON_ENV_GLOB)) - (
                         self._python_envs_before
@@ -511,21 +410,3 @@ class TritonServer:
 
     def _log_hint(self) -> str:
         return f" (server log: {self._user_log_path})" if self._user_log_path else ""
-
-
-def _states_by_model(index: list[dict]) -> dict[str, tuple[str, str]]:
-    """One (state, reason) per model name; READY wins over other versions' states."""
-    states: dict[str, tuple[str, str]] = {}
-    for entry in index:
-        state = (entry.get("state", ""), entry.get("reason", ""))
-        if states.get(entry["name"], ("",))[0] != "READY":
-            states[entry["name"]] = state
-    return states
-
-
-def _load_failure_message(failed: dict[str, tuple[str, str]]) -> str:
-    parts = [
-        f"model '{name}' failed to load: {_one_line(reason) or 'no reason given'}"
-        for name, (_, reason) in sorted(failed.items())
-    ]
-    return "; ".join(parts)

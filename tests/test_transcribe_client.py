@@ -13,6 +13,7 @@ import soundfile
 from triton_fixtures import ASR_ENSEMBLE, encode_text, write_echo_model, write_standin_asr
 
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.processes import free_port
 from modelrepo_gen.transcribe import (
     main,
     normalize_text,
@@ -20,7 +21,7 @@ from modelrepo_gen.transcribe import (
     transcribe_arrays,
     word_errors,
 )
-from modelrepo_gen.triton_server import TritonServer, _free_port
+from modelrepo_gen.triton_server import TritonServer
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_manifest_paths_resolve_against_its_folder(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_is_a_user_error() -> None:
-    url = f"127.0.0.1:{_free_port()}"
+    url = f"127.0.0.1:{free_port()}"
     for protocol in ("http", "grpc"):
         with pytest.raises(UserError, match=f"Triton at '{url}' \\({protocol}\\) failed"):
             transcribe_arrays([encode_text("x")], url, protocol, model_name=ASR_ENSEMBLE)
