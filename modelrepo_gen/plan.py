@@ -80,6 +80,8 @@ class Ensemble:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     steps: tuple[EnsembleStep, ...]
+    # Facts a client needs, readable from the served config (e.g. the expected sample rate).
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from modelrepo_gen.errors import UserError
 PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT = "AUDIO_SIGNAL", "NUM_SAMPLES", "TRANSCRIPT"
+DEFAULT_SAMPLE_RATE = 16000
 REQUEST_TIMEOUT_S = 300.0  # long audio on a CPU server takes a while
 
 
@@ -117,8 +118,8 @@ def find_ensemble_model(url: str, protocol: str = "http") -> str:
     )
 
 
-def _check_asr_model(url: str, protocol: str, model_name: str) -> None:
-    """Fail early, and clearly, on a model that is not loaded or not ASR-shaped."""
+def _check_asr_model(url: str, protocol: str, model_name: str) -> dict:
+    """The model's config; fails early, and clearly, if it is not loaded or not ASR-shaped."""
     client = _connect(url, protocol)
     try:
         _ask(url, protocol, "answer", client.is_server_live)
@@ -145,6 +146,13 @@ def _check_asr_model(url: str, protocol: str, model_name: str) -> None:
             f"model '{model_name}' is not an ASR ensemble: it takes {sorted(inputs)} and "
             f"returns {sorted(outputs)}, expected {AUDIO_INPUT}, {LENGTH_INPUT} -> {TEXT_OUTPUT}"
         )
+    return config
+
+
+def served_sample_rate(config: dict) -> int:
+    """The sample rate the ensemble declares in its parameters (16 kHz if it declares none)."""
+    value = config.get("parameters", {}).get("sample_rate", {}).get("string_value")
+    return int(value) if value else DEFAULT_SAMPLE_RATE
 
 
 def _infer_one(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
@@ -364,7 +372,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
     parser.add_argument("--model", help="ensemble name (default: the server's only ensemble)")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
-    parser.add_argument("--sample-rate", type=int, default=16000, help="the model's rate")
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        help="resample to this rate (default: the rate the model declares)",
+    )
     return parser.parse_args(argv)
 
 
@@ -377,11 +389,12 @@ def _run(args: argparse.Namespace) -> None:
     else:
         entries = [ManifestEntry(Path(f), None, None) for f in args.files]
     model_name = args.model or find_ensemble_model(url, args.protocol)
-    _check_asr_model(url, args.protocol, model_name)
+    config = _check_asr_model(url, args.protocol, model_name)
+    sample_rate = args.sample_rate or served_sample_rate(config)
     labels = [str(entry.audio_path) for entry in entries]
 
     def read(index: int) -> np.ndarray:  # runs in the worker threads: decoding overlaps too
-        return load_audio(entries[index].audio_path, args.sample_rate)
+        return load_audio(entries[index].audio_path, sample_rate)
 
     transcripts = iter_transcripts(read, labels, url, args.protocol, model_name, args.concurrency)
     scored = []  # (reference, hypothesis) for the entries that carry a reference text

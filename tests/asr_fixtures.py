@@ -78,6 +78,13 @@ BUILDS = {
             "onnx",
             (f"pipeline.max_audio_seconds={SHORT_MAX_SECONDS}",),
         ),
+        AsrBuild(
+            "asr_quartznet_8k",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("pipeline.sample_rate=8000",),
+        ),
     )
 }
 

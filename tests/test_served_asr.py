@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from modelrepo_gen.asr_reference import AsrReference
+from modelrepo_gen.audio import load_audio
 from modelrepo_gen.parity import compare
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
 from modelrepo_gen.triton_server import TritonServer
@@ -499,3 +500,23 @@ def test_transcribe_cli_prints_served_transcripts_and_wer(
         f"WER: {100 * errors.rate:.2f}% ({errors.errors} errors / {errors.reference_words} "
         f"reference words, {len(librivox)} utterances)"
     )
+
+
+@pytest.mark.server
+def test_transcribe_cli_resamples_to_the_rate_the_model_declares(
+    server: TritonServer, references: dict[str, AsrReference], librivox: list
+) -> None:
+    """A 16 kHz file sent to an 8 kHz pipeline is resampled to 8 kHz without being told."""
+    path = librivox[0][0]
+    expected = references["asr_quartznet_8k"].transcribe(load_audio(path, 8000))
+    at_16k = references["asr_quartznet_8k"].transcribe(load_audio(path, 16000))
+    assert expected != at_16k  # the rate matters, so the check below can fail
+    command = [sys.executable, "-m", "modelrepo_gen.transcribe", "--url", server.http_url]
+    result = subprocess.run(
+        [*command, "--model", "asr_quartznet_8k", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{path}\t{' '.join(expected.split())}"]

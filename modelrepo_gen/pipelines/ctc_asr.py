@@ -232,6 +232,10 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
             step(acoustic_model, ["FEATURES", "FEATURE_LENGTHS"], ["LOGPROBS", "ENCODED_LENGTHS"]),
             step(decoder, ["LOGPROBS", "ENCODED_LENGTHS"], ["TRANSCRIPT"]),
         ),
+        parameters={
+            "sample_rate": str(settings.sample_rate),
+            "max_audio_seconds": f"{settings.max_audio_seconds:g}",
+        },
     )
     plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble)
     if not model_config.checkpoint:
