@@ -11,6 +11,7 @@ A test module uses the fixtures with ``pytest_plugins = ["asr_fixtures"]``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,14 +21,17 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from modelrepo_gen.asr_reference import AsrReference
 from modelrepo_gen.audio import load_audio
 from modelrepo_gen.config_schema import register_schema
+from modelrepo_gen.triton_server import TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 NUM_CLASSES = 29  # 28 symbols + the CTC blank
 SHORT_MAX_SECONDS = 2.0
+SAMPLE_RATE = 16000
 
 register_schema()
 
@@ -170,3 +174,20 @@ def asr_combined_repository(
             if folder.is_dir():
                 shutil.copytree(folder, combined / folder.name)
     return combined
+
+
+@pytest.fixture(scope="session")
+def server(asr_combined_repository: Path) -> Iterator[TritonServer]:
+    with TritonServer(asr_combined_repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
+        yield triton
+
+
+@pytest.fixture(scope="session")
+def references(asr_builds: dict[str, Path]) -> dict[str, AsrReference]:
+    return {name: AsrReference.from_repository(path) for name, path in asr_builds.items()}
+
+
+@pytest.fixture(scope="session")
+def clip(librivox: list) -> np.ndarray:
+    """1.5 s of real speech: short enough for the 2 s repository."""
+    return librivox[1][1][: int(1.5 * SAMPLE_RATE)]

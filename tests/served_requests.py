@@ -1,0 +1,64 @@
+"""Raw tritonclient requests for the served-ASR tests (HTTP or gRPC, any dtype or shape)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from modelrepo_gen.triton_server import TritonServer
+
+
+# -- raw requests --------------------------------------------------------------------------------
+def connect(server: TritonServer, protocol: str) -> tuple[Any, Any]:
+    if protocol == "http":
+        import tritonclient.http as module
+
+        return module, module.InferenceServerClient(server.http_url)
+    import tritonclient.grpc as module
+
+    return module, module.InferenceServerClient(server.grpc_url)
+
+
+def infer(
+    module: Any,
+    client: Any,
+    model: str,
+    tensors: dict[str, tuple[np.ndarray, str]],
+    outputs: list[str],
+) -> dict[str, np.ndarray]:
+    inputs = []
+    for name, (array, datatype) in tensors.items():
+        tensor = module.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    requested = [module.InferRequestedOutput(name) for name in outputs]
+    result = client.infer(model, inputs, outputs=requested)
+    return {name: result.as_numpy(name) for name in outputs}
+
+
+def transcripts(
+    module: Any,
+    client: Any,
+    model: str,
+    audio: np.ndarray,
+    lengths: np.ndarray,
+    audio_type: str = "FP32",
+    length_type: str = "INT32",
+) -> list[str]:
+    tensors = {"AUDIO_SIGNAL": (audio, audio_type), "NUM_SAMPLES": (lengths, length_type)}
+    texts = infer(module, client, model, tensors, ["TRANSCRIPT"])["TRANSCRIPT"].reshape(-1)
+    return [t.decode("utf-8") for t in texts]
+
+
+def one_utterance(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return audio.reshape(1, -1), np.array([[audio.size]], dtype=np.int32)
+
+
+def varied_lengths(librivox: list) -> list[np.ndarray]:
+    """Each utterance whole and cut to 30 % and 65 % of it: 15 different lengths."""
+    audios = []
+    for _, audio, _ in librivox:
+        audios += [audio, audio[: int(0.3 * audio.size)], audio[: int(0.65 * audio.size)]]
+    assert len({a.size for a in audios}) == len(audios)
+    return audios
