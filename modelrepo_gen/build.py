@@ -12,6 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.components import component_path
+from modelrepo_gen.export_cache import export_key, reuse_previous
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.manifest import file_sha256, write_manifest
 from modelrepo_gen.parity import check_parity
@@ -38,8 +39,16 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
     exporter = EXPORTERS.get(export.exporter)
     shapes = [(int(s.batch), float(s.seconds)) for s in cfg.parity_shapes]
     module = export.make_module()
-    started = time.perf_counter()
     artifact = version_dir / unit.artifact
+    key = export_key(export, module, {"parity_shapes": shapes, "seed": int(cfg.seed)})
+    if cfg.force and (
+        previous := reuse_previous(report.repository, unit.name, unit.artifact, key, artifact)
+    ):
+        log.info(
+            "%s: unchanged, reusing its %s export and parity figures", unit.name, export.exporter
+        )
+        return previous
+    started = time.perf_counter()
     # Export from a copy: an exporter must not be able to change the module parity runs on.
     example = export.make_inputs(*shapes[0], int(cfg.seed))
     exporter.export(
@@ -59,6 +68,7 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         export.tolerance,
     )
     return {
+        "export_key": key,
         "format": export.exporter,
         "precision": export.precision,
         "tolerance": export.tolerance,

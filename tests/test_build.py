@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,27 @@ def test_gpu_target_repository_uses_native_backends(tmp_path) -> None:
     assert not (repo / "asr_quartznet_acoustic_model" / "1" / "model.py").exists()
     decoder = parse(repo / "asr_quartznet_ctc_decoder" / "config.pbtxt")
     assert decoder.backend == "python" and [t.name for t in decoder.input][0] == "LOGPROBS__0"
+
+
+def test_rebuild_reuses_unchanged_exports_and_redoes_changed_ones(tmp_path, caplog) -> None:
+    small = ["model=quartznet_mini"]
+    knobs = ["max_batch_size=4", "dynamic_batching.preferred_batch_size=[2]"]
+    build_repository(compose_config([*small, *knobs]), tmp_path / "fresh")
+    repo = tmp_path / "repo"
+    build_repository(compose_config(small), repo)
+    caplog.set_level(logging.INFO, logger="modelrepo_gen")
+    caplog.clear()
+    report = build_repository(compose_config([*small, *knobs, "force=true"]), repo)
+    assert not any(step.startswith("export") for step in report.seconds)
+    assert caplog.text.count("unchanged, reusing") == 2
+    assert tree(repo) == tree(tmp_path / "fresh")  # reuse gives the bytes a fresh build gives
+
+    acoustic = repo / "asr_quartznet_acoustic_model" / "1" / "model.onnx"
+    acoustic.write_bytes(acoustic.read_bytes() + b"tampered")
+    report = build_repository(compose_config([*small, *knobs, "force=true"]), repo)
+    assert "export asr_quartznet_acoustic_model" in report.seconds
+    assert "export asr_quartznet_feature_extractor" not in report.seconds
+    assert tree(repo) == tree(tmp_path / "fresh")
+
+    report = build_repository(compose_config([*small, *knobs, "force=true", "seed=4"]), repo)
+    assert "export asr_quartznet_acoustic_model" in report.seconds
