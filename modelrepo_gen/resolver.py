@@ -25,6 +25,12 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             EXPORTERS.get(unit.export.exporter).check_available(
                 cfg.target.device_kind, unit.export.precision
             )
+    for unit in plan.units:
+        require(
+            unit.serving.instance_kind == "KIND_CPU" or cfg.target.device_kind == "KIND_GPU",
+            f"model '{unit.name}' asks for instance_group.kind=KIND_GPU, but target="
+            f"{cfg.target.name} serves on the CPU; use target=gpu",
+        )
     require(
         all(plan.ensemble.max_batch_size <= u.serving.max_batch_size for u in plan.units),
         "the ensemble's max_batch_size exceeds a model's max_batch_size",

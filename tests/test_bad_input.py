@@ -51,6 +51,8 @@ def existing(tmp_path_factory) -> Path:
         (["model.blocks.0.kernel=big"], "model.blocks"),
         (["model.feat_in=80"], "model.feat_in (80) must equal pipeline.features.n_mels (64)"),
         (["backend=tensorrt"], "backend=tensorrt needs target=gpu"),
+        (["instance_group.kind=KIND_GPU"], "KIND_GPU, but target=cpu serves on the CPU"),
+        (["instance_group.kind=KIND_TPU"], "instance_group.kind must be one of"),
         (["backend=tensorrt", "target=gpu"], "cannot build an engine on this machine"),
         (["backend=torchscript", "precision=fp16"], "needs an NVIDIA GPU"),
     ],
