@@ -7,7 +7,7 @@ Lengths travel with every tensor, so padded batches decode like single utterance
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from modelrepo_gen.loaders.state_dict import load_checkpoint
 from modelrepo_gen.models import ARCHITECTURES
 from modelrepo_gen.models.mel_features import MelFeatureExtractor, MelFeaturesConfig
 from modelrepo_gen.pipelines import PLAN_BUILDERS
+from modelrepo_gen.pipelines.exported_units import exported_unit
 from modelrepo_gen.plan import (
     BuildPlan,
     Ensemble,
@@ -87,8 +88,6 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
     )
     check_roles(cfg, ROLES)
-    device_kind = cfg.target.device_kind
-    python_only = cfg.target.python_backend_only
     num_classes = len(settings.vocabulary) + 1
     name = settings.name
     max_samples = int(settings.max_audio_seconds * settings.sample_rate)
@@ -104,51 +103,9 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         with torch.no_grad():
             return list(make_features()(*feature_inputs(batch, seconds, seed)))
 
-    def exported_unit(
-        role: str,
-        inputs: tuple[TensorSpec, ...],
-        outputs: tuple[TensorSpec, ...],
-        export: ExportSpec,
-        checks: dict,
-    ) -> ModelUnit:
-        unit_name = f"{name}_{role}"
-        export = replace(export, inputs=inputs, outputs=outputs)
-        serving = serving_for(cfg, role, device_kind)
-        if python_only:
-            return ModelUnit(
-                name=unit_name,
-                role=role,
-                inputs=inputs,
-                outputs=outputs,
-                serving=serving,
-                platform="python",
-                export=export,
-                component="exported_model_runner",
-                artifact=exporter.artifact_filename,
-                parameters={
-                    "format": cfg.backend,
-                    "artifact": exporter.artifact_filename,
-                    "length_of": json.dumps(export.length_of, sort_keys=True),
-                    "input_checks": json.dumps(checks, sort_keys=True),
-                },
-            )
-        # Native backends bind tensors by their own naming rules; requests must share shapes.
-        native = lambda specs, is_input: tuple(  # noqa: E731
-            TensorSpec(exporter.native_tensor_name(s, i, is_input), s.data_type, s.dims)
-            for i, s in enumerate(specs)
-        )
-        return ModelUnit(
-            name=unit_name,
-            role=role,
-            inputs=native(inputs, True),
-            outputs=native(outputs, False),
-            serving=serving,
-            platform=exporter.native_platform,
-            export=export,
-            artifact=exporter.artifact_filename,
-        )
-
     feature_extractor = exported_unit(
+        cfg,
+        f"{name}_feature_extractor",
         "feature_extractor",
         inputs=(
             TensorSpec("AUDIO_SIGNAL", FP32, (-1,), ragged=True),
@@ -174,6 +131,8 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         },
     )
     acoustic_model = exported_unit(
+        cfg,
+        f"{name}_acoustic_model",
         "acoustic_model",
         inputs=(
             TensorSpec("FEATURES", FP32, (features.n_mels, -1), ragged=True),
