@@ -31,6 +31,3 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._items)) or "none"
             raise UserError(f"unknown {self.what} '{name}' (known: {known})")
         return self._items[name]
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
