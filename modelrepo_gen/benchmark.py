@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from modelrepo_gen.benchmark_build import (
@@ -43,6 +42,7 @@ from modelrepo_gen.benchmark_serving import (
     served_load,
 )
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.manifest import package_versions
 from modelrepo_gen.render import ENVIRONMENT
 
 PACKAGES = ("torch", "onnxruntime", "onnx", "numpy", "tritonclient", "nvidia-pytriton")
@@ -100,12 +100,7 @@ def machine_info() -> dict:
     import onnxruntime
     import torch
 
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = package_versions(PACKAGES)
     memory = _proc_value("/proc/meminfo", "MemTotal")
     try:
         load = Path("/proc/loadavg").read_text().split()[0]

@@ -20,7 +20,7 @@ import numpy as np
 from modelrepo_gen.audio import load_audio
 from modelrepo_gen.benchmark_build import BenchmarkError
 from modelrepo_gen.repository import MANIFEST
-from modelrepo_gen.transcribe import AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT
+from modelrepo_gen.transcribe import infer_transcript
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SAMPLE_RATE = 16000
@@ -50,24 +50,6 @@ def repository_models(repository: Path) -> dict[str, str]:
 
 
 # -- load generation -------------------------------------------------------------------------
-def _infer(client, model_name: str, audio: np.ndarray) -> str:
-    import tritonclient.http as httpclient
-
-    signal = audio.reshape(1, -1)
-    length = np.array([[signal.shape[1]]], dtype=np.int32)
-    inputs = [
-        httpclient.InferInput(AUDIO_INPUT, list(signal.shape), "FP32"),
-        httpclient.InferInput(LENGTH_INPUT, list(length.shape), "INT32"),
-    ]
-    inputs[0].set_data_from_numpy(signal)
-    inputs[1].set_data_from_numpy(length)
-    result = client.infer(
-        model_name, inputs, outputs=[httpclient.InferRequestedOutput(TEXT_OUTPUT)]
-    )
-    text = result.as_numpy(TEXT_OUTPUT).reshape(-1)[0]
-    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
-
-
 def run_load(
     url: str, model_name: str, audios: Sequence[np.ndarray], requests: int, concurrency: int
 ) -> dict:
@@ -91,7 +73,9 @@ def run_load(
                 if index is None:
                     return
                 began = time.perf_counter()
-                texts[index] = _infer(client, model_name, audios[index % len(audios)])
+                texts[index] = infer_transcript(
+                    client, "http", model_name, audios[index % len(audios)]
+                )
                 spans[index] = (began, time.perf_counter())
         except BaseException as error:  # reported by the main thread
             with lock:

@@ -17,9 +17,9 @@ PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "hydra-core", "jinja2", "tr
 WRITE_OPTIONS = ("output_dir", "force", "dry_run")
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -155,7 +155,8 @@ def served_sample_rate(config: dict) -> int:
     return int(value) if value else DEFAULT_SAMPLE_RATE
 
 
-def _infer_one(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
+def infer_transcript(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
+    """One request with one utterance on an open client; the transcript it returns."""
     module = _client_module(protocol)
     signal = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
     length = np.array([[signal.shape[1]]], dtype=np.int32)
@@ -218,7 +219,7 @@ def iter_transcripts(
                     return
                 try:
                     audio = _checked_audio(get_audio(index), labels[index])
-                    outcome = (True, _infer_one(client, protocol, model_name, audio))
+                    outcome = (True, infer_transcript(client, protocol, model_name, audio))
                 except UserError as error:
                     outcome = (False, error)
                 except Exception as error:  # the server's refusal, a dropped connection
