@@ -19,11 +19,17 @@ from modelrepo_gen.hydra_errors import (
     errors_reach_caller,
     full_error_requested,
 )
+from modelrepo_gen.sweep import SweepReport, run_variant
+from modelrepo_gen.variant_names import register_resolver
 
 EXIT_CONFIG_ERROR = 1  # Hydra's own checks (composition, override syntax), as Hydra exits
 EXIT_BUILD_ERROR = 2
 
 register_schema()
+register_resolver()
+
+# The variants of a multirun sweep run one after another in this process (basic launcher).
+SWEEP = SweepReport()
 
 
 def repository_path(cfg: DictConfig) -> Path:
@@ -55,6 +61,9 @@ _task_started = False
 def run(cfg: DictConfig) -> None:
     global _task_started
     _task_started = True
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        run_variant(SWEEP, cfg, build_or_describe)
+        return
     # Ended here, not raised: Hydra would add a line of its own before the error.
     try:
         build_or_describe(cfg, repository_path(cfg))
@@ -73,10 +82,16 @@ def main() -> None:
     try:
         with errors_reach_caller():
             run()
+    except KeyboardInterrupt:
+        if not SWEEP.interrupted:  # not inside a sweep's variant
+            raise
     except Exception as exc:
         if full_error_requested() or (_task_started and not isinstance(exc, CONFIG_ERRORS)):
             raise
         _fail(describe_config_error(exc), EXIT_CONFIG_ERROR)
+    if SWEEP.results or SWEEP.interrupted:
+        print(SWEEP.summary(), end="")
+        sys.exit(SWEEP.exit_code())
 
 
 if __name__ == "__main__":
