@@ -29,7 +29,8 @@ EXIT_INTERRUPTED = 130
 @dataclass
 class VariantResult:
     number: int
-    overrides: list[str]
+    overrides: list[str]  # all of them: the summary shows those that differ between variants
+    named_by: list[str]  # those that name its folder (not output_dir, force, ...)
     folder: Path
     error: str | None = None  # None: built (or planned, in a dry run)
     bug: bool = False
@@ -75,7 +76,7 @@ def _label(result: VariantResult, results: list[VariantResult]) -> str:
     """The overrides that tell this variant apart from the others (all of them if none do)."""
     shared = set.intersection(*(set(r.overrides) for r in results)) if len(results) > 1 else set()
     own = [o for o in result.overrides if o not in shared]
-    return " ".join(own or result.overrides)
+    return " ".join(own or result.named_by or result.overrides)
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -86,19 +87,16 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-def _variant_overrides(hydra_cfg: DictConfig) -> list[str]:
-    """The variant's overrides, less those that do not name it (output_dir, force, ...)."""
-    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    return [str(o) for o in hydra_cfg.overrides.task if override_key(str(o)) not in excluded]
-
-
 def run_variant(
     report: SweepReport, cfg: DictConfig, build: Callable[[DictConfig, Path], None]
 ) -> bool:
     """Build one variant of a sweep into its own folder; True if it was built."""
     hydra_cfg = HydraConfig.get()
     folder = Path(hydra_cfg.runtime.output_dir).resolve()
-    result = VariantResult(int(hydra_cfg.job.num), _variant_overrides(hydra_cfg), folder)
+    overrides = [str(o) for o in hydra_cfg.overrides.task]
+    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
+    named_by = [o for o in overrides if override_key(o) not in excluded]
+    result = VariantResult(int(hydra_cfg.job.num), overrides, named_by, folder)
     result.dry_run = bool(cfg.dry_run)
     try:
         build(cfg, folder)
@@ -119,6 +117,6 @@ def run_variant(
             _remove_if_empty(folder)
     report.results.append(result)
     if result.error is not None:
-        overrides = " ".join(result.overrides)
-        print(f"error: variant #{result.number} ({overrides}): {result.error}", file=sys.stderr)
+        named_by = " ".join(result.named_by)
+        print(f"error: variant #{result.number} ({named_by}): {result.error}", file=sys.stderr)
     return result.error is None
