@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -12,8 +13,23 @@ from omegaconf import DictConfig
 
 from modelrepo_gen.config_schema import register_schema
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.hydra_errors import (
+    CONFIG_ERRORS,
+    describe_config_error,
+    errors_reach_caller,
+    full_error_requested,
+)
+from modelrepo_gen.sweep import SweepReport, run_variant
+from modelrepo_gen.variant_names import register_resolver
+
+EXIT_CONFIG_ERROR = 1  # Hydra's own checks (composition, override syntax), as Hydra exits
+EXIT_BUILD_ERROR = 2
 
 register_schema()
+register_resolver()
+
+# The variants of a multirun sweep run one after another in this process (basic launcher).
+SWEEP = SweepReport()
 
 
 def repository_path(cfg: DictConfig) -> Path:
@@ -24,25 +40,58 @@ def repository_path(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir).expanduser().resolve()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def run(cfg: DictConfig) -> None:
+def build_or_describe(cfg: DictConfig, repository: Path) -> None:
     # Imported here so `--help` and `--cfg job` stay fast.
     from modelrepo_gen.build import build_repository
     from modelrepo_gen.describe import describe_plan
     from modelrepo_gen.resolver import resolve
 
+    if cfg.dry_run:
+        print(describe_plan(resolve(cfg), repository))
+        return
+    build_repository(cfg, repository)
+
+
+# Set once Hydra hands a composed config to `run`: an exception escaping before that is Hydra's
+# own refusal of the command line, after it a bug in the build.
+_task_started = False
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def run(cfg: DictConfig) -> None:
+    global _task_started
+    _task_started = True
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        run_variant(SWEEP, cfg, build_or_describe)
+        return
+    # Ended here, not raised: Hydra would add a line of its own before the error.
     try:
-        if cfg.dry_run:
-            print(describe_plan(resolve(cfg), repository_path(cfg)))
-            return
-        build_repository(cfg, repository_path(cfg))
+        build_or_describe(cfg, repository_path(cfg))
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(exc), EXIT_BUILD_ERROR)
+    except CONFIG_ERRORS as exc:  # e.g. an interpolation that only resolves at build time
+        _fail(describe_config_error(exc), EXIT_BUILD_ERROR)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main() -> None:
-    run()
+    try:
+        with errors_reach_caller():
+            run()
+    except KeyboardInterrupt:
+        if not SWEEP.interrupted:  # not inside a sweep's variant
+            raise
+    except Exception as exc:
+        if full_error_requested() or (_task_started and not isinstance(exc, CONFIG_ERRORS)):
+            raise
+        _fail(describe_config_error(exc), EXIT_CONFIG_ERROR)
+    if SWEEP.results or SWEEP.interrupted:
+        print(SWEEP.summary(), end="")
+        sys.exit(SWEEP.exit_code())
 
 
 if __name__ == "__main__":

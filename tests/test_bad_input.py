@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_cli
+from conftest import ROOT, compose_config, run_cli
 
 from modelrepo_gen.build import build_repository
 from modelrepo_gen.errors import UserError
@@ -63,6 +66,68 @@ def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) ->
     assert_clean_failure(result, expected)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["pipeline=asr_nonexistent"],
+            "In 'config': Could not find 'pipeline/asr_nonexistent'"
+            " (known options: asr_jasper, asr_quartznet)",
+        ),
+        (["+recipe=nope"], "(known options: low_latency, smoke, throughput_fp16)"),
+        (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32)"),
+        (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope' (known options: basic)"),
+        (
+            ["max_batch_siz=4"],
+            "Could not override 'max_batch_siz': Key 'max_batch_siz' not in 'BuildConfig'"
+            " (known keys: backend, dry_run,",
+        ),
+        (
+            ["dynamic_batching.max_queue_dela=5"],
+            "(known keys: enabled, max_queue_delay_us, preferred_batch_size)",
+        ),
+        (
+            ["max_batch_size=abc"],
+            "Error merging override max_batch_size=abc:"
+            " Value 'abc' of type 'str' could not be converted to Integer",
+        ),
+        (["precision.parity_tolerance=tight"], "could not be converted to Float"),
+        (["max_batch_size=[1"], "cannot parse override 'max_batch_size=[1': no viable alternative"),
+        (["=5"], "Config group override must be a string or a list"),
+        (["--config-dir", "/nonexistent/conf"], "config directory '/nonexistent/conf' not found"),
+        (["--config-name", "nope"], "Cannot find primary config 'nope'"),
+        (["--cfg", "job", "max_batch_siz=4"], "Could not override 'max_batch_siz'"),
+    ],
+)
+def test_hydra_refusal_is_one_line_with_exit_code_1(tmp_path, args, expected) -> None:
+    out = tmp_path / "repo"
+    result = run_cli(*args, *SMALL, f"output_dir={out}")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()]  # exactly one line
+    assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hydra_full_error_shows_the_whole_story(tmp_path) -> None:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "modelrepo_gen", "pipeline=asr_nonexistent"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "Available options in 'pipeline'" in result.stderr
+
+
+def test_help_still_works() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0 and "pipeline: asr_jasper, asr_quartznet" in result.stdout
 
 
 def test_existing_output_dir_needs_force_and_is_left_untouched(existing: Path) -> None:
