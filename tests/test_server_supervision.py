@@ -128,6 +128,12 @@ class _Lines:
             if match := re.search(pattern, line):
                 return match
 
+    def everything(self) -> list[str]:
+        """Every line so far, once the stream has ended."""
+        while not self._queue.empty():
+            self.seen.append(self._queue.get())
+        return self.seen
+
 
 def _serve(repository: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -246,12 +252,12 @@ def test_serve_restarts_a_crashed_server_on_the_same_port_then_gives_up(tmp_path
             process.kill()
     process.wait()
     time.sleep(0.5)  # the reader threads catch up with the ended streams
-    errors = [line for line in stderr.seen + list(stderr._queue.queue) if line.startswith("error")]
+    errors = [line for line in stderr.everything() if line.startswith("error")]
     assert errors == [
         "error: tritonserver died (SIGSEGV); giving up after 3 crashes within 300 s (restarts: 2)\n"
     ]
-    assert "Triton server stopped (restarts: 2)\n" in stdout.seen + list(stdout._queue.queue)
-    assert not any("Traceback" in line for line in stderr.seen + list(stderr._queue.queue))
+    assert "Triton server stopped (restarts: 2)\n" in stdout.everything()
+    assert not any("Traceback" in line for line in stderr.everything())
     assert live_processes_mentioning(str(repository)) == []
     assert _python_envs() <= envs_before
     assert log.read_text().count("successfully loaded 'echo'") == 3  # every launch's log kept
