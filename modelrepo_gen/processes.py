@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 HOST = "127.0.0.1"
 SHM_PREFIX = "triton_python_backend_shm_region_"
+SHM_DIR = Path("/dev/shm")
 
 try:  # resolved once here so the forked child only makes a plain call (no dlopen after fork)
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -81,3 +84,33 @@ def shm_regions_of(pids: Sequence[int]) -> set[str]:
             if "/dev/shm/" in line and name.startswith(SHM_PREFIX):
                 regions.add(name.removesuffix(" (deleted)"))
     return regions
+
+
+def kill_group(pgid: int, timeout_s: float = 5) -> None:
+    """SIGKILL every process of group ``pgid`` and wait until they are gone."""
+    deadline = time.monotonic() + timeout_s
+    while group_members(pgid) and time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)  # SIGKILL is delivered asynchronously
+
+
+def remove_leftovers(shm_regions: Iterable[str], empty_dirs: Iterable[str]) -> None:
+    """Remove shm regions and (only if empty) folders that a dead server could not remove."""
+    for region in shm_regions:
+        (SHM_DIR / region).unlink(missing_ok=True)
+    for folder in empty_dirs:
+        with contextlib.suppress(OSError):  # gone already, or not empty: in use, not ours
+            os.rmdir(folder)
+
+
+def exit_reason(returncode: int) -> str:
+    """``SIGSEGV`` for a process killed by a signal, ``exit code 3`` otherwise."""
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"

@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import NoReturn
 
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.triton_log import summarize_log_errors
-from modelrepo_gen.triton_server import TritonServer
+from modelrepo_gen.supervisor import Supervisor
+from modelrepo_gen.triton_launch import DEFAULT_STACK_LIMIT_MIB
+from modelrepo_gen.triton_server import TritonServer, check_port
 
 
 class _StopRequested(Exception):
@@ -25,21 +26,80 @@ def _request_stop(signum: int, frame: FrameType | None) -> None:
     raise _StopRequested(signal.Signals(signum).name)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")  # one line, not the usage block
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+
+
+def _whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f"..{maximum}" if maximum is not None else " or more"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {minimum}{upper}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    try:
+        check_port("", value)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix(" port ")) from None
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m modelrepo_gen.serve",
         description="Serve a Triton model repository on this machine (loopback addresses).",
     )
     parser.add_argument("repository", help="model repository folder")
-    parser.add_argument("--http-port", type=int, default=8000, help="0 picks a free port")
-    parser.add_argument("--grpc-port", type=int, default=8001, help="0 picks a free port")
-    parser.add_argument("--metrics-port", type=int, default=8002, help="0 picks a free port")
+    port_help = "1..65535, or 0 for a free port"
+    parser.add_argument("--http-port", type=_port, default=8000, help=port_help)
+    parser.add_argument("--grpc-port", type=_port, default=8001, help=port_help)
+    parser.add_argument("--metrics-port", type=_port, default=8002, help=port_help)
     parser.add_argument("--log-file", default=None, help="write the server log here")
     parser.add_argument(
         "--models", default=None, help="comma-separated models to load (default: all)"
     )
     parser.add_argument(
-        "--startup-timeout", type=float, default=120, help="seconds to wait for READY"
+        "--startup-timeout", type=_positive_seconds, default=120, help="seconds to wait for READY"
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=_whole_number(0),
+        default=5,
+        help="restarts of a crashed server allowed within --restart-window (0: none)",
+    )
+    parser.add_argument(
+        "--restart-window", type=_positive_seconds, default=300, help="seconds (default 300)"
+    )
+    parser.add_argument(
+        "--stack-limit-mib",
+        type=_whole_number(8, 1 << 20),
+        default=DEFAULT_STACK_LIMIT_MIB,
+        help="the server's stack limit; it survives form-encoded HTTP bodies up to about half "
+        f"of it (default {DEFAULT_STACK_LIMIT_MIB})",
     )
     return parser.parse_args(argv)
 
@@ -55,17 +115,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_path=args.log_file,
         startup_timeout_s=args.startup_timeout,
         models=models,
+        stack_limit_mib=args.stack_limit_mib,
     )
+    supervisor = Supervisor(server, args.max_restarts, args.restart_window)
     previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    exit_code = 0
+    exit_code, started = 0, False
     try:
         server.start()
+        started = True
         _print_endpoints(server)
-        while server.is_running():
-            time.sleep(0.5)
-        raise UserError(
-            f"Triton server stopped unexpectedly: {summarize_log_errors(server.read_log())}"
-        )
+        supervisor.watch()
     except _StopRequested:
         print("stopping Triton server", flush=True)
     except UserError as error:
@@ -78,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if started:
+        print(f"Triton server stopped (restarts: {supervisor.restarts})", flush=True)
     return exit_code
 
 

@@ -34,6 +34,12 @@ def summarize_log_errors(log_text: str, max_lines: int = 6) -> str:
     return "; ".join(errors[-max_lines:]) or "the server log is empty"
 
 
+def last_activity(log_text: str) -> str:
+    """The server's last log line, as ``last log line: ...``."""
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    return f"last log line: {_one_line(_log_message(lines[-1]))}" if lines else "no log"
+
+
 def _one_line(reason: str) -> str:
     """Triton's (possibly multi-line) reason as one line; a python traceback's 'At:' kept."""
     lines = [line.strip() for line in reason.splitlines() if line.strip()]
@@ -54,9 +60,32 @@ def states_by_model(index: list[dict]) -> dict[str, tuple[str, str]]:
     return states
 
 
-def load_failure_message(failed: dict[str, tuple[str, str]]) -> str:
+def load_failure_message(reasons: dict[str, str]) -> str:
     parts = [
         f"model '{name}' failed to load: {_one_line(reason) or 'no reason given'}"
-        for name, (_, reason) in sorted(failed.items())
+        for name, reason in sorted(reasons.items())
     ]
     return "; ".join(parts)
+
+
+_POLL_FAILED = "Poll failed for model directory '"
+
+
+def unloaded_model_reasons(log_text: str) -> dict[str, str]:
+    """Models whose folder Triton could not read (e.g. config.pbtxt does not parse), with why.
+
+    Triton logs the protobuf parser's detail on the line before its own, unprefixed:
+    ``[libprotobuf ERROR .../text_format.cc:337] Error parsing text-format ...: 3:14: ...``
+    """
+    reasons = {}
+    previous = ""
+    for line in log_text.splitlines():
+        message = _log_message(line)
+        if message.startswith(_POLL_FAILED):
+            name, _, reason = message[len(_POLL_FAILED) :].partition("': ")
+            if previous.startswith("[libprotobuf ERROR") and "] " in previous:
+                reason = f"{reason}: {previous.split('] ', 1)[1].strip()}"
+            reasons[name] = reason
+        if line.strip():
+            previous = line.strip()
+    return reasons

@@ -107,7 +107,8 @@ def test_load_failure_names_the_model_and_reason(tmp_path: Path) -> None:
 def test_server_that_exits_early_quotes_its_log(tmp_path: Path) -> None:
     write_echo_model(tmp_path / "repo")
     server = TritonServer(tmp_path / "repo", extra_args=["--no-such-flag"], **FREE_PORTS)
-    with pytest.raises(UserError, match=r"exited \(code \d+\) before it was ready: .*no-such-flag"):
+    exited = r"exited \(exit code \d+\) before it was ready: .*no-such-flag"
+    with pytest.raises(UserError, match=exited):
         server.start()
     assert not server.is_running()
     assert "no-such-flag" in server.read_log()  # kept after the work folder is gone
