@@ -1,7 +1,7 @@
 """Writes a repository all at once: built in a hidden sibling folder, then moved into place.
 
 A failed build leaves the previous repository untouched; a replaced one is removed only after
-the new one is in place.
+the new one is in place, and only if this tool wrote everything in it.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.manifest import MANIFEST
+from modelrepo_gen.ownership import check_replaceable
 
-MANIFEST = "manifest.json"
+__all__ = ["MANIFEST", "check_output_dir", "publish", "staging_folder"]
 
 
 def check_output_dir(path: Path, force: bool) -> None:
@@ -26,11 +28,7 @@ def check_output_dir(path: Path, force: bool) -> None:
         return
     if not force:
         raise UserError(f"output_dir {path} already exists; pass force=true to replace it")
-    if not (path / MANIFEST).is_file():
-        raise UserError(
-            f"refusing to replace {path}: it is not a repository built by modelrepo_gen "
-            f"(no {MANIFEST}); choose another output_dir"
-        )
+    check_replaceable(path)
 
 
 @contextmanager
