@@ -38,7 +38,7 @@ def run(cfg: DictConfig) -> None:
         build_repository(cfg, repository_path(cfg))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
 
 
 def main() -> None:
