@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from signal import SIGINT
 from typing import NoReturn
 
 import hydra
@@ -19,6 +20,7 @@ from modelrepo_gen.hydra_errors import (
     errors_reach_caller,
     full_error_requested,
 )
+from modelrepo_gen.interrupts import BuildInterrupted
 from modelrepo_gen.sweep import SweepReport, run_variant
 from modelrepo_gen.variant_names import register_resolver
 
@@ -68,7 +70,7 @@ def run(cfg: DictConfig) -> None:
     try:
         build_or_describe(cfg, repository_path(cfg))
     except UserError as exc:
-        _fail(str(exc), EXIT_BUILD_ERROR)
+        _fail(str(exc), exc.exit_code)  # 2, or 128 + N after signal N
     except CONFIG_ERRORS as exc:  # e.g. an interpolation that only resolves at build time
         _fail(describe_config_error(exc), EXIT_BUILD_ERROR)
 
@@ -82,9 +84,9 @@ def main() -> None:
     try:
         with errors_reach_caller():
             run()
-    except KeyboardInterrupt:
-        if not SWEEP.interrupted:  # not inside a sweep's variant
-            raise
+    except (KeyboardInterrupt, BuildInterrupted):
+        if not SWEEP.interrupted:  # Ctrl-C before a build installed its own signal handling
+            _fail("interrupted before the build started; nothing was written", 128 + SIGINT)
     except Exception as exc:
         if full_error_requested() or (_task_started and not isinstance(exc, CONFIG_ERRORS)):
             raise

@@ -14,11 +14,19 @@ from omegaconf import DictConfig, OmegaConf
 from modelrepo_gen.components import component_path
 from modelrepo_gen.export_cache import export_key, reuse_previous
 from modelrepo_gen.exporters import EXPORTERS
+from modelrepo_gen.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.manifest import file_sha256, write_manifest
 from modelrepo_gen.parity import check_parity
 from modelrepo_gen.plan import BuildPlan, ModelUnit
 from modelrepo_gen.render import parse_model_config, render_ensemble_config, render_model_config
-from modelrepo_gen.repository import check_output_dir, publish, staging_folder
+from modelrepo_gen.repository import (
+    cannot_write,
+    check_output_dir,
+    check_output_location,
+    clean_leftovers,
+    publish,
+    staging_folder,
+)
 from modelrepo_gen.resolver import resolve
 from modelrepo_gen.wiring import check_ensemble
 
@@ -76,41 +84,63 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
     }
 
 
+def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
+    """Export, verify and configure every model of the plan into `staging`, with its manifest."""
+    plan = report.plan
+    models, parsed = {}, {}
+    for unit in plan.units:
+        version_dir = staging / unit.name / VERSION
+        version_dir.mkdir(parents=True)
+        entry = {"platform": unit.platform, "role": unit.role}
+        if unit.export:
+            entry.update(_export_unit(unit, version_dir, cfg, report))
+        if unit.component:
+            shutil.copyfile(component_path(unit.component), version_dir / "model.py")
+        text = render_model_config(unit, plan.pipeline)
+        parsed[unit.name] = parse_model_config(text, unit.name)
+        (staging / unit.name / "config.pbtxt").write_text(text)
+        models[unit.name] = entry
+    ensemble = plan.ensemble
+    (staging / ensemble.name / VERSION).mkdir(parents=True)  # Triton needs a version folder
+    text = render_ensemble_config(ensemble, plan.pipeline)
+    check_ensemble(parse_model_config(text, ensemble.name), parsed)
+    (staging / ensemble.name / "config.pbtxt").write_text(text)
+    models[ensemble.name] = {"platform": "ensemble", "role": "ensemble"}
+    weights = copy.deepcopy(plan.weights)
+    for source in weights.values():
+        if source.get("path"):
+            source["sha256"] = file_sha256(Path(source["path"]))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    write_manifest(staging, config, plan.notes, weights, models)
+
+
 def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
-    """Build the repository described by `cfg` at `repository`, all or nothing."""
+    """Build the repository described by `cfg` at `repository`, all or nothing.
+
+    SIGINT, SIGTERM and SIGHUP end it with BuildInterrupted, nothing written; an OSError met
+    writing becomes a UserError naming the path and the cause.
+    """
     started = time.perf_counter()
     plan = resolve(cfg)
-    check_output_dir(repository, bool(cfg.force))
-    for note in plan.notes:
-        log.warning(note)
-    report = BuildReport(repository=repository, plan=plan)
-    with staging_folder(repository) as staging:
-        models, parsed = {}, {}
-        for unit in plan.units:
-            version_dir = staging / unit.name / VERSION
-            version_dir.mkdir(parents=True)
-            entry = {"platform": unit.platform, "role": unit.role}
-            if unit.export:
-                entry.update(_export_unit(unit, version_dir, cfg, report))
-            if unit.component:
-                shutil.copyfile(component_path(unit.component), version_dir / "model.py")
-            text = render_model_config(unit, plan.pipeline)
-            parsed[unit.name] = parse_model_config(text, unit.name)
-            (staging / unit.name / "config.pbtxt").write_text(text)
-            models[unit.name] = entry
-        ensemble = plan.ensemble
-        (staging / ensemble.name / VERSION).mkdir(parents=True)  # Triton needs a version folder
-        text = render_ensemble_config(ensemble, plan.pipeline)
-        check_ensemble(parse_model_config(text, ensemble.name), parsed)
-        (staging / ensemble.name / "config.pbtxt").write_text(text)
-        models[ensemble.name] = {"platform": "ensemble", "role": "ensemble"}
-        weights = copy.deepcopy(plan.weights)
-        for source in weights.values():
-            if source.get("path"):
-                source["sha256"] = file_sha256(Path(source["path"]))
-        config = OmegaConf.to_container(cfg, resolve=True)
-        write_manifest(staging, config, plan.notes, weights, models)
-        publish(staging, repository, bool(cfg.force))
+    check_output_location(cfg.output_dir, repository)
+    force = bool(cfg.force)
+    with interruptible() as interrupts:
+        try:
+            clean_leftovers(repository)
+            check_output_dir(repository, force)
+            for note in plan.notes:
+                log.warning(note)
+            report = BuildReport(repository=repository, plan=plan)
+            with staging_folder(repository) as staging:
+                _write_models(staging, cfg, report)
+                with interrupts.held(repository):
+                    publish(staging, repository, force)
+        except Exception as exc:
+            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
+                raise BuildInterrupted(interrupts.signum) from None  # arrived wrapped by a library
+            if isinstance(exc, OSError) and (error := cannot_write(exc, repository)):
+                raise error from None
+            raise
     report.seconds["total"] = time.perf_counter() - started
     log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])
     return report

@@ -3,3 +3,5 @@
 
 class UserError(Exception):
     """Something the user can fix: a bad override, a missing checkpoint, a bad request."""
+
+    exit_code = 2  # the command's exit status

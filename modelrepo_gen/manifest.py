@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from modelrepo_gen import __version__
-from modelrepo_gen.repository import MANIFEST
+
+MANIFEST = "manifest.json"
+GENERATOR = "modelrepo_gen"
+# Layout version of the repositories this tool writes, recorded beside the generator's name.
+REPOSITORY_FORMAT = 1
 
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "hydra-core", "jinja2", "tritonclient")
 # Keys that say where and how to write, not what is built: kept out so a repository's bytes
@@ -52,7 +56,11 @@ def write_manifest(
     models: dict[str, Any],
 ) -> None:
     manifest = {
-        "generator": {"name": "modelrepo_gen", "version": __version__},
+        "generator": {
+            "name": GENERATOR,
+            "repository_format": REPOSITORY_FORMAT,
+            "version": __version__,
+        },
         "packages": package_versions(),
         "config": {k: v for k, v in config.items() if k not in WRITE_OPTIONS},
         "notes": notes,

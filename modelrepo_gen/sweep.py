@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.hydra_errors import CONFIG_ERRORS, describe_config_error
+from modelrepo_gen.interrupts import BuildInterrupted
 from modelrepo_gen.variant_names import override_key
 
 EXIT_USER_ERROR = 2  # as for a single build
@@ -47,10 +48,11 @@ class VariantResult:
 class SweepReport:
     results: list[VariantResult] = field(default_factory=list)
     interrupted: bool = False
+    interrupted_exit_code: int = EXIT_INTERRUPTED  # 128 + the signal's number
 
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return self.interrupted_exit_code
         if any(r.bug for r in self.results):
             return EXIT_BUG
         if any(r.error for r in self.results):
@@ -100,6 +102,11 @@ def run_variant(
     result.dry_run = bool(cfg.dry_run)
     try:
         build(cfg, folder)
+    except BuildInterrupted as exc:  # SIGINT/SIGTERM/SIGHUP: the sweep stops, with a summary
+        report.interrupted, report.interrupted_exit_code = True, exc.exit_code
+        result.error = str(exc)
+        report.results.append(result)
+        raise
     except UserError as exc:
         result.error = str(exc)
     except CONFIG_ERRORS as exc:  # e.g. an interpolation only this variant's values break

@@ -15,6 +15,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.build import build_repository
+from modelrepo_gen.errors import UserError
 from modelrepo_gen.resolver import resolve
 from modelrepo_gen.wiring import check_ensemble
 
@@ -213,8 +214,12 @@ def test_rebuild_reuses_unchanged_exports_and_redoes_changed_ones(tmp_path, capl
     assert caplog.text.count("unchanged, reusing") == 2
     assert tree(repo) == tree(tmp_path / "fresh")  # reuse gives the bytes a fresh build gives
 
+    # An artifact edited since the build is not ours to delete; once it is gone, it is rebuilt.
     acoustic = repo / "asr_quartznet_acoustic_model" / "1" / "model.onnx"
     acoustic.write_bytes(acoustic.read_bytes() + b"tampered")
+    with pytest.raises(UserError, match="model.onnx \\(changed since the build\\)"):
+        build_repository(compose_config([*small, *knobs, "force=true"]), repo)
+    acoustic.unlink()
     report = build_repository(compose_config([*small, *knobs, "force=true"]), repo)
     assert "export asr_quartznet_acoustic_model" in report.seconds
     assert "export asr_quartznet_feature_extractor" not in report.seconds

@@ -1,0 +1,163 @@
+"""Builds killed or interrupted at known points: real processes, real signals, real leftovers."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, compose_config, run_cli
+
+from modelrepo_gen.build import build_repository
+from modelrepo_gen.ownership import check_replaceable
+
+SMALL = ["model=quartznet_mini"]
+PAUSED_BUILD = Path(__file__).with_name("paused_build.py")
+
+
+class PausedBuild:
+    """`python -m modelrepo_gen` in a child process, stopped at `where` (see paused_build.py)."""
+
+    def __init__(self, tmp_path: Path, where: str, *overrides: str) -> None:
+        control = tmp_path / "pause"  # beside the outputs, not among them
+        control.mkdir(exist_ok=True)
+        self.ready, self.go = control / f"{where}.ready", control / f"{where}.go"
+        self.process = subprocess.Popen(
+            [sys.executable, str(PAUSED_BUILD), str(self.ready), str(self.go), where, *overrides],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_until_paused(self) -> None:
+        deadline = time.monotonic() + 300
+        while not self.ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                pytest.fail(f"the build never reached its pause: {self.process.communicate()}")
+            time.sleep(0.05)
+
+    def finish(self, signum: int | None = None) -> tuple[int, str]:
+        """Send `signum` (or let it go on) and wait: its exit status and stderr."""
+        if signum is None:
+            self.go.touch()
+        else:
+            self.process.send_signal(signum)
+        _, stderr = self.process.communicate(timeout=300)
+        return self.process.returncode, stderr
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def out(tmp_path) -> Path:
+    """The parent folder of the repositories a test builds."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_signal_mid_export_cleans_up_and_exits_with_one_line(tmp_path, out, signum) -> None:
+    repo = out / "new_parent" / "repo"
+    build = PausedBuild(tmp_path, "export", *SMALL, f"output_dir={repo}")
+    build.wait_until_paused()
+    assert len(hidden(repo.parent)) == 1  # its staging folder, holding a first export
+    returncode, stderr = build.finish(signum)
+    name = signal.Signals(signum).name
+    assert returncode == 128 + signum
+    assert stderr.strip().splitlines()[-1] == (
+        f"error: build interrupted by {name}; nothing was written"
+    )
+    assert "Traceback" not in stderr
+    assert not repo.parent.exists()  # staging and the parent folder it created are gone
+
+
+def test_the_next_build_removes_what_a_killed_build_left(tmp_path, out) -> None:
+    build = PausedBuild(tmp_path, "export", *SMALL, f"output_dir={out / 'killed'}")
+    build.wait_until_paused()
+    left = hidden(out)
+    assert [name for name in left if ".killed.building-" in name]
+    assert build.finish(signal.SIGKILL)[0] == -signal.SIGKILL
+    assert hidden(out) == left  # kill -9 gives no chance to clean up
+
+    result = run_cli(*SMALL, f"output_dir={out / 'next'}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["next"]
+
+
+def test_a_live_build_keeps_its_staging_folder_while_another_build_runs(tmp_path, out) -> None:
+    live = PausedBuild(tmp_path, "export", *SMALL, f"output_dir={out / 'live'}")
+    live.wait_until_paused()
+    staging = [out / n for n in hidden(out) if ".live.building-" in n]
+    assert len(staging) == 1
+    before = snapshot(staging[0])
+
+    result = run_cli(*SMALL, f"output_dir={out / 'other'}")
+    assert result.returncode == 0, result.stderr
+    assert snapshot(staging[0]) == before
+
+    returncode, stderr = live.finish()
+    assert returncode == 0, stderr
+    check_replaceable(out / "live")
+    assert not [n for n in hidden(out) if ".building-" in n]
+
+
+def test_killed_right_after_the_swap_output_dir_holds_the_new_repository(tmp_path, out) -> None:
+    repo = out / "repo"
+    build_repository(compose_config(SMALL), repo)
+    old = snapshot(repo)
+    build = PausedBuild(tmp_path, "exchange", *SMALL, "seed=5", "force=true", f"output_dir={repo}")
+    build.wait_until_paused()
+    assert build.finish(signal.SIGKILL)[0] == -signal.SIGKILL
+    check_replaceable(repo)  # complete: every file the manifest lists, nothing else
+    assert json.loads((repo / "manifest.json").read_text())["config"]["seed"] == 5
+    leftover = [out / n for n in hidden(out) if ".repo.building-" in n]
+    assert len(leftover) == 1 and snapshot(leftover[0]) == old  # the replaced one
+
+    result = run_cli(*SMALL, f"output_dir={out / 'next'}")
+    assert result.returncode == 0, result.stderr
+    assert not leftover[0].exists()
+
+
+def test_killed_between_the_fallback_renames_the_next_build_restores_it(tmp_path, out) -> None:
+    repo = out / "repo"
+    build_repository(compose_config(SMALL), repo)
+    old = snapshot(repo)
+    build = PausedBuild(
+        tmp_path, "move_aside", *SMALL, "seed=5", "force=true", f"output_dir={repo}"
+    )
+    build.wait_until_paused()
+    assert not repo.exists()  # the moment the fallback cannot avoid
+    assert build.finish(signal.SIGKILL)[0] == -signal.SIGKILL
+
+    result = run_cli(*SMALL, f"output_dir={repo}")
+    assert "restored" in result.stdout, result.stdout  # the log goes to stdout
+    assert "already exists" in result.stderr, result.stderr
+    assert result.returncode == 2
+    assert snapshot(repo) == old
+    assert not [n for n in hidden(out) if n.startswith(".repo.")]
+
+
+def test_the_fallback_publishes_where_the_exchange_is_unsupported(tmp_path, out) -> None:
+    repo = out / "repo"
+    build_repository(compose_config(SMALL), repo)
+    build = PausedBuild(
+        tmp_path, "move_aside", *SMALL, "seed=5", "force=true", f"output_dir={repo}"
+    )
+    build.go.touch()  # pass through the pause
+    returncode, stderr = build.finish()
+    assert returncode == 0, stderr
+    assert json.loads((repo / "manifest.json").read_text())["config"]["seed"] == 5
+    assert sorted(p.name for p in out.iterdir()) == ["repo"]
