@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.loaders.state_dict import load_checkpoint
+from modelrepo_gen.loaders.state_dict import check_fits, load_checkpoint, read_state_dict
 from modelrepo_gen.models import ARCHITECTURES
 from modelrepo_gen.models.mel_features import MelFeatureExtractor
 from modelrepo_gen.pipelines import PLAN_BUILDERS
@@ -190,6 +190,9 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         plan.weights[acoustic_model.name] = {"source": "random", "seed": int(cfg.seed)}
     else:
         path = Path(model_config.checkpoint).expanduser().resolve()
-        require(path.is_file(), f"model.checkpoint: no such file: {path}")
+        # Read once now, so a wrong file stops before any work (the export reads it again).
+        with torch.device("meta"):
+            skeleton = arch.module(model_config, num_classes)
+        check_fits(read_state_dict(path), skeleton, path, f"model '{model_config.name}'")
         plan.weights[acoustic_model.name] = {"source": "checkpoint", "path": str(path)}
     return plan
