@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from modelrepo_gen.config_checks import check_build_settings, check_parity_batches
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
 from modelrepo_gen.pipelines import PLAN_BUILDERS, register_builtin_pipelines
 from modelrepo_gen.plan import BuildPlan
@@ -15,11 +16,9 @@ register_builtin_pipelines()
 
 def resolve(cfg: DictConfig) -> BuildPlan:
     """Validate the config and return the plan; nothing heavy runs and nothing is written."""
-    require(cfg.max_batch_size >= 1, "max_batch_size must be >= 1")
-    require(len(cfg.parity_shapes) >= 2, "parity_shapes needs at least two shapes")
-    for shape in cfg.parity_shapes:
-        require(shape.batch >= 1 and shape.seconds > 0, f"parity_shapes: bad shape {dict(shape)}")
+    check_build_settings(cfg)
     plan = PLAN_BUILDERS.get(cfg.pipeline.kind)(cfg)
+    check_parity_batches(cfg, plan)
     for unit in plan.units:
         if unit.export:
             EXPORTERS.get(unit.export.exporter).check_available(

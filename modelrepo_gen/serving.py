@@ -7,9 +7,11 @@ from omegaconf import DictConfig, OmegaConf
 from modelrepo_gen.config_schema import ServingConfig
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan import DynamicBatching, Serving
-from modelrepo_gen.validation import require, typed
+from modelrepo_gen.validation import check_number, require, typed
 
 INSTANCE_KINDS = ("KIND_CPU", "KIND_GPU")
+INT32_MAX = 2**31 - 1  # Triton's max_batch_size and instance count are int32
+MAX_QUEUE_DELAY_US = 60_000_000  # a minute: longer is surely a unit mistake (microseconds)
 
 
 def check_roles(cfg: DictConfig, roles: list[str]) -> None:
@@ -28,10 +30,14 @@ def serving_for(cfg: DictConfig, role: str, default_kind: str) -> Serving:
     node = OmegaConf.merge(OmegaConf.create(defaults), cfg.per_model.get(role) or {})
     settings = typed(ServingConfig, node, f"per_model.{role}" if role in cfg.per_model else "")
     where = f"per_model.{role}." if role in cfg.per_model else ""
-    require(settings.max_batch_size >= 1, f"{where}max_batch_size must be >= 1")
+    check_number(f"{where}max_batch_size", settings.max_batch_size, at_least=1, at_most=INT32_MAX)
     batching = settings.dynamic_batching
-    require(
-        batching.max_queue_delay_us >= 0, f"{where}dynamic_batching.max_queue_delay_us must be >= 0"
+    check_number(
+        f"{where}dynamic_batching.max_queue_delay_us",
+        batching.max_queue_delay_us,
+        at_least=0,
+        at_most=MAX_QUEUE_DELAY_US,
+        unit="microseconds",
     )
     for size in batching.preferred_batch_size:
         require(
@@ -40,7 +46,7 @@ def serving_for(cfg: DictConfig, role: str, default_kind: str) -> Serving:
             f"max_batch_size ({settings.max_batch_size})",
         )
     group = settings.instance_group
-    require(group.count >= 1, f"{where}instance_group.count must be >= 1")
+    check_number(f"{where}instance_group.count", group.count, at_least=1, at_most=INT32_MAX)
     kind = group.kind or default_kind
     require(kind in INSTANCE_KINDS, f"{where}instance_group.kind must be one of {INSTANCE_KINDS}")
     return Serving(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, TypeVar
 
@@ -65,3 +66,31 @@ def plain(node: DictConfig | Any) -> Any:
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
         return OmegaConf.to_container(node, resolve=True)
     return node
+
+
+def check_number(
+    label: str,
+    value: float,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+    unit: str = "",
+) -> None:
+    """Refuse NaN, infinities and values outside the bounds, saying what is allowed."""
+    bounds = [
+        (at_least, ">=", lambda v, b: v >= b),
+        (above, ">", lambda v, b: v > b),
+        (below, "<", lambda v, b: v < b),
+        (at_most, "<=", lambda v, b: v <= b),
+    ]
+    wanted = [(b, op, ok) for b, op, ok in bounds if b is not None]
+    allowed = " and ".join(f"{op} {_number(b)}" for b, op, _ in wanted) or "a finite number"
+    suffix = f" {unit}" if unit else ""
+    if not math.isfinite(value) or not all(ok(value, b) for b, _, ok in wanted):
+        raise UserError(f"{label} must be {allowed}{suffix}, got {_number(value)}")
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)

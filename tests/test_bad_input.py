@@ -176,7 +176,7 @@ def test_corrupt_checkpoint(tmp_path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
     result = run_cli(*SMALL, f"model.checkpoint={bad}", f"output_dir={tmp_path / 'r'}")
-    assert_clean_failure(result, "is not a readable PyTorch checkpoint")
+    assert_clean_failure(result, "is not a PyTorch checkpoint (it looks like a text file)")
     assert not (tmp_path / "r").exists()
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.loaders.checkpoint_file import check_checkpoint_file, describe_load_failure
 
 SHOWN = 6  # names listed per kind of mismatch before "and N more"
 
@@ -19,14 +21,15 @@ def _listed(names: list[str]) -> str:
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     """The tensors of a checkpoint file (a state dict, or a dict holding one under 'state_dict')."""
-    if not path.is_file():
-        raise UserError(f"model.checkpoint: no such file: {path}")
+    check_checkpoint_file(path)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about legacy formats: one line, not three
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"model.checkpoint {path} is not a readable PyTorch checkpoint: {reason}"
+            f"model.checkpoint {path} is not a readable PyTorch checkpoint: "
+            f"{describe_load_failure(exc)}"
         ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
         loaded = loaded["state_dict"]
@@ -43,6 +46,14 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
 def load_checkpoint(module: torch.nn.Module, path: Path, what: str) -> None:
     """Load `path` into `module` or fail naming the missing, unexpected and mis-shaped tensors."""
     state = read_state_dict(path)
+    check_fits(state, module, path, what)
+    module.load_state_dict(state)
+
+
+def check_fits(
+    state: Mapping[str, torch.Tensor], module: torch.nn.Module, path: Path, what: str
+) -> None:
+    """Raise UserError unless `state` has exactly `module`'s tensors (`module` may be on meta)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -62,4 +73,3 @@ def load_checkpoint(module: torch.nn.Module, path: Path, what: str) -> None:
     ]
     if problems:
         raise UserError(f"model.checkpoint {path} does not fit {what}: " + "; ".join(problems))
-    module.load_state_dict(state)

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelrepo_gen.models.conv_asr import ConvASR, ConvASRConfig
+from modelrepo_gen.models.conv_asr_checks import check_conv_asr
 from modelrepo_gen.registry import Registry
 
 
@@ -11,7 +12,8 @@ from modelrepo_gen.registry import Registry
 class Architecture:
     config_schema: type
     module: Any  # callable(config, num_classes) -> nn.Module
+    check: Any  # callable(config, num_classes) -> None; raises UserError before any work
 
 
 ARCHITECTURES: Registry[Architecture] = Registry("model architecture")
-ARCHITECTURES.register("conv_asr")(Architecture(ConvASRConfig, ConvASR))
+ARCHITECTURES.register("conv_asr")(Architecture(ConvASRConfig, ConvASR, check_conv_asr))

@@ -16,7 +16,7 @@ from torch import nn
 
 @dataclass
 class MelFeaturesConfig:
-    sample_rate: int = 16000
+    sample_rate: int = 16000  # a pipeline sets its own pipeline.sample_rate here
     window_size: float = 0.02
     window_stride: float = 0.01
     n_fft: int = 512
@@ -74,6 +74,7 @@ class MelFeatureExtractor(nn.Module):
 
     def __init__(self, config: MelFeaturesConfig) -> None:
         super().__init__()
+        # A pipeline checks its settings first (mel_features_checks), with clearer messages.
         self.hop = int(round(config.window_stride * config.sample_rate))
         win_length = int(round(config.window_size * config.sample_rate))
         if win_length > config.n_fft:
@@ -81,7 +82,7 @@ class MelFeatureExtractor(nn.Module):
         self.n_fft = config.n_fft
         self.preemphasis = config.preemphasis
         self.log_zero_guard = config.log_zero_guard
-        highfreq = config.highfreq or config.sample_rate / 2
+        highfreq = config.sample_rate / 2 if config.highfreq is None else config.highfreq
         fb = mel_filterbank(
             config.sample_rate, config.n_fft, config.n_mels, config.lowfreq, highfreq
         )

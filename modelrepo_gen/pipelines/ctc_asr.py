@@ -7,17 +7,17 @@ Lengths travel with every tensor, so padded batches decode like single utterance
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.loaders.state_dict import load_checkpoint
+from modelrepo_gen.loaders.state_dict import check_fits, load_checkpoint, read_state_dict
 from modelrepo_gen.models import ARCHITECTURES
-from modelrepo_gen.models.mel_features import MelFeatureExtractor, MelFeaturesConfig
+from modelrepo_gen.models.mel_features import MelFeatureExtractor
 from modelrepo_gen.pipelines import PLAN_BUILDERS
+from modelrepo_gen.pipelines.ctc_asr_settings import read_ctc_asr_settings
 from modelrepo_gen.pipelines.exported_units import exported_unit
 from modelrepo_gen.plan import (
     BuildPlan,
@@ -32,16 +32,6 @@ from modelrepo_gen.validation import require, typed
 
 ROLES = ["feature_extractor", "acoustic_model", "ctc_decoder"]
 FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
-
-
-@dataclass
-class CtcAsrSettings:
-    name: str
-    kind: str
-    sample_rate: int
-    max_audio_seconds: float
-    features: MelFeaturesConfig
-    vocabulary: list[str]
 
 
 def example_audio(batch: int, seconds: float, seed: int, sample_rate: int) -> list[torch.Tensor]:
@@ -66,15 +56,9 @@ def build_acoustic_module(cfg: DictConfig, num_classes: int) -> torch.nn.Module:
 
 @PLAN_BUILDERS.register("ctc_asr")
 def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
-    settings = typed(CtcAsrSettings, cfg.pipeline, "pipeline")
+    settings = read_ctc_asr_settings(cfg)
     features = settings.features
-    require(settings.sample_rate > 0, "pipeline.sample_rate must be > 0")
-    require(settings.max_audio_seconds > 0, "pipeline.max_audio_seconds must be > 0")
-    require(features.n_mels > 0 and features.n_fft > 0, "pipeline.features sizes must be > 0")
-    require(
-        len(settings.vocabulary) > 0 and len(set(settings.vocabulary)) == len(settings.vocabulary),
-        "pipeline.vocabulary must be a non-empty list of distinct symbols",
-    )
+    num_classes = len(settings.vocabulary) + 1
     arch = ARCHITECTURES.get(cfg.model.arch)
     model_config = typed(arch.config_schema, cfg.model, "model")
     require(
@@ -82,13 +66,13 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         f"model.feat_in ({model_config.feat_in}) must equal pipeline.features.n_mels "
         f"({features.n_mels})",
     )
+    arch.check(model_config, num_classes)
     exporter = EXPORTERS.get(cfg.backend)
     require(
         cfg.precision.name in exporter.precisions,
         f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
     )
     check_roles(cfg, ROLES)
-    num_classes = len(settings.vocabulary) + 1
     name = settings.name
     max_samples = int(settings.max_audio_seconds * settings.sample_rate)
     max_frames = max_samples // int(round(features.window_stride * settings.sample_rate)) + 1
@@ -206,6 +190,9 @@ def build_ctc_asr_plan(cfg: DictConfig) -> BuildPlan:
         plan.weights[acoustic_model.name] = {"source": "random", "seed": int(cfg.seed)}
     else:
         path = Path(model_config.checkpoint).expanduser().resolve()
-        require(path.is_file(), f"model.checkpoint: no such file: {path}")
+        # Read once now, so a wrong file stops before any work (the export reads it again).
+        with torch.device("meta"):
+            skeleton = arch.module(model_config, num_classes)
+        check_fits(read_state_dict(path), skeleton, path, f"model '{model_config.name}'")
         plan.weights[acoustic_model.name] = {"source": "checkpoint", "path": str(path)}
     return plan

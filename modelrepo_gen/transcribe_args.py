@@ -1,0 +1,72 @@
+"""The transcription client's command line, checked before any file is read or server asked."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from modelrepo_gen.errors import UserError
+
+PROTOCOLS = ("http", "grpc")
+DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
+MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
+HOST_PORT = re.compile(r"(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):(\d{1,5})")
+
+
+def check_url(url: str) -> None:
+    """host:port with a port in 1..65535; the clients fail late and noisily on anything else."""
+    match = HOST_PORT.fullmatch(url)
+    if not match:
+        raise UserError(f"server URL must be host:port (like 127.0.0.1:8000), got '{url}'")
+    port = int(match.group(2))
+    if not 1 <= port <= 65535:
+        raise UserError(f"server URL '{url}': port must be between 1 and 65535, got {port}")
+
+
+def check_concurrency(concurrency: int) -> None:
+    if concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1 request in flight, got {concurrency}")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one `error:` line (exit 2) like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see --help)", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _OneLineParser(
+        prog="python -m modelrepo_gen.transcribe",
+        description="Transcribe audio files with an ASR ensemble served by Triton.",
+    )
+    parser.add_argument("files", nargs="*", help="audio files (wav, flac, ...)")
+    parser.add_argument("--manifest", help="NeMo JSON-lines manifest; prints the WER too")
+    parser.add_argument(
+        "--url", help="server host:port (default 127.0.0.1:8000, or :8001 for grpc)"
+    )
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument("--model", help="ensemble name (default: the server's only ensemble)")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        help="resample to this rate (default: the rate the model declares)",
+    )
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the arguments that can be wrong without reading a file."""
+    if bool(args.files) == bool(args.manifest):
+        raise UserError("give either audio files or --manifest (one of the two)")
+    check_url(args.url or DEFAULT_URLS[args.protocol])
+    check_concurrency(args.concurrency)
+    if args.sample_rate is not None and not 1 <= args.sample_rate <= MAX_SAMPLE_RATE:
+        raise UserError(
+            f"--sample-rate must be between 1 and {MAX_SAMPLE_RATE} Hz, got {args.sample_rate}"
+        )
