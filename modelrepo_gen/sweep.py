@@ -106,7 +106,8 @@ def run_variant(
         report.interrupted, report.interrupted_exit_code = True, exc.exit_code
         result.error = str(exc)
         report.results.append(result)
-        raise
+        # Raised as KeyboardInterrupt: Hydra passes it through without a line of its own.
+        raise KeyboardInterrupt from None
     except UserError as exc:
         result.error = str(exc)
     except CONFIG_ERRORS as exc:  # e.g. an interpolation only this variant's values break

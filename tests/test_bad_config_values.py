@@ -69,7 +69,10 @@ BAD_VALUES = [
     (["precision.parity_tolerance=nan"], "must be >= 0 (largest relative error of an export)"),
     (["parity_shapes=[{batch:0,seconds:1},{batch:1,seconds:1}]"], "parity_shapes.0.batch"),
     (["parity_shapes=[{batch:1,seconds:0},{batch:1,seconds:1}]"], "parity_shapes.0.seconds"),
-    (["parity_shapes=[{batch:1,seconds:1},{batch:1,seconds:1e7}]"], "parity_shapes.1.seconds must be > 0 and <= 300 seconds"),
+    (
+        ["parity_shapes=[{batch:1,seconds:1},{batch:1,seconds:1e7}]"],
+        "parity_shapes.1.seconds must be > 0 and <= 300 seconds",
+    ),
     (["parity_shapes=[{batch:99,seconds:1},{batch:1,seconds:1}]"], "parity_shapes.0.batch must"),
     (["parity_shapes=[{batch:1,seconds:1}]"], "parity_shapes needs at least two shapes"),
     (["seed=100000000000000000000000"], "seed must be >= 0"),

@@ -48,7 +48,7 @@ class PausedBuild:
             self.go.touch()
         else:
             self.process.send_signal(signum)
-        _, stderr = self.process.communicate(timeout=300)
+        self.stdout, stderr = self.process.communicate(timeout=300)
         return self.process.returncode, stderr
 
 
@@ -161,3 +161,16 @@ def test_the_fallback_publishes_where_the_exchange_is_unsupported(tmp_path, out)
     assert returncode == 0, stderr
     assert json.loads((repo / "manifest.json").read_text())["config"]["seed"] == 5
     assert sorted(p.name for p in out.iterdir()) == ["repo"]
+
+
+def test_a_signal_stops_a_sweep_with_its_summary(tmp_path, out) -> None:
+    sweep = PausedBuild(tmp_path, "export", "-m", *SMALL, "seed=1,2", f"output_dir={out}")
+    sweep.wait_until_paused()  # inside the first variant's first export
+    returncode, stderr = sweep.finish(signal.SIGTERM)
+    assert returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stderr and "Error executing job" not in stderr
+    stdout = sweep.stdout
+    assert "0 of 1 variants built, then interrupted" in stdout
+    assert "build interrupted by SIGTERM; nothing was written" in stdout
+    assert "seed=2" not in stdout  # the sweep stopped: the second variant never started
+    assert sorted(p.name for p in out.iterdir()) == ["multirun.yaml"]
