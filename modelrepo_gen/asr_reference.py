@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.components.ctc_greedy_decoder import greedy_decode
+from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
 from modelrepo_gen.repository import MANIFEST
 from modelrepo_gen.resolver import resolve
 

@@ -192,7 +192,7 @@ def in_process(repository: Path, audios: Sequence[np.ndarray], passes: int = 1) 
     onnxruntime here, then greedy decoding: the same computation as the server, minus serving.
     """
     from modelrepo_gen.asr_reference import AsrReference
-    from modelrepo_gen.components.ctc_greedy_decoder import greedy_decode
+    from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
     from modelrepo_gen.exporters import EXPORTERS
     from modelrepo_gen.resolver import resolve
 

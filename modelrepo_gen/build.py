@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.components import component_path
+from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.export_cache import export_key, reuse_previous
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.interrupts import BuildInterrupted, interruptible
@@ -95,7 +95,7 @@ def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
         if unit.export:
             entry.update(_export_unit(unit, version_dir, cfg, report))
         if unit.component:
-            shutil.copyfile(component_path(unit.component), version_dir / "model.py")
+            shutil.copyfile(code_path(unit.component), version_dir / "model.py")
         text = render_model_config(unit, plan.pipeline)
         parsed[unit.name] = parse_model_config(text, unit.name)
         (staging / unit.name / "config.pbtxt").write_text(text)

@@ -9,6 +9,7 @@ from modelrepo_gen.validation import check_number, require
 
 INT32_MAX = 2**31 - 1  # Triton's config fields for sizes and counts are int32
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
+PARITY_MAX_SECONDS = 300  # a parity shape longer than this only costs build time and memory
 
 
 def check_build_settings(cfg: DictConfig) -> None:
@@ -28,7 +29,13 @@ def check_build_settings(cfg: DictConfig) -> None:
     )
     for i, shape in enumerate(cfg.parity_shapes):
         check_number(f"parity_shapes.{i}.batch", shape.batch, at_least=1)
-        check_number(f"parity_shapes.{i}.seconds", shape.seconds, above=0, unit="seconds")
+        check_number(
+            f"parity_shapes.{i}.seconds",
+            shape.seconds,
+            above=0,
+            at_most=PARITY_MAX_SECONDS,
+            unit="seconds (each shape runs through PyTorch and the export in this process)",
+        )
 
 
 def check_parity_batches(cfg: DictConfig, plan: BuildPlan) -> None:

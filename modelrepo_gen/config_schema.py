@@ -1,7 +1,7 @@
 """Typed schema of the composed config: Hydra rejects mistyped overrides against it at compose time.
 
-Sections whose shape depends on the pipeline or architecture (`pipeline`, `model`) are checked by
-the pipeline builder against that architecture's own dataclass.
+Sections whose shape depends on the pipeline (`pipeline` and the parts its graph names, such as
+`featurizer` or `model`) are checked by the resolver against each component's own dataclass.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -59,7 +59,11 @@ class ParityShape:
 @dataclass
 class BuildConfig:
     pipeline: Any = MISSING
-    model: Any = MISSING
+    # Shared parts a pipeline's graph is made of (config groups; a pipeline uses those it needs).
+    featurizer: Any = None
+    model: Any = None
+    decoder: Any = None
+    vocabulary: Any = None
     precision: PrecisionConfig = MISSING
     target: TargetConfig = MISSING
     dynamic_batching: DynamicBatchingConfig = MISSING
@@ -74,5 +78,11 @@ class BuildConfig:
     dry_run: bool = False
 
 
+def ctc_classes(symbols: list[str]) -> int:
+    """Output classes of a CTC model: the vocabulary plus the blank."""
+    return len(symbols) + 1
+
+
 def register_schema() -> None:
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
+    OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)

@@ -21,15 +21,24 @@ def check_roles(cfg: DictConfig, roles: list[str]) -> None:
 
 
 def serving_for(cfg: DictConfig, role: str, default_kind: str) -> Serving:
-    """The Serving of one model role, validated."""
+    """The Serving of one model role, validated: the top-level knobs, then what the pipeline
+    declares for the role (pipeline.serving.<role>), then per_model.<role> from the user."""
     defaults = {
         "max_batch_size": cfg.max_batch_size,
         "dynamic_batching": cfg.dynamic_batching,
         "instance_group": cfg.instance_group,
     }
-    node = OmegaConf.merge(OmegaConf.create(defaults), cfg.per_model.get(role) or {})
-    settings = typed(ServingConfig, node, f"per_model.{role}" if role in cfg.per_model else "")
-    where = f"per_model.{role}." if role in cfg.per_model else ""
+    declared = (cfg.pipeline.get("serving") or {}).get(role) or {}
+    node = OmegaConf.merge(OmegaConf.create(defaults), declared, cfg.per_model.get(role) or {})
+    where = (
+        f"per_model.{role}"
+        if role in cfg.per_model
+        else f"pipeline.serving.{role}"
+        if declared
+        else ""
+    )
+    settings = typed(ServingConfig, node, where)
+    where = f"{where}." if where else ""
     check_number(f"{where}max_batch_size", settings.max_batch_size, at_least=1, at_most=INT32_MAX)
     batching = settings.dynamic_batching
     check_number(

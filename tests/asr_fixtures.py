@@ -102,12 +102,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) -> Path:
     """The seeded acoustic module's state dict with a N(0, 3) classifier and zero bias."""
-    from modelrepo_gen.pipelines.ctc_asr import build_acoustic_module
+    from modelrepo_gen.resolver import resolve
 
-    module = build_acoustic_module(
-        compose_config([f"pipeline={pipeline}", f"model={model}"]), NUM_CLASSES
-    )
-    state = module.state_dict()
+    plan = resolve(compose_config([f"pipeline={pipeline}", f"model={model}"]))
+    (acoustic,) = [unit for unit in plan.units if unit.role == "acoustic_model"]
+    state = acoustic.export.make_module().state_dict()
     generator = torch.Generator().manual_seed(seed)
     weight = state["classifier.weight"]
     state["classifier.weight"] = 3.0 * torch.randn(weight.shape, generator=generator)

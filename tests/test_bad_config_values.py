@@ -16,7 +16,7 @@ from conftest import ROOT, compose_config, run_cli
 from modelrepo_gen.resolver import resolve
 
 SMALL = ["model=quartznet_mini"]
-F = "pipeline.features"
+F = "featurizer"
 
 BAD_VALUES = [
     # features: zero, negative, NaN, huge, and combinations that cannot work
@@ -38,17 +38,20 @@ BAD_VALUES = [
     ([f"{F}.lowfreq=-1"], f"{F}.lowfreq must be >= 0 and < 8000 Hz, got -1"),
     ([f"{F}.preemphasis=2"], f"{F}.preemphasis must be >= 0 and < 1, got 2"),
     ([f"{F}.log_zero_guard=0"], f"{F}.log_zero_guard must be > 0 and < 1, got 0"),
-    ([f"+{F}.sample_rate=8000"], f"{F}.sample_rate (8000) differs from pipeline.sample_rate"),
+    ([f"{F}.sample_rate=0"], f"{F}.sample_rate must be >= 1 and <= 384000 Hz, got 0"),
     ([f"{F}.window_stride=abc"], f"{F}.window_stride: Value 'abc'"),
     # pipeline
-    (["pipeline.sample_rate=0"], "pipeline.sample_rate must be >= 1 and <= 384000 Hz, got 0"),
-    (["pipeline.max_audio_seconds=0"], "pipeline.max_audio_seconds must be > 0"),
-    (["pipeline.max_audio_seconds=-3"], "pipeline.max_audio_seconds must be > 0"),
+    # pipeline values the featurizer and the other parts read
+    (["pipeline.sample_rate=0"], f"{F}.sample_rate must be >= 1 and <= 384000 Hz, got 0"),
+    (["pipeline.sample_rate=500000"], f"{F}.sample_rate must be >= 1 and <= 384000 Hz"),
+    (["pipeline.max_audio_seconds=0"], f"{F}.max_audio_seconds must be > 0"),
+    (["pipeline.max_audio_seconds=-3"], f"{F}.max_audio_seconds must be > 0"),
     (["pipeline.max_audio_seconds=1e12"], "<= 134217 seconds (NUM_SAMPLES is INT32"),
-    (["pipeline.vocabulary=[]"], "pipeline.vocabulary must list at least one symbol"),
-    (["pipeline.vocabulary=[ab,c]"], "pipeline.vocabulary.0 must be one character"),
-    (["pipeline.vocabulary=['',a]"], "pipeline.vocabulary.0 must be one character, got ''"),
-    (["pipeline.vocabulary=[a,b,a]"], "pipeline.vocabulary.2 'a' repeats pipeline.vocabulary.0"),
+    # vocabulary (read by the acoustic model's class count and by the decoder)
+    (["vocabulary.symbols=[]"], "model.num_classes must be >= 2 (the vocabulary plus the CTC"),
+    (["vocabulary.symbols=[ab,c]"], "decoder.vocabulary.0 must be one character"),
+    (["vocabulary.symbols=['',a]"], "decoder.vocabulary.0 must be one character, got ''"),
+    (["vocabulary.symbols=[a,b,a]"], "decoder.vocabulary.2 'a' repeats decoder.vocabulary.0"),
     (["pipeline.name=''"], "pipeline.name must start with a letter or digit"),
     # model blocks: every size 0 or negative, impossible shapes, a network too big to export
     (["model.blocks=[]"], "model.blocks must list at least one block"),
@@ -110,7 +113,7 @@ def test_bad_value_stops_with_one_line_before_any_work(outcomes, row: int) -> No
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["pipeline.features.window_stride=0"], "window_stride must be > 0 seconds"),
+        (["featurizer.window_stride=0"], "window_stride must be > 0 seconds"),
         (["model.blocks.0.kernel=0"], "model.blocks.0.kernel must be >= 1"),
     ],
 )

@@ -52,7 +52,7 @@ def existing(tmp_path_factory) -> Path:
         (["+per_model.acoustic_modle.max_batch_size=4"], "unknown model role"),
         (["+per_model.acoustic_model.max_batch_size=x"], "per_model.acoustic_model.max_batch_size"),
         (["model.blocks.0.kernel=big"], "model.blocks"),
-        (["model.feat_in=80"], "model.feat_in (80) must equal pipeline.features.n_mels (64)"),
+        (["model.feat_in=80"], "but acoustic_model.FEATURES expects TYPE_FP32 [80, -1]"),
         (["backend=tensorrt"], "backend=tensorrt needs target=gpu"),
         (["instance_group.kind=KIND_GPU"], "KIND_GPU, but target=cpu serves on the CPU"),
         (["instance_group.kind=KIND_TPU"], "instance_group.kind must be one of"),
@@ -82,7 +82,7 @@ def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) ->
         (
             ["max_batch_siz=4"],
             "Could not override 'max_batch_siz': Key 'max_batch_siz' not in 'BuildConfig'"
-            " (known keys: backend, dry_run,",
+            " (known keys: backend, decoder, dry_run,",
         ),
         (
             ["dynamic_batching.max_queue_dela=5"],

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from modelrepo_gen.components.ctc_greedy_decoder import greedy_decode
-from modelrepo_gen.components.exported_model_runner import (
+from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
+from modelrepo_gen.components.triton_python.exported_model_runner import (
     find_problem,
     pad_and_stack,
     split_outputs,

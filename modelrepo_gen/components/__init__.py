@@ -1,13 +1,15 @@
-"""Triton python-backend model code, copied into repositories as <model>/<version>/model.py.
+"""Components: the makers of a repository's models, named by `component:` in conf/.
 
-Each file is self-contained (it runs inside Triton's python stub, which imports nothing of
-modelrepo_gen) and keeps its logic in plain functions so it can be tested outside Triton.
+Network components (a PyTorch module the build exports) and python components (Triton
+python-backend code under triton_python/) register here by name; the resolver looks them up
+and never branches on a name. A new component is one file plus its line below.
 """
 
-from pathlib import Path
+from modelrepo_gen.components.base import COMPONENTS, Component, NetworkComponent, PythonComponent
 
-COMPONENTS_DIR = Path(__file__).parent
+__all__ = ["COMPONENTS", "Component", "NetworkComponent", "PythonComponent"]
 
 
-def component_path(name: str) -> Path:
-    return COMPONENTS_DIR / f"{name}.py"
+def register_builtin_components() -> None:
+    # Importing a module registers its component.
+    from modelrepo_gen.components import conv_asr, ctc_greedy, mel_features  # noqa: F401

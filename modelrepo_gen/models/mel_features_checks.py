@@ -14,7 +14,7 @@ def window_samples(seconds: float, sample_rate: int) -> int:
     return int(round(seconds * sample_rate))
 
 
-def check_mel_features(features: MelFeaturesConfig, where: str = "pipeline.features") -> None:
+def check_mel_features(features: MelFeaturesConfig, where: str = "featurizer") -> None:
     """Raise UserError naming the first setting that cannot give meaningful features."""
     rate = features.sample_rate
     check_number(f"{where}.sample_rate", rate, above=0, unit="Hz")

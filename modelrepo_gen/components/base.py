@@ -1,0 +1,74 @@
+"""What a component is: the maker of one model of a repository, named in a pipeline's YAML.
+
+A network component makes a PyTorch module that the build exports and checks against
+PyTorch; a python component names the Triton python-backend code copied as `model.py`. Both
+declare their tensors, so the pipeline's YAML only wires names. Settings are a dataclass the
+YAML node is checked against (the node's `component:` key names the component itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from modelrepo_gen.graph import Signature
+from modelrepo_gen.registry import Registry
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where a network's weights come from, for the manifest; `note` is said loudly."""
+
+    record: dict[str, Any]
+    note: str | None = None
+
+
+class Component:
+    settings_schema: type = object
+
+    def check(self, settings: Any, where: str) -> None:
+        """Raise UserError naming the first setting (under `where`) that cannot work."""
+
+    def signature(self, settings: Any) -> Signature:
+        raise NotImplementedError
+
+
+class NetworkComponent(Component):
+    """A PyTorch module, exported by the configured backend and served as its artifact."""
+
+    # True where fp16 cannot hold the values (e.g. a power spectrum beyond 65504).
+    keeps_fp32: bool = False
+    # Output name -> [length output, axis]: the valid frames of `output` along `axis`.
+    length_of: dict[str, list] = {}
+
+    def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def example_inputs(
+        self, settings: Any, batch: int, seconds: float, seed: int
+    ) -> list[torch.Tensor] | None:
+        """Inputs for export and parity checks; None: made by running the upstream models."""
+        return None
+
+    def request_checks(self, settings: Any, bounds: dict[str, int]) -> dict:
+        """Checks the CPU runner applies to each request (see exported_model_runner);
+        `bounds`: the largest size of each input's variable axis, where its producer says."""
+        return {}
+
+    def weights(self, settings: Any, where: str, seed: int) -> Weights | None:
+        """None: the module has no trained weights to speak of (a fixed transform)."""
+        return None
+
+
+class PythonComponent(Component):
+    """Python-backend code from components/, configured through config.pbtxt parameters."""
+
+    code: str = ""  # module name under modelrepo_gen/components/, copied as model.py
+
+    def parameters(self, settings: Any) -> dict[str, str]:
+        return {}
+
+
+COMPONENTS: Registry[Component] = Registry("component")
