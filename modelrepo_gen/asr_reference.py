@@ -19,13 +19,18 @@ from modelrepo_gen.resolver import resolve
 
 
 class AsrReference:
+    """A CTC ASR pipeline is a chain of networks (features, acoustic model) and a decoder:
+    the networks run here in step order, each one's outputs feeding the next."""
+
     def __init__(self, cfg: DictConfig) -> None:
         plan = resolve(cfg)
-        units = {unit.role: unit for unit in plan.units}
-        self.features = units["feature_extractor"].export.make_module()
-        self.acoustic = units["acoustic_model"].export.make_module()
-        self.vocabulary = json.loads(units["ctc_decoder"].parameters["vocabulary"])
-        self.sample_rate = int(cfg.pipeline.sample_rate)
+        units = {unit.name: unit for unit in plan.units}
+        chain = [units[step.model_name] for step in plan.ensemble.steps]
+        self.networks = [unit.export.make_module() for unit in chain if unit.export]
+        self.features, self.acoustic = self.networks[0], self.networks[-1]
+        (decoder,) = [unit for unit in chain if "vocabulary" in unit.parameters]
+        self.vocabulary = json.loads(decoder.parameters["vocabulary"])
+        self.sample_rate = int(plan.ensemble.parameters["sample_rate"])
 
     @classmethod
     def from_repository(cls, repository: Path) -> AsrReference:
@@ -36,8 +41,11 @@ class AsrReference:
         """Log-probabilities [frames, classes] of one utterance (float32 mono samples)."""
         signal = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).view(1, -1)
         length = torch.tensor([[signal.shape[1]]], dtype=torch.int32)
+        tensors = (signal, length)
         with torch.inference_mode():
-            logprobs, frames = self.acoustic(*self.features(signal, length))
+            for network in self.networks:
+                tensors = network(*tensors)
+        logprobs, frames = tensors
         return logprobs[0, : int(frames)].numpy()
 
     def transcribe(self, audio: np.ndarray) -> str:

@@ -27,6 +27,7 @@ from modelrepo_gen.repository import (
     publish,
     staging_folder,
 )
+from modelrepo_gen.repository_readme import README, render_repository_readme
 from modelrepo_gen.resolver import resolve
 from modelrepo_gen.wiring import check_ensemble
 
@@ -106,6 +107,7 @@ def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
     check_ensemble(parse_model_config(text, ensemble.name), parsed)
     (staging / ensemble.name / "config.pbtxt").write_text(text)
     models[ensemble.name] = {"platform": "ensemble", "role": "ensemble"}
+    (staging / README).write_text(render_repository_readme(plan))
     weights = copy.deepcopy(plan.weights)
     for source in weights.values():
         if source.get("path"):

@@ -105,7 +105,11 @@ def check_graph(graph: Graph, signatures: Mapping[str, Signature]) -> CheckedGra
         outputs = {s.name: s for s in signature.outputs}
         for model_tensor, tensor in step.outputs:
             if tensor in producers or tensor in graph.inputs:
-                first = producers[tensor][0] if tensor in producers else "the ensemble input"
+                first = (
+                    f"{producers[tensor][0]}.{producers[tensor][1].name}"
+                    if tensor in producers
+                    else "the ensemble input"
+                )
                 raise UserError(
                     f"{WHERE}: tensor '{tensor}' is produced twice ({first} and "
                     f"{step.role}.{model_tensor})"

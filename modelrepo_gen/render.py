@@ -20,6 +20,11 @@ def pbtxt_string(value: str) -> str:
     return f'"{escaped}"'
 
 
+def mermaid_text(value: str) -> str:
+    """Text inside a quoted Mermaid label (quotes and angle brackets as entity codes)."""
+    return str(value).replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -28,6 +33,7 @@ def _environment() -> Environment:
         autoescape=False,
     )
     env.filters["pbtxt_string"] = pbtxt_string
+    env.filters["mermaid"] = mermaid_text
     return env
 
 
