@@ -40,7 +40,7 @@ test: install speech lint
 	$(PY) -m pytest
 
 bench: install speech
-	$(PY) -m modelrepo_gen.benchmark --output bench_results
+	$(PY) -m modelrepo_gen.bench --output bench_results
 
 clean:
 	rm -rf $(VENV) $(DEMO_REPOSITORY) model_repository bench_results

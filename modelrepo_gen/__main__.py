@@ -12,17 +12,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from modelrepo_gen.config_schema import register_schema
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.hydra_errors import (
+from modelrepo_gen.config.hydra_errors import (
     CONFIG_ERRORS,
     describe_config_error,
     errors_reach_caller,
     full_error_requested,
 )
-from modelrepo_gen.interrupts import BuildInterrupted
-from modelrepo_gen.sweep import SweepReport, run_variant
-from modelrepo_gen.variant_names import register_resolver
+from modelrepo_gen.config.schema import register_schema
+from modelrepo_gen.config.sweep import SweepReport, run_variant
+from modelrepo_gen.config.variant_names import register_resolver
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.interrupts import BuildInterrupted
 
 EXIT_CONFIG_ERROR = 1  # Hydra's own checks (composition, override syntax), as Hydra exits
 EXIT_BUILD_ERROR = 2
@@ -44,9 +44,9 @@ def repository_path(cfg: DictConfig) -> Path:
 
 def build_or_describe(cfg: DictConfig, repository: Path) -> None:
     # Imported here so `--help` and `--cfg job` stay fast.
-    from modelrepo_gen.build import build_repository
-    from modelrepo_gen.describe import describe_plan
-    from modelrepo_gen.resolver import resolve
+    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.plan.describe import describe_plan
+    from modelrepo_gen.plan.resolver import resolve
 
     if cfg.dry_run:
         print(describe_plan(resolve(cfg), repository))

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modelrepo_gen.audio import load_audio
+from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays
-from modelrepo_gen.triton_server import TritonServer
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 

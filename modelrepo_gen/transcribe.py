@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelrepo_gen.asr_client import (
+from modelrepo_gen.clients.asr_client import (
     check_asr_model,
     find_ensemble_model,
     infer_transcript,
@@ -24,16 +24,16 @@ from modelrepo_gen.asr_client import (
     served_sample_rate,
     transcribe_arrays,
 )
-from modelrepo_gen.audio import load_audio
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.transcribe_args import DEFAULT_URLS, check_args, parse_args
-from modelrepo_gen.transcribe_manifest import (
+from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, check_args, parse_args
+from modelrepo_gen.clients.transcribe_manifest import (
     ManifestEntry,
     check_audio_files,
     normalize_text,
     read_manifest,
     word_errors,
 )
+from modelrepo_gen.errors import UserError
 
 __all__ = [
     "infer_transcript",

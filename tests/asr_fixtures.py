@@ -21,10 +21,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from modelrepo_gen.asr_reference import AsrReference
-from modelrepo_gen.audio import load_audio
-from modelrepo_gen.config_schema import register_schema
-from modelrepo_gen.triton_server import TritonServer
+from modelrepo_gen.clients.asr_reference import AsrReference
+from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.config.schema import register_schema
+from modelrepo_gen.serve.server import TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -102,7 +102,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) -> Path:
     """The seeded acoustic module's state dict with a N(0, 3) classifier and zero bias."""
-    from modelrepo_gen.resolver import resolve
+    from modelrepo_gen.plan.resolver import resolve
 
     plan = resolve(compose_config([f"pipeline={pipeline}", f"model={model}"]))
     (acoustic,) = [unit for unit in plan.units if unit.role == "acoustic_model"]
@@ -116,7 +116,7 @@ def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) 
 
 
 def build_asr_repository(build: AsrBuild, checkpoint: Path, output_dir: Path) -> Path:
-    from modelrepo_gen.build import build_repository
+    from modelrepo_gen.build.run import build_repository
 
     build_repository(compose_config(build.config_overrides(checkpoint)), output_dir)
     return output_dir

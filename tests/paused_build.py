@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from modelrepo_gen import swap
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
+from modelrepo_gen.repository import swap
 
 
 def pause_after(owner: object, name: str, ready: Path, go: Path) -> None:

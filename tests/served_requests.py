@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrepo_gen.triton_server import TritonServer
+from modelrepo_gen.serve.server import TritonServer
 
 
 # -- raw requests --------------------------------------------------------------------------------

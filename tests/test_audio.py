@@ -10,7 +10,7 @@ import pytest
 import soundfile
 from scipy.signal import resample_poly
 
-from modelrepo_gen.audio import load_audio
+from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.errors import UserError
 
 

@@ -13,7 +13,7 @@ import pytest
 from cli_runs import run_many
 from conftest import ROOT, compose_config, run_cli
 
-from modelrepo_gen.resolver import resolve
+from modelrepo_gen.plan.resolver import resolve
 
 SMALL = ["model=quartznet_mini"]
 F = "featurizer"

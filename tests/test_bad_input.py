@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import ROOT, compose_config, run_cli
 
-from modelrepo_gen.build import build_repository
+from modelrepo_gen.build.run import build_repository
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.resolver import resolve
+from modelrepo_gen.plan.resolver import resolve
 
 SMALL = ["model=quartznet_mini"]
 

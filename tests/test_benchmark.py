@@ -1,4 +1,4 @@
-"""`python -m modelrepo_gen.benchmark --quick` runs end to end and reports every measurement."""
+"""`python -m modelrepo_gen.bench --quick` runs end to end and reports every measurement."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from modelrepo_gen.benchmark_serving import LIBRIVOX
+from modelrepo_gen.bench.serving import LIBRIVOX
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["QuartzNet mini", "Jasper mini"]
@@ -28,7 +28,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]
         pytest.skip(f"no LibriVox speech under {LIBRIVOX} (make speech installs it)")
     output = tmp_path_factory.mktemp("bench")
     done = subprocess.run(
-        [sys.executable, "-m", "modelrepo_gen.benchmark", "--quick", "--output", str(output)],
+        [sys.executable, "-m", "modelrepo_gen.bench", "--quick", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -14,10 +14,10 @@ from conftest import compose_config, run_cli
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from modelrepo_gen.build import build_repository
+from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.build.wiring import check_ensemble
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.resolver import resolve
-from modelrepo_gen.wiring import check_ensemble
+from modelrepo_gen.plan.resolver import resolve
 
 
 def parse(path: Path) -> model_config_pb2.ModelConfig:
@@ -197,8 +197,15 @@ def test_gpu_target_repository_uses_native_backends(tmp_path) -> None:
     assert acoustic.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert [t.name for t in acoustic.output] == ["LOGPROBS__0", "ENCODED_LENGTHS__1"]
     assert not (repo / "asr_quartznet_acoustic_model" / "1" / "model.py").exists()
+    # The python decoder keeps its own tensor names; the ensemble maps libtorch's onto them.
     decoder = parse(repo / "asr_quartznet_ctc_decoder" / "config.pbtxt")
-    assert decoder.backend == "python" and [t.name for t in decoder.input][0] == "LOGPROBS__0"
+    assert decoder.backend == "python" and [t.name for t in decoder.input][0] == "LOGPROBS"
+    ensemble = parse(repo / "asr_quartznet" / "config.pbtxt")
+    acoustic_step = ensemble.ensemble_scheduling.step[1]
+    assert dict(acoustic_step.output_map) == {
+        "LOGPROBS__0": "LOGPROBS",
+        "ENCODED_LENGTHS__1": "ENCODED_LENGTHS",
+    }
 
 
 def test_rebuild_reuses_unchanged_exports_and_redoes_changed_ones(tmp_path, caplog) -> None:

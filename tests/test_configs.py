@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import CONF, ROOT, compose_config, run_cli
 
-from modelrepo_gen.resolver import resolve
+from modelrepo_gen.plan.resolver import resolve
 
 
 def options(group: str) -> list[str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config, run_cli
 
-from modelrepo_gen.build import build_repository
-from modelrepo_gen.ownership import check_replaceable
+from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.repository.ownership import check_replaceable
 
 SMALL = ["model=quartznet_mini"]
 PAUSED_BUILD = Path(__file__).with_name("paused_build.py")

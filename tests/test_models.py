@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 import torch
 
+from modelrepo_gen.components.networks.conv_asr import ConvASR, ConvASRConfig, ConvBlockConfig
+from modelrepo_gen.components.networks.mel_features import MelFeatureExtractor, MelFeaturesConfig
 from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
 from modelrepo_gen.components.triton_python.exported_model_runner import (
     find_problem,
     pad_and_stack,
     split_outputs,
 )
-from modelrepo_gen.models.conv_asr import ConvASR, ConvASRConfig, ConvBlockConfig
-from modelrepo_gen.models.mel_features import MelFeatureExtractor, MelFeaturesConfig
 
 
 def numpy_log_mel(audio: np.ndarray, config: MelFeaturesConfig) -> np.ndarray:
     """Straightforward numpy log-mel: preemphasis, zero-padded centred frames, rfft, mel, norm."""
-    from modelrepo_gen.models.mel_features import mel_filterbank
+    from modelrepo_gen.components.networks.mel_features import mel_filterbank
 
     hop = int(config.window_stride * config.sample_rate)
     win = int(config.window_size * config.sample_rate)
@@ -58,7 +58,7 @@ def test_feature_extractor_matches_numpy_reference() -> None:
 
 
 def test_mel_filterbank_covers_the_spectrum_without_gaps() -> None:
-    from modelrepo_gen.models.mel_features import mel_filterbank
+    from modelrepo_gen.components.networks.mel_features import mel_filterbank
 
     fb = mel_filterbank(16000, 512, 64, 0.0, 8000.0)
     assert fb.shape == (64, 257) and (fb >= 0).all()
@@ -107,7 +107,7 @@ def test_dense_residuals_draw_on_every_earlier_block() -> None:
 def test_full_size_parameter_counts_match_the_papers() -> None:
     from conftest import compose_config
 
-    from modelrepo_gen.resolver import resolve
+    from modelrepo_gen.plan.resolver import resolve
 
     counts = {}
     for model in ("quartznet_15x5", "jasper_10x5"):

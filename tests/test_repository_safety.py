@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config
 
-from modelrepo_gen import build
-from modelrepo_gen.build import build_repository
+from modelrepo_gen.build import run as build
+from modelrepo_gen.build.run import build_repository
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.repository import cannot_write
+from modelrepo_gen.repository.publish import cannot_write
 
 SMALL = ["model=quartznet_mini"]
 

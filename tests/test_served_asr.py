@@ -19,11 +19,11 @@ import pytest
 import torch
 from served_requests import connect, infer, transcripts, varied_lengths
 
-from modelrepo_gen.asr_reference import AsrReference
-from modelrepo_gen.audio import load_audio
-from modelrepo_gen.parity import compare
+from modelrepo_gen.build.parity import compare
+from modelrepo_gen.clients.asr_reference import AsrReference
+from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
-from modelrepo_gen.triton_server import TritonServer
 
 # The session fixtures (builds, combined repository, LibriVox audio) come from asr_fixtures.
 pytest_plugins = ["asr_fixtures"]

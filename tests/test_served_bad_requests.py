@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from served_requests import connect, one_utterance, transcripts, varied_lengths
 
-from modelrepo_gen.asr_reference import AsrReference
-from modelrepo_gen.triton_server import TritonServer
+from modelrepo_gen.clients.asr_reference import AsrReference
+from modelrepo_gen.serve.server import TritonServer
 
 # The session fixtures (builds, combined repository, LibriVox audio) come from asr_fixtures.
 pytest_plugins = ["asr_fixtures"]

@@ -27,7 +27,7 @@ from triton_fixtures import (
 )
 
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.triton_server import TritonServer
+from modelrepo_gen.serve.server import TritonServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FREE_PORTS = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}

@@ -14,9 +14,9 @@ import soundfile
 from conftest import ROOT
 from triton_fixtures import encode_text, write_standin_asr
 
-from modelrepo_gen.processes import free_port
+from modelrepo_gen.serve.processes import free_port
+from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import main
-from modelrepo_gen.triton_server import TritonServer
 
 
 def _files(tmp: Path) -> dict[str, Path]:

@@ -13,7 +13,8 @@ import soundfile
 from triton_fixtures import ASR_ENSEMBLE, encode_text, write_echo_model, write_standin_asr
 
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.processes import free_port
+from modelrepo_gen.serve.processes import free_port
+from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import (
     main,
     normalize_text,
@@ -21,7 +22,6 @@ from modelrepo_gen.transcribe import (
     transcribe_arrays,
     word_errors,
 )
-from modelrepo_gen.triton_server import TritonServer
 
 
 @pytest.fixture(scope="module")

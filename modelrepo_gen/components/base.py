@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from modelrepo_gen.graph import Signature
+from modelrepo_gen.plan.graph import Signature
 from modelrepo_gen.registry import Registry
 
 

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent
-from modelrepo_gen.graph import Signature
-from modelrepo_gen.models.mel_features import MelFeatureExtractor, MelFeaturesConfig
-from modelrepo_gen.models.mel_features_checks import check_mel_features, window_samples
-from modelrepo_gen.plan import TensorSpec
-from modelrepo_gen.validation import check_number
+from modelrepo_gen.components.networks.mel_features import MelFeatureExtractor, MelFeaturesConfig
+from modelrepo_gen.components.networks.mel_features_checks import check_mel_features, window_samples
+from modelrepo_gen.config.validation import check_number
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from modelrepo_gen.plan import TensorSpec
+from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.registry import Registry
 
 # Runs an exported artifact: inputs in order of the unit's inputs, outputs in order of its outputs.

@@ -12,7 +12,7 @@ import onnx
 import torch
 
 from modelrepo_gen.exporters import EXPORTERS, Runner
-from modelrepo_gen.plan import TensorSpec
+from modelrepo_gen.plan.build_plan import TensorSpec
 
 OPSET = 17
 

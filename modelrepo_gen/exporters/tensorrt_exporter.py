@@ -17,7 +17,7 @@ import torch
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, Runner
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
-from modelrepo_gen.plan import TensorSpec
+from modelrepo_gen.plan.build_plan import TensorSpec
 
 # Optimisation profile: variable axes run from 1 to these bounds (the example is the typical size).
 PROFILE_MAX_BATCH = 16

@@ -11,7 +11,7 @@ import torch
 
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, Runner
-from modelrepo_gen.plan import TensorSpec
+from modelrepo_gen.plan.build_plan import TensorSpec
 
 
 class HalfPrecision(torch.nn.Module):

@@ -1,0 +1,1 @@
+"""The benchmark behind `make bench`: python -m modelrepo_gen.bench --output bench_results"""

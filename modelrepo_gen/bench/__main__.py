@@ -1,0 +1,259 @@
+"""`make bench`: build, inference and serving benchmark of the CTC ASR repositories.
+
+    python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
+    python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~1 min
+
+Measures in one run (so the ratios compare numbers taken together) and writes
+``results.md`` (printed too) and ``results.json`` under ``--output``:
+  1. builds of QuartzNet 15x5 and Jasper 10x5: cold build, export and parity time per format;
+  2. the acoustic model on 7 s of audio: PyTorch eager vs onnxruntime (and TorchScript);
+  3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
+     batching on and off, and the serving overhead against in-process transcription.
+The parts live in benchmark_build.py (no server) and benchmark_serving.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelrepo_gen.bench.build import (
+    BUILD_VARIANTS,
+    FULL_MODELS,
+    QUICK_MODELS,
+    BenchmarkError,
+    InferenceSettings,
+    ModelChoice,
+    acoustic_inference,
+    timed_build,
+)
+from modelrepo_gen.bench.serving import (
+    ServingSettings,
+    in_process,
+    load_utterances,
+    served_load,
+)
+from modelrepo_gen.build.manifest import package_versions
+from modelrepo_gen.build.render import ENVIRONMENT
+from modelrepo_gen.errors import UserError
+
+PACKAGES = ("torch", "onnxruntime", "onnx", "numpy", "tritonclient", "nvidia-pytriton")
+
+
+@dataclass
+class Settings:
+    models: tuple[ModelChoice, ...]
+    inference: dict[str, InferenceSettings]  # per model label
+    serving: ServingSettings
+    build_timeout_s: float  # a build taking longer is reported as skipped
+
+    @classmethod
+    def full(cls) -> Settings:
+        quartznet, jasper = FULL_MODELS
+        return cls(
+            models=FULL_MODELS,
+            inference={
+                quartznet.label: InferenceSettings(repeats=3),
+                # Jasper 10x5 (333M parameters) takes seconds per call: fewer runs.
+                jasper.label: InferenceSettings(repeats=2),
+            },
+            serving=ServingSettings(requests=48),
+            build_timeout_s=420,
+        )
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(
+            models=QUICK_MODELS,
+            inference={
+                m.label: InferenceSettings(repeats=2, torchscript_warmup=1) for m in QUICK_MODELS
+            },
+            serving=ServingSettings(requests=8),
+            build_timeout_s=300,
+        )
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- the machine -----------------------------------------------------------------------------
+def _proc_value(path: str, key: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_info() -> dict:
+    import onnxruntime
+    import torch
+
+    versions = package_versions(PACKAGES)
+    memory = _proc_value("/proc/meminfo", "MemTotal")
+    try:
+        load = Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        load = "unknown"
+    return {
+        "cpu_model": _proc_value("/proc/cpuinfo", "model name"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(memory.split()[0]) / 2**20, 1) if memory[:1].isdigit() else None,
+        "gpu": "cuda" if torch.cuda.is_available() else "none",
+        "python": platform.python_version(),
+        "packages": versions,
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime_threads": "default (one per physical core)",
+        "onnxruntime_version": onnxruntime.__version__,
+        "load_average_at_start": load,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+def run(settings: Settings, work: Path) -> dict:
+    started = time.perf_counter()
+    names, audios = load_utterances()  # fails now, not after the builds, if speech is missing
+    results: dict = {"machine": machine_info(), "build": [], "inference": []}
+    repositories: dict[tuple[str, str, str], Path] = {}
+    for model in settings.models:
+        for backend, precision in BUILD_VARIANTS:
+            log(f"build {model.label} {backend} {precision}")
+            path = work / f"{model.model}-{backend}-{precision}"
+            row = timed_build(model, backend, precision, path, timeout_s=settings.build_timeout_s)
+            results["build"].append(row)
+            if row["status"] == "ok":
+                repositories[(model.label, backend, precision)] = path
+                log(f"  {row['process_wall_s']:.1f} s")
+            else:
+                log(f"  {row['status']}")
+    for model in settings.models:
+        log(f"acoustic inference {model.label}")
+        onnx = repositories.get((model.label, "onnx", "fp32"))
+        if onnx is None:
+            raise BenchmarkError(f"the default onnx fp32 build of {model.label} is missing")
+        script = repositories.get((model.label, "torchscript", "fp32"))
+        inference = settings.inference[model.label]
+        results["inference"] += acoustic_inference(model, onnx, script, inference, log)
+        for key in [k for k in repositories if k[0] == model.label and k[1:] != ("onnx", "fp32")]:
+            shutil.rmtree(repositories.pop(key), ignore_errors=True)  # free the disk early
+
+    served = settings.models[0]
+    serving_repos = {"default": repositories[(served.label, "onnx", "fp32")]}
+    for mode in settings.serving.modes:
+        if mode not in serving_repos:
+            log(f"build {served.label} onnx fp32 dynamic_batching={mode}")
+            path = work / f"{served.model}-onnx-fp32-batching-{mode}"
+            row = timed_build(served, "onnx", "fp32", path, mode, settings.build_timeout_s)
+            if row["status"] != "ok":
+                raise BenchmarkError(f"the dynamic_batching={mode} build {row['status']}")
+            serving_repos[mode] = path
+    log(f"serving {served.label}: in-process baselines")
+    baselines = in_process(serving_repos["default"], audios, settings.serving.in_process_passes)
+    serving_rows, server_version = [], "unknown"
+    for mode in settings.serving.modes:
+        log(f"serving {served.label} dynamic_batching={mode}")
+        rows, server_version = served_load(serving_repos[mode], mode, audios, settings.serving, log)
+        serving_rows += rows
+    results["serving"] = {
+        "model": served.label,
+        "backend": "onnx fp32, target=cpu (python backend)",
+        "utterances": names,
+        "utterance_seconds": [round(len(a) / 16000, 2) for a in audios],
+        "server_version": server_version,
+        "load": serving_rows,
+        "in_process": baselines,
+        "ratios": _serving_ratios(serving_rows, baselines, settings.serving),
+    }
+    results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
+    results["total_s"] = time.perf_counter() - started
+    return results
+
+
+def _serving_ratios(rows: list[dict], baselines: dict, settings: ServingSettings) -> dict:
+    by_key = {(r["dynamic_batching"], r["concurrency"]): r for r in rows}
+    on, off = settings.modes[0], settings.modes[-1]
+    batching = {
+        str(c): by_key[on, c]["throughput_audio_s_per_s"]
+        / by_key[off, c]["throughput_audio_s_per_s"]
+        for c in settings.concurrencies
+        if (on, c) in by_key and (off, c) in by_key
+    }
+    single = by_key[on, min(settings.concurrencies)]
+    served_rtf = single["wall_s"] / single["audio_s"]  # seconds of work per audio second
+    overhead = {
+        name: served_rtf / (base["wall_s"] / base["audio_s"]) for name, base in baselines.items()
+    }
+    matching = sum(
+        a == b
+        for a, b in zip(single["transcripts"], baselines["reference"]["transcripts"], strict=False)
+    )
+    return {
+        "batching_on_over_off_throughput": batching,
+        "served_over_in_process_time": overhead,
+        "served_transcripts_equal_reference": f"{matching}/{len(single['transcripts'])}",
+    }
+
+
+# -- the report ------------------------------------------------------------------------------
+def render_markdown(results: dict, quick: bool) -> str:
+    return ENVIRONMENT.get_template("bench_results.md.j2").render(results=results, quick=quick)
+
+
+def _strip_transcripts(results: dict) -> dict:
+    """The JSON without the (meaningless, random-weight) transcripts."""
+    clean = json.loads(json.dumps(results))
+    for row in clean["serving"]["load"]:
+        row.pop("transcripts", None)
+    for base in clean["serving"]["in_process"].values():
+        base.pop("transcripts", None)
+    return clean
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m modelrepo_gen.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--output", default="bench_results", help="folder for the results")
+    parser.add_argument("--quick", action="store_true", help="mini models, few requests")
+    parser.add_argument(
+        "--work-dir", help="build the repositories here and keep them (default: a temp folder)"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings.quick() if args.quick else Settings.full()
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    if args.work_dir:
+        work = Path(args.work_dir).resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="modelrepo_gen_bench_"))
+    try:
+        results = run(settings, work)
+    except (BenchmarkError, UserError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    results["quick"] = args.quick
+    table = render_markdown(results, args.quick)
+    (output / "results.md").write_text(table)
+    (output / "results.json").write_text(json.dumps(_strip_transcripts(results), indent=2) + "\n")
+    print(table)
+    log(f"wrote {output / 'results.md'} and {output / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Benchmark of a served ASR ensemble: closed-loop load from N client threads, and the same
+utterances transcribed in-process for the serving overhead.
+
+Each client thread owns its own tritonclient HTTP client (one must not be shared across
+threads) and sends its next request as soon as the previous answer arrives.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelrepo_gen.bench.build import BenchmarkError
+from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.repository.publish import MANIFEST
+from modelrepo_gen.transcribe import infer_transcript
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+SAMPLE_RATE = 16000
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    concurrencies: tuple[int, ...] = (1, 4, 8)
+    requests: int = 40  # per setting, cycling the utterances
+    modes: tuple[str, ...] = ("default", "disabled")  # dynamic_batching options
+    in_process_passes: int = 2  # times the utterances are transcribed in-process
+
+
+def load_utterances() -> tuple[list[str], list[np.ndarray]]:
+    files = sorted(LIBRIVOX.glob("*.wav"))
+    if not files:
+        raise BenchmarkError(
+            f"no speech under {LIBRIVOX}: install Debian's pocketsphinx-testdata (make speech)"
+        )
+    return [f.name for f in files], [load_audio(f, SAMPLE_RATE) for f in files]
+
+
+def repository_models(repository: Path) -> dict[str, str]:
+    """Role -> model name, from the repository's manifest (the ensemble under 'ensemble')."""
+    manifest = json.loads((repository / MANIFEST).read_text())
+    return {entry["role"]: name for name, entry in manifest["models"].items()}
+
+
+# -- load generation -------------------------------------------------------------------------
+def run_load(
+    url: str, model_name: str, audios: Sequence[np.ndarray], requests: int, concurrency: int
+) -> dict:
+    """Send ``requests`` requests (utterance i % len(audios)) from ``concurrency`` threads."""
+    import tritonclient.http as httpclient
+
+    spans: list[tuple[float, float] | None] = [None] * requests
+    texts: list[str | None] = [None] * requests
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    next_index = iter(range(requests))
+    start = threading.Barrier(concurrency)
+
+    def work() -> None:
+        client = httpclient.InferenceServerClient(url, connection_timeout=60, network_timeout=600)
+        try:
+            start.wait()
+            while not errors:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    return
+                began = time.perf_counter()
+                texts[index] = infer_transcript(
+                    client, "http", model_name, audios[index % len(audios)]
+                )
+                spans[index] = (began, time.perf_counter())
+        except BaseException as error:  # reported by the main thread
+            with lock:
+                errors.append(error)
+            start.abort()
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise BenchmarkError(f"request to '{model_name}' failed: {errors[0]!r}")
+    done = [s for s in spans if s is not None]
+    latencies = np.array([end - began for began, end in done])
+    wall = max(end for _, end in done) - min(began for began, _ in done)
+    audio_s = sum(len(audios[i % len(audios)]) for i in range(requests)) / SAMPLE_RATE
+    return {
+        "concurrency": concurrency,
+        "requests": requests,
+        "audio_s": audio_s,
+        "wall_s": wall,
+        "throughput_audio_s_per_s": audio_s / wall,
+        "requests_per_s": requests / wall,
+        "latency_p50_s": float(np.percentile(latencies, 50)),
+        "latency_p99_s": float(np.percentile(latencies, 99)),
+        "latency_mean_s": float(latencies.mean()),
+        "transcripts": texts[: len(audios)],
+    }
+
+
+def _model_counts(url: str, model_name: str) -> tuple[int, int]:
+    """(inferences, executions) the server has counted for a model: their ratio is the batch."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url)
+    try:
+        stats = client.get_inference_statistics(model_name)["model_stats"]
+    finally:
+        client.close()
+    return (
+        sum(int(s.get("inference_count", 0)) for s in stats),
+        sum(int(s.get("execution_count", 0)) for s in stats),
+    )
+
+
+def served_load(
+    repository: Path,
+    mode: str,
+    audios: Sequence[np.ndarray],
+    settings: ServingSettings,
+    log: Callable[[str], None] = print,
+) -> tuple[list[dict], str]:
+    """Start the server on ``repository`` and run every concurrency; rows and server version."""
+    import tritonclient.http as httpclient
+
+    from modelrepo_gen.serve.server import TritonServer
+
+    models = repository_models(repository)
+    ensemble, acoustic = models["ensemble"], models["acoustic_model"]
+    rows = []
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
+        client = httpclient.InferenceServerClient(server.http_url)
+        try:
+            version = client.get_server_metadata().get("version", "unknown")
+        finally:
+            client.close()
+        # Warm-up, not timed: every utterance once, then one full concurrent wave.
+        run_load(server.http_url, ensemble, audios, len(audios), 1)
+        wave = max(settings.concurrencies)
+        run_load(server.http_url, ensemble, audios, wave, wave)
+        for concurrency in settings.concurrencies:
+            before = _model_counts(server.http_url, acoustic)
+            row = run_load(server.http_url, ensemble, audios, settings.requests, concurrency)
+            after = _model_counts(server.http_url, acoustic)
+            executions = after[1] - before[1]
+            row["acoustic_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
+            row["dynamic_batching"] = mode
+            rows.append(row)
+            log(
+                f"  dynamic_batching={mode} concurrency {concurrency}: "
+                f"{row['throughput_audio_s_per_s']:.2f} audio-s/s, "
+                f"p50 {row['latency_p50_s']:.3f} s, p99 {row['latency_p99_s']:.3f} s, "
+                f"acoustic batch {row['acoustic_mean_batch']:.2f}"
+            )
+    return rows, version
+
+
+# -- in-process baselines --------------------------------------------------------------------
+def _time_sequential(transcribe: Callable[[np.ndarray], str], audios: Sequence[np.ndarray]):
+    transcribe(audios[0])  # warm-up
+    texts, started = [], time.perf_counter()
+    for audio in audios:
+        texts.append(transcribe(audio))
+    wall = time.perf_counter() - started
+    audio_s = sum(len(a) for a in audios) / SAMPLE_RATE
+    return {
+        "utterances": len(audios),
+        "audio_s": audio_s,
+        "wall_s": wall,
+        "throughput_audio_s_per_s": audio_s / wall,
+        "latency_mean_s": wall / len(audios),
+        "transcripts": texts,
+    }
+
+
+def in_process(repository: Path, audios: Sequence[np.ndarray], passes: int = 1) -> dict[str, dict]:
+    """The utterances transcribed sequentially (``passes`` times) in this process, two ways.
+
+    ``reference``: modelrepo_gen.clients.asr_reference.AsrReference (PyTorch eager, the pipeline the
+    repository must agree with). ``onnxruntime``: the repository's own ONNX artifacts run by
+    onnxruntime here, then greedy decoding: the same computation as the server, minus serving.
+    """
+    from modelrepo_gen.clients.asr_reference import AsrReference
+    from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
+    from modelrepo_gen.exporters import EXPORTERS
+    from modelrepo_gen.plan.resolver import resolve
+
+    reference = AsrReference.from_repository(repository)
+    audios = list(audios) * passes
+    results = {"reference": _time_sequential(reference.transcribe, audios)}
+    del reference
+    gc.collect()
+
+    manifest = json.loads((repository / MANIFEST).read_text())
+    from omegaconf import OmegaConf
+
+    plan = resolve(OmegaConf.create(manifest["config"]))
+    units = {unit.role: unit for unit in plan.units}
+    onnx = EXPORTERS.get("onnx")
+    features, acoustic = (
+        onnx.load(repository / units[r].name / "1" / "model.onnx", units[r].export.inputs)
+        for r in ("feature_extractor", "acoustic_model")
+    )
+    vocabulary = json.loads(units["ctc_decoder"].parameters["vocabulary"])
+
+    def transcribe(audio: np.ndarray) -> str:
+        signal = audio.reshape(1, -1)
+        feats, frames = features([signal, np.array([[signal.shape[1]]], dtype=np.int32)])
+        logprobs, encoded = acoustic([feats, frames])
+        return greedy_decode(logprobs[0], int(encoded.reshape(-1)[0]), vocabulary)
+
+    results["onnxruntime"] = _time_sequential(transcribe, audios)
+    return results

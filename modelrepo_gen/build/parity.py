@@ -1,0 +1,94 @@
+"""Runs every exported artifact at several shapes and compares it with its PyTorch module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.exporters import Exporter
+from modelrepo_gen.plan.build_plan import ExportSpec, ModelUnit
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    batch: int
+    seconds: float
+    output: str
+    max_abs_error: float
+    relative_error: float  # max_abs_error / max(1, max |pytorch|)
+
+    def as_dict(self) -> dict:
+        return {
+            "batch": self.batch,
+            "seconds": self.seconds,
+            "output": self.output,
+            "max_abs_error": float(f"{self.max_abs_error:.3e}"),
+            "relative_error": float(f"{self.relative_error:.3e}"),
+        }
+
+
+def valid_region(array: np.ndarray, lengths: np.ndarray, axis: int) -> list[np.ndarray]:
+    return [
+        np.take(item, np.arange(int(n)), axis=axis - 1)
+        for item, n in zip(array, lengths.reshape(-1))
+    ]
+
+
+def compare(reference: np.ndarray, exported: np.ndarray, name: str) -> tuple[float, float]:
+    if reference.shape != exported.shape:
+        raise UserError(
+            f"parity: output {name} has shape {exported.shape}, PyTorch gives {reference.shape}"
+        )
+    if reference.dtype.kind in "iu":
+        error = float(
+            np.max(np.abs(reference.astype(np.int64) - exported.astype(np.int64)), initial=0)
+        )
+        return error, error
+    diff = np.abs(reference.astype(np.float64) - exported.astype(np.float64))
+    error = float(np.max(diff, initial=0.0)) if np.all(np.isfinite(diff)) else float("inf")
+    scale = max(1.0, float(np.max(np.abs(reference), initial=0.0)))
+    return error, error / scale
+
+
+def check_parity(
+    unit: ModelUnit,
+    module: torch.nn.Module,
+    exporter: Exporter,
+    artifact: Path,
+    shapes: Sequence[tuple[int, float]],
+    seed: int,
+) -> list[ParityResult]:
+    """Compare artifact and module on every shape; raise UserError if beyond tolerance."""
+    export: ExportSpec = unit.export  # type: ignore[assignment]
+    run = exporter.load(artifact, export.inputs)
+    names = [spec.name for spec in export.outputs]
+    results = []
+    for i, (batch, seconds) in enumerate(shapes):
+        inputs = export.make_inputs(batch, seconds, seed + 1000 + i)
+        with torch.no_grad():
+            reference = [t.numpy() for t in module(*inputs)]
+        exported = run([t.numpy() for t in inputs])
+        by_name = dict(zip(names, zip(reference, exported, strict=True), strict=True))
+        for name, (ref, out) in by_name.items():
+            if name in export.length_of:
+                length_name, axis = export.length_of[name]
+                lengths = by_name[length_name][0]
+                pairs = zip(valid_region(ref, lengths, axis), valid_region(out, lengths, axis))
+                errors = [compare(r, o, name) for r, o in pairs]
+                error = max(e[0] for e in errors)
+                relative = max(e[1] for e in errors)
+            else:
+                error, relative = compare(ref, out, name)
+            results.append(ParityResult(batch, seconds, name, error, relative))
+            if not relative <= export.tolerance:
+                raise UserError(
+                    f"parity check failed for model '{unit.name}' ({export.exporter}, "
+                    f"{export.precision}): output {name} at batch {batch}, {seconds} s differs "
+                    f"from PyTorch by {relative:.3g} (relative), tolerance {export.tolerance:g}"
+                )
+    return results

@@ -1,0 +1,60 @@
+"""Renders config.pbtxt text from templates/ and parses it back with Triton's own schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf import text_format
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from tritonclient.grpc import model_config_pb2
+
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.plan.build_plan import Ensemble, ModelUnit
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+
+
+def pbtxt_string(value: str) -> str:
+    """A protobuf text-format string literal."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def mermaid_text(value: str) -> str:
+    """Text inside a quoted Mermaid label (quotes and angle brackets as entity codes)."""
+    return str(value).replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["pbtxt_string"] = pbtxt_string
+    env.filters["mermaid"] = mermaid_text
+    return env
+
+
+ENVIRONMENT = _environment()
+
+
+def parse_model_config(text: str, where: str) -> model_config_pb2.ModelConfig:
+    """Parse with Triton's ModelConfig proto: unknown fields and bad enum values fail here."""
+    try:
+        return text_format.Parse(text, model_config_pb2.ModelConfig())
+    except text_format.ParseError as exc:
+        raise UserError(
+            f"{where}: config.pbtxt does not fit Triton's ModelConfig schema: {exc}"
+        ) from None
+
+
+def render_model_config(unit: ModelUnit, pipeline: str) -> str:
+    return ENVIRONMENT.get_template("model_config.pbtxt.j2").render(unit=unit, pipeline=pipeline)
+
+
+def render_ensemble_config(ensemble: Ensemble, pipeline: str) -> str:
+    return ENVIRONMENT.get_template("ensemble.pbtxt.j2").render(
+        ensemble=ensemble, pipeline=pipeline
+    )

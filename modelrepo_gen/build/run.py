@@ -1,0 +1,148 @@
+"""Runs a build plan: export, verify, render, check the wiring, write the repository."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.build.export_cache import export_key, reuse_previous
+from modelrepo_gen.exporters import EXPORTERS
+from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
+from modelrepo_gen.build.manifest import file_sha256, write_manifest
+from modelrepo_gen.build.parity import check_parity
+from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
+from modelrepo_gen.build.render import parse_model_config, render_ensemble_config, render_model_config
+from modelrepo_gen.repository.publish import (
+    cannot_write,
+    check_output_dir,
+    check_output_location,
+    clean_leftovers,
+    publish,
+    staging_folder,
+)
+from modelrepo_gen.build.repository_readme import README, render_repository_readme
+from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.build.wiring import check_ensemble
+
+log = logging.getLogger("modelrepo_gen")
+VERSION = "1"
+
+
+@dataclass
+class BuildReport:
+    repository: Path
+    plan: BuildPlan
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
+
+
+def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: BuildReport) -> dict:
+    export = unit.export
+    assert export is not None and unit.artifact is not None
+    exporter = EXPORTERS.get(export.exporter)
+    shapes = [(int(s.batch), float(s.seconds)) for s in cfg.parity_shapes]
+    module = export.make_module()
+    artifact = version_dir / unit.artifact
+    key = export_key(export, module, {"parity_shapes": shapes, "seed": int(cfg.seed)})
+    if cfg.force and (
+        previous := reuse_previous(report.repository, unit.name, unit.artifact, key, artifact)
+    ):
+        log.info(
+            "%s: unchanged, reusing its %s export and parity figures", unit.name, export.exporter
+        )
+        return previous
+    started = time.perf_counter()
+    # Export from a copy: an exporter must not be able to change the module parity runs on.
+    example = export.make_inputs(*shapes[0], int(cfg.seed))
+    exporter.export(
+        copy.deepcopy(module), example, export.inputs, export.outputs, export.precision, artifact
+    )
+    report.seconds[f"export {unit.name}"] = time.perf_counter() - started
+    started = time.perf_counter()
+    results = check_parity(unit, module, exporter, artifact, shapes, int(cfg.seed))
+    report.seconds[f"parity {unit.name}"] = time.perf_counter() - started
+    worst = max(r.relative_error for r in results)
+    log.info(
+        "%s: %s %s export, parity %.2e (tolerance %g)",
+        unit.name,
+        export.exporter,
+        export.precision,
+        worst,
+        export.tolerance,
+    )
+    return {
+        "export_key": key,
+        "format": export.exporter,
+        "precision": export.precision,
+        "tolerance": export.tolerance,
+        "parity": [r.as_dict() for r in results],
+    }
+
+
+def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
+    """Export, verify and configure every model of the plan into `staging`, with its manifest."""
+    plan = report.plan
+    models, parsed = {}, {}
+    for unit in plan.units:
+        version_dir = staging / unit.name / VERSION
+        version_dir.mkdir(parents=True)
+        entry = {"platform": unit.platform, "role": unit.role}
+        if unit.export:
+            entry.update(_export_unit(unit, version_dir, cfg, report))
+        if unit.component:
+            shutil.copyfile(code_path(unit.component), version_dir / "model.py")
+        text = render_model_config(unit, plan.pipeline)
+        parsed[unit.name] = parse_model_config(text, unit.name)
+        (staging / unit.name / "config.pbtxt").write_text(text)
+        models[unit.name] = entry
+    ensemble = plan.ensemble
+    (staging / ensemble.name / VERSION).mkdir(parents=True)  # Triton needs a version folder
+    text = render_ensemble_config(ensemble, plan.pipeline)
+    check_ensemble(parse_model_config(text, ensemble.name), parsed)
+    (staging / ensemble.name / "config.pbtxt").write_text(text)
+    models[ensemble.name] = {"platform": "ensemble", "role": "ensemble"}
+    (staging / README).write_text(render_repository_readme(plan))
+    weights = copy.deepcopy(plan.weights)
+    for source in weights.values():
+        if source.get("path"):
+            source["sha256"] = file_sha256(Path(source["path"]))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    write_manifest(staging, config, plan.notes, weights, models)
+
+
+def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
+    """Build the repository described by `cfg` at `repository`, all or nothing.
+
+    SIGINT, SIGTERM and SIGHUP end it with BuildInterrupted, nothing written; an OSError met
+    writing becomes a UserError naming the path and the cause.
+    """
+    started = time.perf_counter()
+    plan = resolve(cfg)
+    check_output_location(cfg.output_dir, repository)
+    force = bool(cfg.force)
+    with interruptible() as interrupts:
+        try:
+            clean_leftovers(repository)
+            check_output_dir(repository, force)
+            for note in plan.notes:
+                log.warning(note)
+            report = BuildReport(repository=repository, plan=plan)
+            with staging_folder(repository) as staging:
+                _write_models(staging, cfg, report)
+                with interrupts.held(repository):
+                    publish(staging, repository, force)
+        except Exception as exc:
+            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
+                raise BuildInterrupted(interrupts.signum) from None  # arrived wrapped by a library
+            if isinstance(exc, OSError) and (error := cannot_write(exc, repository)):
+                raise error from None
+            raise
+    report.seconds["total"] = time.perf_counter() - started
+    log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])
+    return report

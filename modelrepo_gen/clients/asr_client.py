@@ -1,0 +1,288 @@
+"""Requests to a served ASR ensemble: find and check the model, send audio, collect transcripts.
+
+The ensemble's interface is fixed: inputs ``AUDIO_SIGNAL`` (FP32, dims [-1]) and
+``NUM_SAMPLES`` (INT32, dims [1]), output ``TRANSCRIPT`` (TYPE_STRING, dims [1], UTF-8), with
+``max_batch_size > 0`` so one request carries shapes [1, n] and [1, 1].
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from modelrepo_gen.clients.transcribe_args import (
+    DEFAULT_URLS,
+    PROTOCOLS,
+    check_concurrency,
+    check_url,
+)
+from modelrepo_gen.errors import UserError
+
+AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT = "AUDIO_SIGNAL", "NUM_SAMPLES", "TRANSCRIPT"
+DEFAULT_SAMPLE_RATE = 16000
+REQUEST_TIMEOUT_S = 300.0  # long audio on a CPU server takes a while
+
+
+def _client_module(protocol: str) -> Any:
+    if protocol == "http":
+        import tritonclient.http as module
+    elif protocol == "grpc":
+        import tritonclient.grpc as module
+    else:
+        raise UserError(f"protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    return module
+
+
+def _connect(url: str, protocol: str) -> Any:
+    module = _client_module(protocol)
+    # Checked here: a client built from a bad URL fails, then prints a traceback at exit.
+    check_url(url)
+    try:
+        if protocol == "http":
+            client = module.InferenceServerClient(
+                url, connection_timeout=10.0, network_timeout=REQUEST_TIMEOUT_S
+            )
+        else:
+            client = module.InferenceServerClient(url)
+    except Exception as error:  # bad URL syntax and the like, raised by either client
+        raise UserError(f"cannot connect to Triton at '{url}' over {protocol}: {error}") from None
+    return client
+
+
+def _server_message(error: Exception) -> str:
+    message = error.message() if hasattr(error, "message") else None
+    text = " ".join(str(message or error).split())  # gRPC messages span lines
+    if "Connection refused" in text:
+        return f"{text} (is a Triton server running at this address?)"
+    return text
+
+
+def _ask(url: str, protocol: str, what: str, call: Callable[[], Any]) -> Any:
+    """Run one metadata call, turning any client failure into a UserError."""
+    try:
+        return call()
+    except UserError:
+        raise
+    except Exception as error:  # connection refused, timeouts, server errors: all user-facing
+        raise UserError(
+            f"Triton at '{url}' ({protocol}) failed to {what}: {_server_message(error)}"
+        ) from None
+
+
+def _model_config(client: Any, protocol: str, name: str) -> dict:
+    if protocol == "grpc":
+        return client.get_model_config(name, as_json=True).get("config", {})
+    return client.get_model_config(name)
+
+
+def _ready_models(client: Any, protocol: str) -> list[str]:
+    index = client.get_model_repository_index(**({"as_json": True} if protocol == "grpc" else {}))
+    entries = index.get("models", []) if protocol == "grpc" else index
+    return sorted({e["name"] for e in entries if e.get("state") == "READY"})
+
+
+def _is_ensemble(client: Any, url: str, protocol: str, name: str) -> bool:
+    config = _ask(
+        url, protocol, f"describe '{name}'", lambda: _model_config(client, protocol, name)
+    )
+    return config.get("platform") == "ensemble"
+
+
+def find_ensemble_model(url: str, protocol: str = "http") -> str:
+    """The one ensemble-platform model that is READY on the server (else a UserError)."""
+    client = _connect(url, protocol)
+    try:
+        ready = _ask(url, protocol, "list its models", lambda: _ready_models(client, protocol))
+        ensembles = [name for name in ready if _is_ensemble(client, url, protocol, name)]
+    finally:
+        client.close()
+    if len(ensembles) == 1:
+        return ensembles[0]
+    if ensembles:
+        raise UserError(
+            f"the server at '{url}' serves several ensembles ({', '.join(ensembles)}): "
+            "choose one with --model"
+        )
+    raise UserError(
+        f"no ensemble model is ready on the server at '{url}' "
+        f"(ready models: {', '.join(ready) or 'none'}): name the model with --model"
+    )
+
+
+def check_asr_model(url: str, protocol: str, model_name: str) -> dict:
+    """The model's config; fails early, and clearly, if it is not loaded or not ASR-shaped."""
+    client = _connect(url, protocol)
+    try:
+        _ask(url, protocol, "answer", client.is_server_live)
+        if not _ask(
+            url, protocol, f"check '{model_name}'", lambda: client.is_model_ready(model_name)
+        ):
+            ready = _ask(url, protocol, "list its models", lambda: _ready_models(client, protocol))
+            raise UserError(
+                f"model '{model_name}' is not ready on the server at '{url}' "
+                f"(ready models: {', '.join(ready) or 'none'})"
+            )
+        config = _ask(
+            url,
+            protocol,
+            f"describe '{model_name}'",
+            lambda: _model_config(client, protocol, model_name),
+        )
+    finally:
+        client.close()
+    inputs = {t.get("name") for t in config.get("input", [])}
+    outputs = {t.get("name") for t in config.get("output", [])}
+    if not {AUDIO_INPUT, LENGTH_INPUT} <= inputs or TEXT_OUTPUT not in outputs:
+        raise UserError(
+            f"model '{model_name}' is not an ASR ensemble: it takes {sorted(inputs)} and "
+            f"returns {sorted(outputs)}, expected {AUDIO_INPUT}, {LENGTH_INPUT} -> {TEXT_OUTPUT}"
+        )
+    return config
+
+
+def served_sample_rate(config: dict) -> int:
+    """The sample rate the ensemble declares in its parameters (16 kHz if it declares none)."""
+    value = config.get("parameters", {}).get("sample_rate", {}).get("string_value")
+    return int(value) if value else DEFAULT_SAMPLE_RATE
+
+
+def infer_transcript(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
+    """One request with one utterance on an open client; the transcript it returns."""
+    module = _client_module(protocol)
+    signal = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
+    length = np.array([[signal.shape[1]]], dtype=np.int32)
+    inputs = [
+        module.InferInput(AUDIO_INPUT, list(signal.shape), "FP32"),
+        module.InferInput(LENGTH_INPUT, list(length.shape), "INT32"),
+    ]
+    inputs[0].set_data_from_numpy(signal)
+    inputs[1].set_data_from_numpy(length)
+    outputs = [module.InferRequestedOutput(TEXT_OUTPUT)]
+    if protocol == "http":
+        result = client.infer(model_name, inputs, outputs=outputs)
+    else:
+        result = client.infer(model_name, inputs, outputs=outputs, client_timeout=REQUEST_TIMEOUT_S)
+    text = result.as_numpy(TEXT_OUTPUT).reshape(-1)[0]
+    return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
+
+
+# -- many requests, in parallel, results in order --------------------------------------------
+def _checked_audio(audio: Any, label: str) -> np.ndarray:
+    audio = np.asarray(audio)
+    if audio.ndim != 1:
+        raise UserError(f"{label}: audio must be mono (1-D), got shape {audio.shape}")
+    if audio.size == 0:
+        raise UserError(f"{label}: audio is empty")
+    return audio
+
+
+def iter_transcripts(
+    get_audio: Callable[[int], np.ndarray],
+    labels: Sequence[str],
+    url: str,
+    protocol: str,
+    model_name: str,
+    concurrency: int = 1,
+) -> Iterator[str]:
+    """Transcripts of items 0..len(labels)-1 in order; ``get_audio(i)`` runs in the workers.
+
+    Each worker thread owns its client for its whole life: a tritonclient HTTP client must not
+    be used, or even closed, from another thread.
+    """
+    check_concurrency(concurrency)
+    count = len(labels)
+    tasks: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(count):
+        tasks.put(index)
+    results: dict[int, tuple[bool, Any]] = {}
+    changed = threading.Condition()
+    stop = threading.Event()
+
+    def work() -> None:
+        client = None
+        try:
+            client = _connect(url, protocol)
+            while not stop.is_set():
+                try:
+                    index = tasks.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    audio = _checked_audio(get_audio(index), labels[index])
+                    outcome = (True, infer_transcript(client, protocol, model_name, audio))
+                except UserError as error:
+                    outcome = (False, error)
+                except Exception as error:  # the server's refusal, a dropped connection
+                    outcome = (
+                        False,
+                        UserError(
+                            f"{labels[index]}: '{model_name}' failed: {_server_message(error)}"
+                        ),
+                    )
+                with changed:
+                    results[index] = outcome
+                    changed.notify_all()
+                if not outcome[0]:
+                    stop.set()
+        except UserError as error:
+            with changed:
+                results.setdefault(-1, (False, error))
+                changed.notify_all()
+            stop.set()
+        finally:
+            if client is not None:
+                client.close()
+            with changed:
+                changed.notify_all()
+
+    workers = [
+        threading.Thread(target=work, name=f"transcribe-{n}", daemon=True)
+        for n in range(min(concurrency, count))
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for index in range(count):
+            with changed:
+                while index not in results:
+                    failures = [i for i, (ok, _) in results.items() if not ok]
+                    if failures or not any(w.is_alive() for w in workers):
+                        break
+                    changed.wait(timeout=1.0)
+                outcome = results.get(index)
+                if outcome is None or not outcome[0]:
+                    failures = sorted(i for i, (ok, _) in results.items() if not ok)
+                    if not failures:
+                        raise RuntimeError(f"no result for item {index}")  # a bug, not user's
+                    raise results[failures[0]][1]
+            yield outcome[1]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+
+
+def transcribe_arrays(
+    audios: Sequence[np.ndarray],
+    url: str = DEFAULT_URLS["http"],
+    protocol: str = "http",
+    model_name: str | None = None,
+    concurrency: int = 1,
+) -> list[str]:
+    """Transcribe mono float32 signals (at the model's sample rate), results in input order.
+
+    ``model_name`` defaults to the server's only ensemble. Server-side errors become UserError
+    carrying Triton's message.
+    """
+    _client_module(protocol)
+    check_concurrency(concurrency)
+    model_name = model_name or find_ensemble_model(url, protocol)
+    check_asr_model(url, protocol, model_name)
+    labels = [f"audio #{i}" for i in range(len(audios))]
+    return list(
+        iter_transcripts(lambda i: audios[i], labels, url, protocol, model_name, concurrency)
+    )

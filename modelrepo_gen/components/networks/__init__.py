@@ -1,0 +1,1 @@
+"""PyTorch modules the network components build, with the checks of their settings."""

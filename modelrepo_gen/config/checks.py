@@ -1,0 +1,53 @@
+"""Checks of the top-level build settings that every pipeline shares, before any work."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.plan.build_plan import BuildPlan
+
+INT32_MAX = 2**31 - 1  # Triton's config fields for sizes and counts are int32
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
+PARITY_MAX_SECONDS = 300  # a parity shape longer than this only costs build time and memory
+
+
+def check_build_settings(cfg: DictConfig) -> None:
+    """Raise UserError naming the first top-level setting that cannot work."""
+    check_number("max_batch_size", cfg.max_batch_size, at_least=1, at_most=INT32_MAX)
+    check_number("seed", cfg.seed, at_least=0, at_most=SEED_MAX)
+    check_number(
+        f"precision.parity_tolerance (precision={cfg.precision.name})",
+        cfg.precision.parity_tolerance,
+        at_least=0,
+        unit="(largest relative error of an export)",
+    )
+    require(
+        len(cfg.parity_shapes) >= 2,
+        f"parity_shapes needs at least two shapes (batch and length both vary), "
+        f"got {len(cfg.parity_shapes)}",
+    )
+    for i, shape in enumerate(cfg.parity_shapes):
+        check_number(f"parity_shapes.{i}.batch", shape.batch, at_least=1)
+        check_number(
+            f"parity_shapes.{i}.seconds",
+            shape.seconds,
+            above=0,
+            at_most=PARITY_MAX_SECONDS,
+            unit="seconds (each shape runs through PyTorch and the export in this process)",
+        )
+
+
+def check_parity_batches(cfg: DictConfig, plan: BuildPlan) -> None:
+    """A parity batch no exported model accepts checks nothing the server will run."""
+    largest = max((u.serving.max_batch_size for u in plan.units if u.export), default=None)
+    if largest is None:
+        return
+    for i, shape in enumerate(cfg.parity_shapes):
+        check_number(
+            f"parity_shapes.{i}.batch",
+            shape.batch,
+            at_least=1,
+            at_most=largest,
+            unit=f"(the largest max_batch_size of an exported model, {largest})",
+        )

@@ -1,1 +1,0 @@
-"""PyTorch modules the network components build (see modelrepo_gen/components/)."""

@@ -1,0 +1,203 @@
+"""Composed config -> build plan: one walk over the graph the pipeline's YAML declares.
+
+Nothing here knows a pipeline or a component by name: components come from the registry by the
+`component:` their config node names, tensors from their signatures, the wiring from
+`pipeline.ensemble`. Every check runs here, before anything heavy; nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from modelrepo_gen.components import COMPONENTS, register_builtin_components
+from modelrepo_gen.components.base import Component, NetworkComponent, PythonComponent
+from modelrepo_gen.config.checks import check_build_settings, check_parity_batches
+from modelrepo_gen.config.validation import plain, require, typed
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
+from modelrepo_gen.plan.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
+from modelrepo_gen.plan.example_inputs import ExampleInputs
+from modelrepo_gen.plan.exported_units import exported_unit
+from modelrepo_gen.plan.graph import Signature, check_graph, read_graph
+from modelrepo_gen.plan.serving import check_roles, serving_for
+
+register_builtin_exporters()
+register_builtin_components()
+
+# Triton model names become folder names: letters, digits, '_', '-', '.'.
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
+
+
+@dataclass
+class Part:
+    """One declared model: its component, typed settings, and where a user overrides them."""
+
+    role: str
+    component: Component
+    settings: Any
+    where: str  # e.g. `model` for `acoustic_model: ${model}`
+    signature: Signature
+
+
+def _read_parts(cfg: DictConfig) -> dict[str, Part]:
+    models = cfg.pipeline.get("models")
+    require(
+        isinstance(models, DictConfig) and len(models) > 0,
+        "pipeline.models must declare the repository's models (role: {component: NAME, ...})",
+    )
+    declared = OmegaConf.to_container(models, resolve=False)
+    parts = {}
+    for role in models:
+        role = str(role)
+        require(
+            NAME.fullmatch(role) is not None,
+            f"pipeline.models: role '{role}' must hold only letters, digits, '_', '-' and '.'",
+        )
+        source = INTERPOLATION.fullmatch(str(declared[role]))
+        where = source.group(1) if source else f"pipeline.models.{role}"
+        node = plain(models[role])
+        require(
+            isinstance(node, dict) and "component" in node,
+            f"{where} must name the component that makes model '{role}' (component: NAME)",
+        )
+        try:
+            component = COMPONENTS.get(str(node["component"]))
+        except UserError as error:
+            raise UserError(f"{where}.component: {error}") from None
+        settings = typed(
+            component.settings_schema, {k: v for k, v in node.items() if k != "component"}, where
+        )
+        component.check(settings, where)
+        parts[role] = Part(role, component, settings, where, component.signature(settings))
+    return parts
+
+
+def _pipeline_name(cfg: DictConfig) -> str:
+    name = str(cfg.pipeline.get("name") or "")
+    require(
+        NAME.fullmatch(name) is not None,
+        f"pipeline.name must start with a letter or digit and hold only letters, digits, "
+        f"'_', '-' and '.' (it names the Triton models and their folders), got '{name}'",
+    )
+    return name
+
+
+def _parameter(value: Any) -> str:
+    """A config value as the string a Triton parameter holds."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _unit(
+    cfg: DictConfig, name: str, part: Part, bounds: dict[str, int], examples: ExampleInputs
+) -> ModelUnit:
+    component, settings = part.component, part.settings
+    if isinstance(component, PythonComponent):
+        return ModelUnit(
+            name=name,
+            role=part.role,
+            inputs=part.signature.inputs,
+            outputs=part.signature.outputs,
+            serving=serving_for(cfg, part.role, cfg.target.device_kind),
+            platform="python",
+            component=component.code,
+            parameters=component.parameters(settings),
+        )
+    assert isinstance(component, NetworkComponent)
+    seed = int(cfg.seed)
+    return exported_unit(
+        cfg,
+        name,
+        part.role,
+        inputs=part.signature.inputs,
+        outputs=part.signature.outputs,
+        export=ExportSpec(
+            exporter=cfg.backend,
+            precision="fp32" if component.keeps_fp32 else cfg.precision.name,
+            make_module=lambda: component.make_module(settings, seed),
+            make_inputs=examples.maker(part.role),
+            tolerance=float(cfg.precision.parity_tolerance),
+            length_of=dict(component.length_of),
+        ),
+        checks=component.request_checks(settings, bounds),
+    )
+
+
+def _step(unit: ModelUnit, part: Part, step_inputs: dict, step_outputs: dict) -> EnsembleStep:
+    """The step in the model's own tensor order, with the names its unit serves them under."""
+    inputs = zip(part.signature.inputs, unit.inputs, strict=True)
+    outputs = zip(part.signature.outputs, unit.outputs, strict=True)
+    return EnsembleStep(
+        model_name=unit.name,
+        input_map=tuple((served.name, step_inputs[d.name]) for d, served in inputs),
+        output_map=tuple(
+            (served.name, step_outputs[d.name]) for d, served in outputs if d.name in step_outputs
+        ),
+    )
+
+
+def resolve(cfg: DictConfig) -> BuildPlan:
+    """Validate the config and return the plan; nothing heavy runs and nothing is written."""
+    check_build_settings(cfg)
+    name = _pipeline_name(cfg)
+    parts = _read_parts(cfg)
+    ensemble_node = plain(cfg.pipeline.get("ensemble"))
+    require(isinstance(ensemble_node, dict), "pipeline.ensemble must declare the endpoint")
+    graph = check_graph(read_graph(ensemble_node), {r: p.signature for r, p in parts.items()})
+    check_roles(cfg, list(parts))
+    exporter = EXPORTERS.get(cfg.backend)
+    require(
+        cfg.precision.name in exporter.precisions,
+        f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
+    )
+    examples = ExampleInputs(parts, graph, int(cfg.seed))
+    units, steps, notes, sources = [], [], [], {}
+    for step in graph.steps:
+        part = parts[step.role]
+        bounds = {m: graph.bounds[t] for m, t in step.inputs if t in graph.bounds}
+        unit = _unit(cfg, f"{name}_{step.role}", part, bounds, examples)
+        units.append(unit)
+        steps.append(_step(unit, part, dict(step.inputs), dict(step.outputs)))
+        if isinstance(part.component, NetworkComponent):
+            weights = part.component.weights(part.settings, part.where, int(cfg.seed))
+            if weights is not None:
+                sources[unit.name] = weights.record
+                notes += [weights.note] if weights.note else []
+    ensemble = Ensemble(
+        name=name,
+        max_batch_size=min(u.serving.max_batch_size for u in units),
+        inputs=graph.inputs,
+        outputs=graph.outputs,
+        steps=tuple(steps),
+        parameters={
+            str(k): _parameter(v) for k, v in (ensemble_node.get("parameters") or {}).items()
+        },
+    )
+    plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble, notes=notes, weights=sources)
+    _check_targets(cfg, plan)
+    return plan
+
+
+def _check_targets(cfg: DictConfig, plan: BuildPlan) -> None:
+    check_parity_batches(cfg, plan)
+    for unit in plan.units:
+        if unit.export:
+            EXPORTERS.get(unit.export.exporter).check_available(
+                cfg.target.device_kind, unit.export.precision
+            )
+        require(
+            unit.serving.instance_kind == "KIND_CPU" or cfg.target.device_kind == "KIND_GPU",
+            f"model '{unit.name}' asks for instance_group.kind=KIND_GPU, but target="
+            f"{cfg.target.name} serves on the CPU; use target=gpu",
+        )

@@ -1,0 +1,89 @@
+"""Writes a repository all at once: built in a hidden sibling folder, then swapped into place.
+
+A failed or interrupted build leaves the previous repository untouched; a replaced one is
+removed only after the new one is in place, and only if this tool wrote everything in it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from modelrepo_gen.build.manifest import MANIFEST
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.ownership import check_replaceable
+from modelrepo_gen.repository.staging import LEFTOVER, clean_leftovers, staging_folder
+from modelrepo_gen.repository.swap import swap_into_place
+
+__all__ = [
+    "MANIFEST",
+    "cannot_write",
+    "check_output_dir",
+    "check_output_location",
+    "clean_leftovers",
+    "publish",
+    "staging_folder",
+]
+
+
+def check_output_location(raw: str, path: Path) -> None:
+    """Refuse output_dir values whose replacement would take the user's own folders with it."""
+    if not str(raw).strip():
+        raise UserError(
+            "output_dir is empty; name the folder to write the repository to, "
+            "e.g. output_dir=model_repository"
+        )
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:
+        cwd = None
+    for protected, what in ((cwd, "the current directory"), (Path.home().resolve(), "home")):
+        if protected is not None and (protected == path or path in protected.parents):
+            raise UserError(
+                f"output_dir {path} is or contains {what} ({protected}); a build replaces "
+                "output_dir as a whole, so name a folder of its own, e.g. "
+                f"output_dir={protected / 'model_repository'}"
+            )
+
+
+def check_output_dir(path: Path, force: bool) -> None:
+    """Fail early, before any work, if `path` must not be written."""
+    if path.is_file() or (path.exists() and not path.is_dir()):
+        raise UserError(f"output_dir {path} is a file, not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not force:
+        raise UserError(f"output_dir {path} already exists; pass force=true to replace it")
+    check_replaceable(path)
+
+
+def publish(staging: Path, path: Path, force: bool) -> None:
+    """Move the finished repository from `staging` to `path`."""
+    check_output_dir(path, force)  # again: the folder may have changed during the build
+    if path.is_dir() and any(path.iterdir()):
+        swap_into_place(staging, path)
+    else:
+        os.rename(staging, path)  # in place of nothing, or of an empty folder
+
+
+def cannot_write(exc: OSError, path: Path) -> UserError | None:
+    """`cannot write PATH: CAUSE` for an OSError met writing the repository at `path`.
+
+    Names the file when it is `path`, inside it or above it, and `path` itself for the build's
+    hidden folders beside it; None when the error concerns some other file.
+    """
+    if exc.filename is None:  # e.g. a write that ran out of space
+        named = path
+    else:
+        named = Path(os.fsdecode(exc.filename)).absolute()
+        hidden = next((p for p in (named, *named.parents) if LEFTOVER.match(p.name)), None)
+        if hidden is not None and hidden.parent == path.parent:
+            named = path
+        elif not (named in (path, *path.parents) or path.parent in named.parents):
+            return None
+    return UserError(f"cannot write {named}: {exc.strerror or exc}")
