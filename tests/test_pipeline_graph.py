@@ -133,3 +133,57 @@ def test_graph_mistake_from_the_command_line(tmp_path) -> None:
         "error: pipeline.ensemble: output 'TEXT' is produced by no step"
     ]
     assert not out.exists()
+
+
+MALFORMED = {
+    "steps not a list": (
+        "pipeline: {ensemble: {steps: 5}}",
+        "pipeline.ensemble.steps must list the steps (model, inputs, outputs), got 5",
+    ),
+    "step without a model": (
+        "pipeline: {ensemble: {steps: [5]}}",
+        "pipeline.ensemble.steps.0 must name its model (model: ROLE), got 5",
+    ),
+    "inputs not a list": (
+        "pipeline: {ensemble: {inputs: AUDIO_SIGNAL}}",
+        "pipeline.ensemble.inputs must list at least one tensor name, got 'AUDIO_SIGNAL'",
+    ),
+    "no outputs": (
+        "pipeline: {ensemble: {outputs: []}}",
+        "pipeline.ensemble.outputs must list at least one tensor name, got []",
+    ),
+    "model without a component": (
+        "pipeline: {models: {feature_extractor: 5}}",
+        "pipeline.models.feature_extractor must name the component that makes model "
+        "'feature_extractor' (component: NAME)",
+    ),
+    "serving for an undeclared role": (
+        "pipeline: {serving: {nope: {max_batch_size: 2}}}",
+        "pipeline.serving: unknown model role(s) ['nope']",
+    ),
+    "models as a list": (
+        "pipeline: {models: [a, b]}",
+        "Cannot merge DictConfig with ListConfig",
+    ),
+    "not YAML": (
+        "pipeline: {models: {a: {b}",
+        "invalid YAML: while parsing a flow mapping",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_pipeline_file_is_one_line(case: str, tmp_path) -> None:
+    body, expected = MALFORMED[case]
+    conf = tmp_path / "conf" / "pipeline"
+    conf.mkdir(parents=True)
+    (conf / "team.yaml").write_text(
+        f"# @package _global_\ndefaults:\n  - asr_quartznet\n  - _self_\n{body}\n"
+    )
+    result = run_cli(
+        "--config-dir", str(tmp_path / "conf"), "pipeline=team", *SMALL, "dry_run=true"
+    )
+    lines = result.stderr.splitlines()
+    assert result.returncode in (1, 2) and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert result.stdout == ""

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import yaml
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -20,7 +21,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
 # Errors of the config itself: composition, override syntax, interpolation.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, yaml.YAMLError)
 
 
 def full_error_requested() -> bool:
@@ -43,7 +44,11 @@ def errors_reach_caller() -> Iterator[None]:
 
 
 def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+    """The first line, with the next one when it only announces it ('... composing config:')."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0] if lines else ""
 
 
 def _known_keys(error: OmegaConfBaseException) -> list[str]:
@@ -55,6 +60,8 @@ def _known_keys(error: OmegaConfBaseException) -> list[str]:
 
 def describe_config_error(error: BaseException) -> str:
     """One line: what Hydra or OmegaConf refused, and the valid choices where they are known."""
+    if isinstance(error, yaml.YAMLError):  # a config file that is not valid YAML: say where
+        return "invalid YAML: " + " ".join(str(error).split())
     if isinstance(error, OverrideParseException):
         return f"cannot parse override '{error.override}': {_first_line(error.message)}"
     line = _first_line(str(error)).rstrip(".")

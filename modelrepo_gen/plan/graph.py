@@ -51,25 +51,34 @@ def _mapping(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     raise UserError(f"{where} must map model tensors to ensemble tensors, got {value!r}")
 
 
+def _names(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise UserError(f"{where} must list at least one tensor name, got {value!r}")
+    return tuple(str(name) for name in value)
+
+
 def read_graph(ensemble: Mapping[str, Any]) -> Graph:
     """The ensemble section of a pipeline, as plain data (from `pipeline.ensemble`)."""
+    declared = ensemble.get("steps")
+    if not isinstance(declared, list | tuple) or not declared:
+        raise UserError(
+            f"{WHERE}.steps must list the steps (model, inputs, outputs), got {declared!r}"
+        )
     steps = []
-    for i, step in enumerate(ensemble.get("steps") or []):
+    for i, step in enumerate(declared):
         where = f"{WHERE}.steps.{i}"
-        if not isinstance(step, Mapping) or "model" not in step:
+        if not isinstance(step, Mapping) or not isinstance(step.get("model"), str):
             raise UserError(f"{where} must name its model (model: ROLE), got {step!r}")
         steps.append(
             Step(
-                role=str(step["model"]),
+                role=step["model"],
                 inputs=_mapping(step.get("inputs", {}), f"{where}.inputs"),
                 outputs=_mapping(step.get("outputs", {}), f"{where}.outputs"),
             )
         )
-    if not steps:
-        raise UserError(f"{WHERE}.steps is empty: a pipeline needs at least one step")
     return Graph(
-        inputs=tuple(str(t) for t in ensemble.get("inputs") or []),
-        outputs=tuple(str(t) for t in ensemble.get("outputs") or []),
+        inputs=_names(ensemble.get("inputs"), f"{WHERE}.inputs"),
+        outputs=_names(ensemble.get("outputs"), f"{WHERE}.outputs"),
         steps=tuple(steps),
     )
 

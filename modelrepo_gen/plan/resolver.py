@@ -156,6 +156,11 @@ def resolve(cfg: DictConfig) -> BuildPlan:
     require(isinstance(ensemble_node, dict), "pipeline.ensemble must declare the endpoint")
     graph = check_graph(read_graph(ensemble_node), {r: p.signature for r, p in parts.items()})
     check_roles(cfg, list(parts))
+    parameters = ensemble_node.get("parameters") or {}
+    require(
+        isinstance(parameters, dict),
+        f"pipeline.ensemble.parameters must map names to values, got {parameters!r}",
+    )
     exporter = EXPORTERS.get(cfg.backend)
     require(
         cfg.precision.name in exporter.precisions,
@@ -180,9 +185,7 @@ def resolve(cfg: DictConfig) -> BuildPlan:
         inputs=graph.inputs,
         outputs=graph.outputs,
         steps=tuple(steps),
-        parameters={
-            str(k): _parameter(v) for k, v in (ensemble_node.get("parameters") or {}).items()
-        },
+        parameters={str(k): _parameter(v) for k, v in parameters.items()},
     )
     plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble, notes=notes, weights=sources)
     _check_targets(cfg, plan)

@@ -15,9 +15,18 @@ MAX_QUEUE_DELAY_US = 60_000_000  # a minute: longer is surely a unit mistake (mi
 
 
 def check_roles(cfg: DictConfig, roles: list[str]) -> None:
-    unknown = sorted(set(cfg.per_model) - set(roles))
-    if unknown:
-        raise UserError(f"per_model: unknown model role(s) {unknown}; this pipeline has {roles}")
+    """per_model and pipeline.serving may only name models the pipeline declares."""
+    for where, node in (
+        ("per_model", cfg.per_model),
+        ("pipeline.serving", cfg.pipeline.get("serving")),
+    ):
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig):
+            raise UserError(f"{where} must map model roles to Triton knobs, got {node!r}")
+        unknown = sorted(set(node) - set(roles))
+        if unknown:
+            raise UserError(f"{where}: unknown model role(s) {unknown}; this pipeline has {roles}")
 
 
 def serving_for(cfg: DictConfig, role: str, default_kind: str) -> Serving:
