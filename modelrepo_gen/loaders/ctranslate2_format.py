@@ -40,7 +40,8 @@ class CTranslate2Model:
 
 
 class _Truncated(Exception):
-    pass
+    def __init__(self, needed: int) -> None:
+        self.needed = needed  # bytes the file would need to hold what it announced
 
 
 class _Reader:
@@ -50,7 +51,7 @@ class _Reader:
 
     def take(self, size: int) -> memoryview:
         if self.offset + size > len(self.data):
-            raise _Truncated
+            raise _Truncated(self.offset + size)
         chunk = self.data[self.offset : self.offset + size]
         self.offset += size
         return chunk
@@ -76,10 +77,7 @@ def read_ctranslate2(path: Path) -> CTranslate2Model:
     try:
         version = reader.unpack("I")
         if version != BINARY_VERSION:
-            raise ValueError(
-                f"binary version {version}, expected {BINARY_VERSION} "
-                "(files written by CTranslate2 3.x and 4.x)"
-            )
+            raise ValueError(_text_or_version(data, version))
         spec = reader.string()
         revision = reader.unpack("I")
         variables: dict[str, torch.Tensor] = {}
@@ -95,10 +93,10 @@ def read_ctranslate2(path: Path) -> CTranslate2Model:
             if target not in variables:
                 raise ValueError(f"alias {alias!r} names the unknown variable {target!r}")
             aliases[alias] = target
-    except _Truncated:
+    except _Truncated as cut:
         raise UserError(
-            f"{path} is truncated: it ends inside {what} (after {reader.offset} of "
-            f"{len(data)} bytes); copy or convert the model again"
+            f"{path} is truncated: it ends inside {what} ({len(data)} bytes, at least "
+            f"{cut.needed} needed); copy or convert the model again"
         ) from None
     except (ValueError, UnicodeDecodeError) as error:
         raise UserError(
@@ -132,3 +130,13 @@ def _read_tensor(reader: _Reader) -> torch.Tensor:
     if not raw:
         return torch.empty(shape, dtype=dtype)
     return torch.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def _text_or_version(data: bytes, version: int) -> str:
+    try:
+        head = data[:256].decode("utf-8")
+    except UnicodeDecodeError:
+        head = ""
+    if head and all(c.isprintable() or c.isspace() for c in head):
+        return "it is a text file"
+    return f"binary version {version}, not {BINARY_VERSION} as CTranslate2 3.x and 4.x write"
