@@ -1,0 +1,71 @@
+"""The in-process Whisper reference transcribes real LibriVox speech with the imported tiny.en,
+the same as transformers' own Whisper generate does."""
+
+from __future__ import annotations
+
+import re
+
+import jiwer
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor
+
+from modelrepo_gen.clients.whisper_reference import WhisperReference
+
+pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
+
+MAX_WER = 0.05
+# Titles as spoken, as Whisper's own English normalizer writes them (the references spell
+# "mister"; Whisper writes "Mr.").
+TITLES = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
+def normalize(text: str, titles: bool = True) -> str:
+    """Lower case, punctuation out (a hyphen splits words, as the references write them)."""
+    words = re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split()
+    return " ".join(TITLES.get(word, word) if titles else word for word in words)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_en) -> WhisperReference:
+    return WhisperReference(tiny_en)
+
+
+@pytest.fixture(scope="module")
+def batch_ids(reference, librivox) -> list[list[int]]:
+    return reference.token_ids([clip for _, clip, _ in librivox])
+
+
+def test_librivox_word_error_rate(reference, batch_ids, librivox) -> None:
+    skip = len(reference.facts.prompt_ids)
+    hypotheses = [
+        reference.tokenizer.decode(ids[skip:], skip_special_tokens=True).strip()
+        for ids in batch_ids
+    ]
+    for (path, _, truth), text in zip(librivox, hypotheses):
+        print(f"{path.stem}: {text!r} (reference: {truth!r})")
+    truths = [truth for _, _, truth in librivox]
+    truths = [normalize(truth) for truth in truths]
+    plain = jiwer.wer(truths, [normalize(h, titles=False) for h in hypotheses])
+    wer = jiwer.wer(truths, [normalize(h) for h in hypotheses])
+    print(f"WER over {len(librivox)} utterances: {wer:.4f} ({plain:.4f} without title expansion)")
+    assert wer <= MAX_WER
+    assert hypotheses[0].startswith("And Mr. John Dashwood")
+
+
+def test_every_sequence_starts_with_the_forced_prompt(batch_ids) -> None:
+    for ids in batch_ids:
+        assert ids[:2] == [50257, 50362]  # start of transcript, no timestamps (English-only)
+        assert 50256 not in ids and all(token < 50257 for token in ids[2:])
+
+
+def test_an_utterance_decodes_the_same_alone_and_with_whisper_generate(
+    reference, batch_ids, librivox
+) -> None:
+    _, clip, _ = librivox[1]
+    assert reference.token_ids([clip])[0] == batch_ids[1]
+    # transformers' Whisper generate with its own feature extractor: the same tokens.
+    features = WhisperFeatureExtractor()(clip, sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        theirs = reference.model.generate(features.input_features, return_timestamps=False)
+    assert [t for t in theirs[0].tolist() if t != 50256] == batch_ids[1][2:]
