@@ -9,7 +9,7 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   2. the acoustic model on 7 s of audio: PyTorch eager vs onnxruntime (and TorchScript);
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
      batching on and off, and the serving overhead against in-process transcription.
-The parts live in benchmark_build.py (no server) and benchmark_serving.py.
+The parts live in bench/build.py (no server) and bench/serving.py.
 """
 
 from __future__ import annotations
