@@ -74,7 +74,7 @@ def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) ->
         (
             ["pipeline=asr_nonexistent"],
             "In 'config': Could not find 'pipeline/asr_nonexistent'"
-            " (known options: asr_jasper, asr_quartznet)",
+            " (known options: asr_jasper, asr_quartznet, asr_whisper)",
         ),
         (["+recipe=nope"], "(known options: low_latency, smoke, throughput_fp16)"),
         (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32)"),

@@ -32,6 +32,11 @@ class ParityResult:
         }
 
 
+def as_outputs(result: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """A module's outputs in order: a module with one output may return the bare tensor."""
+    return (result,) if isinstance(result, torch.Tensor) else result
+
+
 def valid_region(array: np.ndarray, lengths: np.ndarray, axis: int) -> list[np.ndarray]:
     return [
         np.take(item, np.arange(int(n)), axis=axis - 1)
@@ -71,7 +76,7 @@ def check_parity(
     for i, (batch, seconds) in enumerate(shapes):
         inputs = export.make_inputs(batch, seconds, seed + 1000 + i)
         with torch.no_grad():
-            reference = [t.numpy() for t in module(*inputs)]
+            reference = [t.numpy() for t in as_outputs(module(*inputs))]
         exported = run([t.numpy() for t in inputs])
         by_name = dict(zip(names, zip(reference, exported, strict=True), strict=True))
         for name, (ref, out) in by_name.items():

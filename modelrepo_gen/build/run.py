@@ -97,6 +97,8 @@ def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
             entry.update(_export_unit(unit, version_dir, cfg, report))
         if unit.component:
             shutil.copyfile(code_path(unit.component), version_dir / "model.py")
+        for file_name, source in sorted(unit.files.items()):
+            shutil.copyfile(source, version_dir / file_name)
         text = render_model_config(unit, plan.pipeline)
         parsed[unit.name] = parse_model_config(text, unit.name)
         (staging / unit.name / "config.pbtxt").write_text(text)

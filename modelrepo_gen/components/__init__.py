@@ -12,4 +12,12 @@ __all__ = ["COMPONENTS", "Component", "NetworkComponent", "PythonComponent"]
 
 def register_builtin_components() -> None:
     # Importing a module registers its component.
-    from modelrepo_gen.components import conv_asr, ctc_greedy, mel_features  # noqa: F401
+    from modelrepo_gen.components import (  # noqa: F401
+        conv_asr,
+        ctc_greedy,
+        mel_features,
+        whisper_decoder,
+        whisper_encoder,
+        whisper_features,
+        whisper_greedy,
+    )

@@ -9,6 +9,7 @@ YAML node is checked against (the node's `component:` key names the component it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -68,6 +69,11 @@ class PythonComponent(Component):
     code: str = ""  # module name under modelrepo_gen/components/, copied as model.py
 
     def parameters(self, settings: Any) -> dict[str, str]:
+        return {}
+
+    def files(self, settings: Any) -> dict[str, Path]:
+        """Files the code reads, copied beside model.py (name -> source) so the repository
+        is self-contained; the manifest hashes them like every other file."""
         return {}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -64,6 +65,9 @@ class ModelUnit:
     component: str | None = None  # python-backend component copied as model.py
     artifact: str | None = None  # file in the version folder holding the exported model
     parameters: dict[str, str] = field(default_factory=dict)
+    # Files copied beside model.py into the version folder: name -> source.
+    files: dict[str, Path] = field(default_factory=dict)
+    calls: dict[str, str] = field(default_factory=dict)  # call slot -> name of the called model
 
 
 @dataclass(frozen=True)

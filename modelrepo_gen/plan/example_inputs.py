@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from modelrepo_gen.build.parity import as_outputs
 from modelrepo_gen.components.base import NetworkComponent
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.graph import CheckedGraph
@@ -39,6 +40,11 @@ class ExampleInputs:
     def _check_reachable(self, role: str) -> None:
         if self._own(role, 1, 0.1, self.seed) is not None:
             return
+        if role not in self.steps:
+            raise UserError(
+                f"model '{role}' cannot be exported: only other models call it, and its "
+                "component makes no example inputs of its own"
+            )
         for model_tensor, tensor in self.steps[role].inputs:
             upstream = self.producer.get(tensor)
             if upstream is None or not isinstance(
@@ -70,6 +76,6 @@ class ExampleInputs:
         assert isinstance(part.component, NetworkComponent)
         module = part.component.make_module(part.settings, self.seed)
         with torch.no_grad():
-            outputs = module(*self.inputs(role, batch, seconds, seed))
+            outputs = as_outputs(module(*self.inputs(role, batch, seconds, seed)))
         names = [spec.name for spec in part.signature.outputs]
         return outputs[names.index(name)]

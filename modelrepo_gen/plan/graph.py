@@ -1,7 +1,9 @@
 """The pipeline graph a `conf/pipeline/` file declares, read and checked before any work.
 
 A pipeline lists its models (role -> component + settings) and its ensemble: inputs, outputs
-and steps, each step mapping a model's tensors to ensemble tensors. Components declare their
+and steps, each step mapping a model's tensors to ensemble tensors. A step's model may call
+other declared models itself (`calls: {slot: role}`, e.g. a generation loop calling its
+decoder): those are built and served too, outside the ensemble's steps. Components declare their
 tensors (`Signature`), so the YAML names tensors but never repeats their types or dims; this
 module joins the two and stops at the first mistake with one line naming the model and tensor.
 """
@@ -20,11 +22,13 @@ WHERE = "pipeline.ensemble"
 
 @dataclass(frozen=True)
 class Signature:
-    """A component's tensors. `bounds`: the largest size of an output's variable axis."""
+    """A component's tensors. `bounds`: the largest size of an output's variable axis;
+    `calls`: the models it calls itself, slot -> the tensors it exchanges with that model."""
 
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     bounds: Mapping[str, int] = field(default_factory=dict)
+    calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Step:
     role: str
     inputs: tuple[tuple[str, str], ...]  # (model tensor, ensemble tensor)
     outputs: tuple[tuple[str, str], ...]
+    calls: tuple[tuple[str, str], ...] = ()  # (the model's call slot, role of the called model)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ def read_graph(ensemble: Mapping[str, Any]) -> Graph:
                 role=step["model"],
                 inputs=_mapping(step.get("inputs", {}), f"{where}.inputs"),
                 outputs=_mapping(step.get("outputs", {}), f"{where}.outputs"),
+                calls=_mapping(step.get("calls", {}), f"{where}.calls"),
             )
         )
     return Graph(
@@ -98,6 +104,7 @@ class CheckedGraph:
     outputs: tuple[TensorSpec, ...]
     # ensemble tensor -> largest size of its variable axis, where its producer declares one
     bounds: dict[str, int] = field(default_factory=dict)
+    called: tuple[str, ...] = ()  # roles only other models call, in order of first call
 
 
 def check_graph(graph: Graph, signatures: Mapping[str, Signature]) -> CheckedGraph:
@@ -125,8 +132,9 @@ def check_graph(graph: Graph, signatures: Mapping[str, Signature]) -> CheckedGra
                 )
             producers[tensor] = (step.role, outputs[model_tensor])
     used = [s.role for s in graph.steps]
+    called = _check_calls(graph, signatures, used)
     for role in signatures:
-        if role not in used:
+        if role not in used and role not in called:
             raise UserError(
                 f"{WHERE}: model '{role}' is declared in pipeline.models but no step uses it"
             )
@@ -147,7 +155,50 @@ def check_graph(graph: Graph, signatures: Mapping[str, Signature]) -> CheckedGra
         for tensor, (role, spec) in producers.items()
         if spec.name in signatures[role].bounds
     }
-    return CheckedGraph(ordered, tuple(inputs.values()), tuple(outputs), bounds)
+    return CheckedGraph(ordered, tuple(inputs.values()), tuple(outputs), bounds, called)
+
+
+def _check_calls(
+    graph: Graph, signatures: Mapping[str, Signature], used: list[str]
+) -> tuple[str, ...]:
+    """Every call slot of a step's model is bound to a declared model that has the tensors the
+    caller exchanges with it; returns the roles only called, in order of first call."""
+    called: list[str] = []
+    for step in graph.steps:
+        slots = signatures[step.role].calls
+        bound = dict(step.calls)
+        for slot, role in step.calls:
+            if slot not in slots:
+                raise UserError(
+                    f"{WHERE}: model '{step.role}' makes no call '{slot}' "
+                    f"(its calls: {', '.join(slots) or 'none'})"
+                )
+            if role not in signatures:
+                raise UserError(
+                    f"{WHERE}: model '{step.role}' calls model '{role}' as '{slot}', which "
+                    f"pipeline.models does not declare (declared: {', '.join(signatures)})"
+                )
+            if signatures[role].calls and role not in used:
+                raise UserError(
+                    f"{WHERE}: model '{role}' makes calls of its own, so it must be a step; "
+                    f"model '{step.role}' cannot call it"
+                )
+            have = [s.name for s in (*signatures[role].inputs, *signatures[role].outputs)]
+            for tensor in slots[slot]:
+                if tensor not in have:
+                    raise UserError(
+                        f"{WHERE}: model '{step.role}' calls '{slot}' with tensor '{tensor}', "
+                        f"which model '{role}' does not have (its tensors: {', '.join(have)})"
+                    )
+            if role not in used and role not in called:
+                called.append(role)
+        for slot in slots:
+            if slot not in bound:
+                raise UserError(
+                    f"{WHERE}: model '{step.role}' calls a '{slot}' model; bind it in its step "
+                    f"(calls: {{{slot}: ROLE}})"
+                )
+    return tuple(called)
 
 
 def _check_names(step: Step, signature: Signature) -> None:
@@ -217,14 +268,16 @@ def _check_edges(
 def _ordered(graph: Graph, producers: Mapping[str, tuple[str, TensorSpec]]) -> tuple[Step, ...]:
     """Steps in an order where each runs after those it reads from (declaration order kept
     where the wiring allows it); a cycle is named."""
+    by_role = {step.role: step for step in graph.steps}
+    # A step runs after the steps it reads from and after the steps it calls.
     depends = {
         step.role: [producers[t][0] for _, t in step.inputs if t in producers]
+        + [role for _, role in step.calls if role in by_role]
         for step in graph.steps
     }
     ordered: list[Step] = []
     done: set[str] = set()
     visiting: list[str] = []
-    by_role = {step.role: step for step in graph.steps}
 
     def visit(role: str) -> None:
         if role in done:

@@ -100,10 +100,24 @@ def _parameter(value: Any) -> str:
 
 
 def _unit(
-    cfg: DictConfig, name: str, part: Part, bounds: dict[str, int], examples: ExampleInputs
+    cfg: DictConfig,
+    name: str,
+    part: Part,
+    bounds: dict[str, int],
+    examples: ExampleInputs,
+    calls: dict[str, ModelUnit],
 ) -> ModelUnit:
     component, settings = part.component, part.settings
     if isinstance(component, PythonComponent):
+        parameters = component.parameters(settings)
+        if calls:
+            # The code calls models by name; it sends each at most its max_batch_size items.
+            parameters["calls"] = _parameter(
+                {
+                    slot: {"model": unit.name, "max_batch_size": unit.serving.max_batch_size}
+                    for slot, unit in calls.items()
+                }
+            )
         return ModelUnit(
             name=name,
             role=part.role,
@@ -112,7 +126,9 @@ def _unit(
             serving=serving_for(cfg, part.role, cfg.target.device_kind),
             platform="python",
             component=component.code,
-            parameters=component.parameters(settings),
+            parameters=parameters,
+            files=component.files(settings),
+            calls={slot: unit.name for slot, unit in calls.items()},
         )
     assert isinstance(component, NetworkComponent)
     seed = int(cfg.seed)
@@ -167,18 +183,32 @@ def resolve(cfg: DictConfig) -> BuildPlan:
         f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
     )
     examples = ExampleInputs(parts, graph, int(cfg.seed))
-    units, steps, notes, sources = [], [], [], {}
-    for step in graph.steps:
-        part = parts[step.role]
-        bounds = {m: graph.bounds[t] for m, t in step.inputs if t in graph.bounds}
-        unit = _unit(cfg, f"{name}_{step.role}", part, bounds, examples)
+    units: list[ModelUnit] = []
+    steps, notes, sources = [], [], {}
+    made: dict[str, ModelUnit] = {}  # role -> unit
+
+    def add(role: str, bounds: dict[str, int], calls: dict[str, ModelUnit]) -> ModelUnit:
+        part = parts[role]
+        unit = _unit(cfg, f"{name}_{role}", part, bounds, examples, calls)
         units.append(unit)
-        steps.append(_step(unit, part, dict(step.inputs), dict(step.outputs)))
+        made[role] = unit
         if isinstance(part.component, NetworkComponent):
             weights = part.component.weights(part.settings, part.where, int(cfg.seed))
             if weights is not None:
                 sources[unit.name] = weights.record
-                notes += [weights.note] if weights.note else []
+                notes.extend([weights.note] if weights.note else [])
+        return unit
+
+    for step in graph.steps:
+        # A called model comes just before its first caller (in the plan, README, dry_run).
+        for _, role in step.calls:
+            if role in graph.called and role not in made:
+                add(role, {}, {})
+        part = parts[step.role]
+        bounds = {m: graph.bounds[t] for m, t in step.inputs if t in graph.bounds}
+        calls = {slot: made[role] for slot, role in step.calls}
+        unit = add(step.role, bounds, calls)
+        steps.append(_step(unit, part, dict(step.inputs), dict(step.outputs)))
     ensemble = Ensemble(
         name=name,
         max_batch_size=min(u.serving.max_batch_size for u in units),

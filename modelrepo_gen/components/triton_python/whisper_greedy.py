@@ -1,0 +1,201 @@
+"""Triton python-backend model: audio -> text by greedy Whisper decoding.
+
+It calls three models of the repository by name (Triton's business-logic scripting): the
+features model (audio window -> log-mel), the encoder (log-mel -> cross-attention cache, once
+per window) and the decoder (tokens + caches -> next-token logits + grown cache, once per
+token). Audio longer than one window is cut into consecutive windows; each window is decoded
+from the prompt, and the windows' texts are joined with a space. Every window of every request
+in one execution is decoded together, in batches of at most the called model's max_batch_size.
+Settings come from the `parameters` of config.pbtxt:
+  calls           JSON {slot: {"model": name, "max_batch_size": n}} for features, encoder, decoder
+  prompt          JSON token ids every window starts from
+  eos             end-of-text token id
+  suppress        JSON token ids never generated
+  begin_suppress  JSON token ids not generated at the first free step
+  max_length      most tokens of a window, the prompt included
+  window_samples  samples per window (30 s)
+  max_samples     longest audio accepted
+  tokenizer       tokenizers-library tokenizer.json in the version folder
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+try:  # only importable inside Triton's python stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
+    pb_utils = None
+
+
+def find_problem(audio: np.ndarray, lengths: np.ndarray, max_samples: int) -> str | None:
+    """The first reason this request cannot be transcribed, or None."""
+    if audio.ndim != 2 or audio.size == 0:
+        return "AUDIO_SIGNAL is empty"
+    if audio.shape[1] > max_samples:
+        return (
+            f"AUDIO_SIGNAL is {audio.shape[1]} samples long, more than the maximum of {max_samples}"
+        )
+    if not np.all(np.isfinite(audio)):
+        return "AUDIO_SIGNAL contains NaN or infinite values"
+    values = lengths.reshape(-1)
+    if values.size != audio.shape[0]:
+        return "NUM_SAMPLES must hold one length per item of AUDIO_SIGNAL"
+    if np.any(values < 1) or np.any(values > audio.shape[1]):
+        return (
+            f"NUM_SAMPLES must be between 1 and {audio.shape[1]} (the length of AUDIO_SIGNAL), "
+            f"got {values.tolist()}"
+        )
+    return None
+
+
+def split_windows(clip: np.ndarray, window: int) -> list[np.ndarray]:
+    """Consecutive windows of at most `window` samples covering the clip."""
+    return [clip[start : start + window] for start in range(0, len(clip), window)]
+
+
+def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> list[list[int]]:
+    """Generated tokens per row of `cross` (the prompt and end-of-text left out).
+
+    decode(tokens [B, S] int64, past, cross) -> (logits [B, V], present); rows that finished
+    leave the batch, so the calls shrink as windows end.
+    """
+    rows = cross.shape[0]
+    layers, pair, heads, _, dim = cross.shape[1:]
+    generated: list[list[int]] = [[] for _ in range(rows)]
+    active = np.arange(rows)
+    tokens = np.tile(np.asarray(prompt, dtype=np.int64), (rows, 1))
+    past = np.zeros((rows, layers, pair, heads, 0, dim), dtype=np.float32)
+    length = len(prompt)
+    while len(active) and length < max_length:
+        logits, past = decode(tokens, past, cross)
+        logits = np.array(logits, dtype=np.float32)
+        logits[:, suppress] = -np.inf
+        if length == len(prompt):
+            logits[:, begin_suppress] = -np.inf
+        chosen = np.argmax(logits, axis=1)
+        length += 1
+        going = chosen != eos
+        for row, token in zip(active[going], chosen[going]):
+            generated[row].append(int(token))
+        active, past, cross = active[going], past[going], cross[going]
+        tokens = chosen[going].astype(np.int64).reshape(-1, 1)
+    return generated
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        from tokenizers import Tokenizer
+
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.model_name = config["name"]
+        self.calls = json.loads(params["calls"])
+        self.prompt = json.loads(params["prompt"])
+        self.eos = int(params["eos"])
+        self.suppress = json.loads(params["suppress"])
+        self.begin_suppress = json.loads(params["begin_suppress"])
+        self.max_length = int(params["max_length"])
+        self.window = int(params["window_samples"])
+        self.max_samples = int(params["max_samples"])
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.tokenizer = Tokenizer.from_file(str(folder / params["tokenizer"]))
+
+    def _error(self, message):
+        return pb_utils.InferenceResponse(
+            error=pb_utils.TritonError(f"{self.model_name}: {message}")
+        )
+
+    def _call(self, slot, inputs, outputs):
+        """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
+        called = self.calls[slot]
+        rows = len(next(iter(inputs.values())))
+        step = int(called["max_batch_size"])
+        results = {name: [] for name in outputs}
+        for start in range(0, rows, step):
+            request = pb_utils.InferenceRequest(
+                model_name=called["model"],
+                requested_output_names=outputs,
+                inputs=[
+                    pb_utils.Tensor(name, np.ascontiguousarray(array[start : start + step]))
+                    for name, array in inputs.items()
+                ],
+            )
+            response = request.exec()
+            if response.has_error():
+                raise RuntimeError(f"{called['model']}: {response.error().message()}")
+            for name in outputs:
+                tensor = pb_utils.get_output_tensor_by_name(response, name)
+                results[name].append(np.array(tensor.as_numpy()))
+        return [np.concatenate(results[name]) for name in outputs]
+
+    def _decode(self, tokens, past, cross):
+        logits, present = self._call(
+            "decoder",
+            {"TOKENS": tokens, "PAST_KV": past, "CROSS_KV": cross},
+            ["LOGITS", "PRESENT_KV"],
+        )
+        return logits, present
+
+    def _transcribe(self, clips):
+        """One text per clip: its windows decoded together with every other clip's."""
+        windows, owners = [], []
+        for owner, clip in enumerate(clips):
+            for window in split_windows(clip, self.window):
+                windows.append(window)
+                owners.append(owner)
+        audio = np.zeros((len(windows), max(len(w) for w in windows)), dtype=np.float32)
+        for row, window in zip(audio, windows):
+            row[: len(window)] = window
+        lengths = np.array([[len(w)] for w in windows], dtype=np.int32)
+        (features,) = self._call(
+            "features", {"AUDIO_SIGNAL": audio, "NUM_SAMPLES": lengths}, ["FEATURES"]
+        )
+        (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
+        tokens = []
+        step = int(self.calls["decoder"]["max_batch_size"])
+        for start in range(0, len(windows), step):
+            tokens += greedy(
+                cross[start : start + step],
+                self._decode,
+                self.prompt,
+                self.eos,
+                self.suppress,
+                self.begin_suppress,
+                self.max_length,
+            )
+        texts = [[] for _ in clips]
+        for owner, ids in zip(owners, tokens):
+            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+            if text:
+                texts[owner].append(text)
+        return [" ".join(parts) for parts in texts]
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        accepted = []  # (request index, clips)
+        for index, request in enumerate(requests):
+            audio = pb_utils.get_input_tensor_by_name(request, "AUDIO_SIGNAL").as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, "NUM_SAMPLES").as_numpy()
+            problem = find_problem(audio, lengths, self.max_samples)
+            if problem:
+                responses[index] = self._error(problem)
+            else:
+                clips = [row[: int(n)] for row, n in zip(audio, lengths.reshape(-1))]
+                accepted.append((index, clips))
+        if not accepted:
+            return responses
+        try:
+            texts = self._transcribe([clip for _, clips in accepted for clip in clips])
+        except Exception as exc:  # a failed call must answer every request, not crash the stub
+            for index, _ in accepted:
+                responses[index] = self._error(f"transcription failed: {exc}")
+            return responses
+        start = 0
+        for index, clips in accepted:
+            rows = texts[start : start + len(clips)]
+            start += len(clips)
+            out = np.array([[text.encode("utf-8")] for text in rows], dtype=object)
+            responses[index] = pb_utils.InferenceResponse([pb_utils.Tensor("TRANSCRIPT", out)])
+        return responses

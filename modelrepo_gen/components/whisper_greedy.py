@@ -1,0 +1,78 @@
+"""Component `whisper_greedy`: audio -> text by greedy Whisper decoding (python backend).
+
+The python model calls the features, encoder and decoder models itself (Triton's business-logic
+scripting): audio longer than Whisper's 30 s window is cut into windows, each window is encoded
+once and decoded token by token, and the windows' texts are joined with a space.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
+from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
+from modelrepo_gen.config.validation import check_number
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
+
+FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
+INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32
+TOKENIZER = "tokenizer.json"
+
+
+@dataclass
+class WhisperGreedySettings(WhisperSourceSettings):
+    max_audio_seconds: float = 120.0  # longer requests are refused before any work
+
+
+class WhisperGreedy(PythonComponent):
+    settings_schema = WhisperGreedySettings
+    code = "whisper_greedy"
+
+    def check(self, settings: WhisperGreedySettings, where: str) -> None:
+        rate = WhisperFeaturesConfig().sample_rate
+        check_number(
+            f"{where}.max_audio_seconds",
+            settings.max_audio_seconds,
+            above=0,
+            at_most=INT32_MAX // rate,
+            unit=f"seconds (NUM_SAMPLES is INT32 at {rate} Hz)",
+        )
+        loaded(settings, where)
+
+    def signature(self, settings: WhisperGreedySettings) -> Signature:
+        return Signature(
+            inputs=(
+                TensorSpec("AUDIO_SIGNAL", FP32, (-1,), ragged=True),
+                TensorSpec("NUM_SAMPLES", INT32, (1,)),
+            ),
+            outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+            calls={
+                "features": ("AUDIO_SIGNAL", "NUM_SAMPLES", "FEATURES"),
+                "encoder": ("FEATURES", "CROSS_KV"),
+                "decoder": ("TOKENS", "PAST_KV", "CROSS_KV", "LOGITS", "PRESENT_KV"),
+            },
+        )
+
+    def parameters(self, settings: WhisperGreedySettings) -> dict[str, str]:
+        facts = loaded(settings).facts
+        features = WhisperFeaturesConfig()
+        return {
+            "prompt": json.dumps(list(facts.prompt_ids)),
+            "eos": str(facts.eos_token_id),
+            "suppress": json.dumps(list(facts.suppress_tokens)),
+            "begin_suppress": json.dumps(list(facts.begin_suppress_tokens)),
+            "max_length": str(facts.max_target_positions),  # tokens, the prompt included
+            "window_samples": str(features.chunk_samples),
+            "max_samples": str(int(settings.max_audio_seconds * features.sample_rate)),
+            "tokenizer": TOKENIZER,
+        }
+
+    def files(self, settings: WhisperGreedySettings) -> dict[str, Path]:
+        return {TOKENIZER: loaded(settings).tokenizer_json}
+
+
+COMPONENTS.register("whisper_greedy")(WhisperGreedy())

@@ -1,0 +1,81 @@
+"""A step's model that calls other models itself (asr_whisper's generator): the called models
+are planned, served and named to the caller; binding mistakes stop with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import compose_config
+from omegaconf import DictConfig, open_dict
+
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.plan.resolver import resolve
+
+pytest_plugins = ["whisper_fixtures"]
+
+BOUND = {"features": "features", "encoder": "encoder", "decoder": "decoder"}
+
+
+@pytest.fixture(scope="module")
+def whisper_cfg(tiny_en) -> DictConfig:
+    return compose_config(["pipeline=asr_whisper"])
+
+
+def with_calls(cfg: DictConfig, calls: dict) -> DictConfig:
+    cfg = cfg.copy()
+    cfg.pipeline.ensemble.steps[0]["calls"] = calls
+    return cfg
+
+
+def test_called_models_are_planned_before_their_caller_and_named_to_it(whisper_cfg) -> None:
+    plan = resolve(whisper_cfg)
+    names = [unit.name for unit in plan.units]
+    assert names == [f"asr_whisper_{r}" for r in ("features", "encoder", "decoder", "generator")]
+    # Only the caller is an ensemble step; the others are served beside it.
+    assert [step.model_name for step in plan.ensemble.steps] == ["asr_whisper_generator"]
+    generator = plan.units[-1]
+    calls = json.loads(generator.parameters["calls"])
+    assert calls["decoder"] == {"model": "asr_whisper_decoder", "max_batch_size": 8}
+    assert generator.calls == {slot: f"asr_whisper_{role}" for slot, role in BOUND.items()}
+    assert generator.files["tokenizer.json"].name == "tokenizer.json"
+
+
+@pytest.mark.parametrize(
+    ("calls", "message"),
+    [
+        (
+            {**BOUND, "vocoder": "decoder"},
+            "model 'generator' makes no call 'vocoder' (its calls: features, encoder, decoder)",
+        ),
+        (
+            {"features": "features", "encoder": "encoder"},
+            "model 'generator' calls a 'decoder' model; bind it in its step",
+        ),
+        (
+            {**BOUND, "decoder": "dec"},
+            "model 'generator' calls model 'dec' as 'decoder', which pipeline.models does not "
+            "declare",
+        ),
+        (
+            {**BOUND, "encoder": "features"},
+            "model 'generator' calls 'encoder' with tensor 'CROSS_KV', which model 'features' "
+            "does not have",
+        ),
+    ],
+    ids=["unknown slot", "unbound slot", "undeclared model", "model without the tensors"],
+)
+def test_call_binding_mistake_is_one_line(whisper_cfg, calls: dict, message: str) -> None:
+    cfg = with_calls(whisper_cfg, calls)
+    with pytest.raises(UserError) as raised:
+        resolve(cfg)
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_model_neither_used_nor_called_is_named(whisper_cfg) -> None:
+    cfg = with_calls(whisper_cfg, {**BOUND, "features": "features"})
+    with open_dict(cfg):
+        cfg.pipeline.models.spare = cfg.pipeline.models.encoder
+    with pytest.raises(UserError, match="model 'spare' is declared in pipeline.models but no"):
+        resolve(cfg)

@@ -1,0 +1,137 @@
+"""The asr_whisper repository, built from the installed tiny.en and served by the real Triton
+server, transcribes real speech exactly as the in-process WhisperReference does.
+
+One build and one server for the module. The ensemble is the CTC pipelines' endpoint, so the
+plain transcribe client talks to it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from served_requests import connect, one_utterance, transcripts
+from test_whisper_reference import normalize
+
+from modelrepo_gen.clients.whisper_reference import WhisperReference
+from modelrepo_gen.serve.server import TritonServer
+from modelrepo_gen.transcribe import transcribe_arrays
+
+pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
+pytestmark = pytest.mark.server
+
+ENSEMBLE = "asr_whisper"
+RATE = 16000
+MAX_SECONDS = 60.0  # the build's pipeline.max_audio_seconds
+MAX_WER = 0.05
+
+
+@pytest.fixture(scope="module")
+def repository(tiny_en: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from asr_fixtures import compose_config
+
+    from modelrepo_gen.build.run import build_repository
+
+    output = tmp_path_factory.mktemp("whisper") / "repo"
+    overrides = ["pipeline=asr_whisper", f"pipeline.max_audio_seconds={MAX_SECONDS}"]
+    build_repository(compose_config(overrides), output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path) -> Iterator[TritonServer]:
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
+        yield triton
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_en: Path) -> WhisperReference:
+    return WhisperReference(tiny_en)
+
+
+def served(server: TritonServer, audio: np.ndarray) -> str:
+    module, client = connect(server, "http")
+    try:
+        return transcripts(module, client, ENSEMBLE, *one_utterance(audio))[0]
+    finally:
+        client.close()
+
+
+def test_repository_is_self_contained_and_declares_its_calls(repository: Path) -> None:
+    manifest = json.loads((repository / "manifest.json").read_text())
+    assert "asr_whisper_generator/1/tokenizer.json" in manifest["files"]
+    config = (repository / "asr_whisper_generator" / "config.pbtxt").read_text()
+    for role in ("features", "encoder", "decoder"):
+        assert f"asr_whisper_{role}" in config
+        assert (repository / f"asr_whisper_{role}" / "1" / "model.onnx").is_file()
+    assert "calls decoder" in (repository / "README.md").read_text()
+    assert manifest["weights"]["asr_whisper_decoder"]["path"].endswith("model.bin")
+
+
+def test_librivox_transcripts_equal_the_reference(server, reference, librivox) -> None:
+    clips = [clip for _, clip, _ in librivox]
+    expected = [reference.transcribe(clip) for clip in clips]
+    # The unchanged transcribe client, as a user runs it.
+    texts = transcribe_arrays(clips, url=server.http_url)
+    for (path, _, truth), text, want in zip(librivox, texts, expected):
+        print(f"{path.stem}: {text!r} (reference {want!r}; truth {truth!r})")
+    assert texts == expected
+    wer = jiwer.wer([normalize(t) for _, _, t in librivox], [normalize(t) for t in texts])
+    print(f"served WER over {len(clips)} utterances: {wer:.4f}")
+    assert wer <= MAX_WER
+
+
+def test_concurrent_requests_of_different_lengths_equal_one_by_one(server, librivox) -> None:
+    clips = []
+    for _, clip, _ in librivox:
+        clips += [clip, clip[: int(0.6 * clip.size)]]
+    alone = [served(server, clip) for clip in clips]
+    with ThreadPoolExecutor(max_workers=len(clips)) as pool:
+        together = list(pool.map(lambda clip: served(server, clip), clips))
+    assert together == alone
+    assert len(set(alone)) == len(alone)  # every clip says something of its own
+
+
+def test_audio_longer_than_a_window_is_split_and_joined(server, reference, librivox) -> None:
+    first, second = librivox[0][1], librivox[4][1]
+    audio = np.zeros(45 * RATE, dtype=np.float32)
+    audio[: first.size] = first  # window one: 0-30 s
+    audio[30 * RATE : 30 * RATE + second.size] = second  # window two: 30-45 s
+    expected = f"{reference.transcribe(first)} {reference.transcribe(second)}"
+    assert served(server, audio) == expected
+
+
+@pytest.mark.parametrize(
+    ("audio", "lengths", "message"),
+    [
+        (np.zeros((1, 0), np.float32), np.array([[0]], np.int32), "AUDIO_SIGNAL is empty"),
+        (np.array([[0.1, np.nan, 0.2]], np.float32), np.array([[3]], np.int32), "NaN"),
+        (np.zeros((1, 100), np.float32), np.array([[101]], np.int32), "between 1 and 100"),
+        (np.zeros((1, 100), np.float32), np.array([[0]], np.int32), "between 1 and 100"),
+        (
+            np.zeros((1, int(MAX_SECONDS * RATE) + 1), np.float32),
+            np.array([[int(MAX_SECONDS * RATE) + 1]], np.int32),
+            f"more than the maximum of {int(MAX_SECONDS * RATE)}",
+        ),
+    ],
+    ids=["empty", "nan", "length-too-long", "length-zero", "over-max-seconds"],
+)
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
+    server, reference, librivox, audio, lengths, message
+) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    module, client = connect(server, "http")
+    try:
+        with pytest.raises(InferenceServerException, match=message) as raised:
+            transcripts(module, client, ENSEMBLE, audio, lengths)
+        assert "asr_whisper_generator" in str(raised.value)
+    finally:
+        client.close()
+    clip = librivox[3][1]
+    assert served(server, clip) == reference.transcribe(clip)
