@@ -23,10 +23,11 @@ $(SPEECH):
 
 speech: $(SPEECH)
 
-# Builds the default pipeline (full-size QuartzNet 15x5), serves it on the bundled Triton
-# server, transcribes real speech and stops the server.
+# Builds asr_whisper from the installed Whisper tiny.en, serves it on the bundled Triton server,
+# transcribes the LibriVox utterances next to their references (with the WER) and stops it.
+# Another pipeline: make demo DEMO_ARGS="pipeline=asr_quartznet".
 demo: install speech
-	$(PY) -m modelrepo_gen.demo --repository $(DEMO_REPOSITORY)
+	$(PY) -m modelrepo_gen.demo --repository $(DEMO_REPOSITORY) $(DEMO_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,51 +1,62 @@
-"""`make demo`: build the default repository, serve it, transcribe real speech, stop the server."""
+"""`make demo`: build a repository, serve it, transcribe real speech, stop the server.
+
+By default the repository is `asr_whisper` from the installed Whisper tiny.en, so the served
+transcripts are real; any other pipeline can be given as overrides (`pipeline=asr_quartznet`).
+
+    python -m modelrepo_gen.demo --repository demo_repository [override ...]
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from modelrepo_gen.build.manifest import MANIFEST
 from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.clients.librivox import librivox_utterances
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
-from modelrepo_gen.transcribe import transcribe_arrays
+from modelrepo_gen.transcribe import transcribe_arrays, word_errors
 
-LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+DEFAULT_PIPELINE = "pipeline=asr_whisper"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repository", default="demo_repository")
     parser.add_argument("overrides", nargs="*", help="config overrides for the build")
     args = parser.parse_args(argv)
     repository = Path(args.repository).resolve()
-    build = [sys.executable, "-m", "modelrepo_gen", f"output_dir={repository}", "force=true"]
-    print("$", " ".join(build[1:] + args.overrides), flush=True)
-    if subprocess.run(build + args.overrides).returncode != 0:
-        return 1
-    files = sorted(LIBRIVOX.glob("*.wav"))[:2]
-    if not files:
-        print(
-            f"error: no speech samples under {LIBRIVOX} (make speech installs them)",
-            file=sys.stderr,
-        )
+    overrides = args.overrides
+    if not any(o.startswith("pipeline=") for o in overrides):
+        overrides = [DEFAULT_PIPELINE, *overrides]
+    build = ["-m", "modelrepo_gen", f"output_dir={repository}", "force=true", *overrides]
+    print("$ python", " ".join(build), flush=True)
+    if subprocess.run([sys.executable, *build]).returncode != 0:
         return 1
     try:
+        utterances = librivox_utterances()
+        audios = [load_audio(path) for path, _ in utterances]
         with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
             print(f"Triton server ready at http://{server.http_url}", flush=True)
-            audios = [load_audio(f) for f in files]
             transcripts = transcribe_arrays(audios, url=server.http_url, protocol="http")
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for path, transcript in zip(files, transcripts, strict=True):
-        print(f"{path.name}\t{transcript!r}")
+    for (path, reference), transcript in zip(utterances, transcripts, strict=True):
+        print(f"\n{path.name}\n  served:    {transcript}\n  reference: {reference}")
+    errors = word_errors([text for _, text in utterances], transcripts)
     print(
-        "The server stopped. These transcripts come from the served ensemble; with no "
-        "model.checkpoint the acoustic model has random weights, so they are not words."
+        f"\nword error rate: {errors.rate:.3f} ({errors.errors} errors in "
+        f"{errors.reference_words} words; case, punctuation and titles normalised)"
     )
+    notes = json.loads((repository / MANIFEST).read_text())["notes"]
+    for note in notes:  # e.g. random weights: the transcripts above are then not words
+        print(note)
+    print("The server stopped.")
     return 0
 
 

@@ -31,14 +31,18 @@ def with_calls(cfg: DictConfig, calls: dict) -> DictConfig:
 def test_called_models_are_planned_before_their_caller_and_named_to_it(whisper_cfg) -> None:
     plan = resolve(whisper_cfg)
     names = [unit.name for unit in plan.units]
-    assert names == [f"asr_whisper_{r}" for r in ("features", "encoder", "decoder", "generator")]
-    # Only the caller is an ensemble step; the others are served beside it.
-    assert [step.model_name for step in plan.ensemble.steps] == ["asr_whisper_generator"]
-    generator = plan.units[-1]
+    roles = ("features", "encoder", "decoder", "generator", "detokenizer")
+    assert names == [f"asr_whisper_{r}" for r in roles]
+    # Only the caller and the detokenizer are ensemble steps; the others are served beside them.
+    assert [step.model_name for step in plan.ensemble.steps] == [
+        "asr_whisper_generator",
+        "asr_whisper_detokenizer",
+    ]
+    generator, detokenizer = plan.units[-2:]
     calls = json.loads(generator.parameters["calls"])
     assert calls["decoder"] == {"model": "asr_whisper_decoder", "max_batch_size": 8}
     assert generator.calls == {slot: f"asr_whisper_{role}" for slot, role in BOUND.items()}
-    assert generator.files["tokenizer.json"].name == "tokenizer.json"
+    assert detokenizer.files["tokenizer.json"].name == "tokenizer.json"
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def served(server: TritonServer, audio: np.ndarray) -> str:
 
 def test_repository_is_self_contained_and_declares_its_calls(repository: Path) -> None:
     manifest = json.loads((repository / "manifest.json").read_text())
-    assert "asr_whisper_generator/1/tokenizer.json" in manifest["files"]
+    assert "asr_whisper_detokenizer/1/tokenizer.json" in manifest["files"]
     config = (repository / "asr_whisper_generator" / "config.pbtxt").read_text()
     for role in ("features", "encoder", "decoder"):
         assert f"asr_whisper_{role}" in config

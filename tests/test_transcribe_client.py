@@ -45,7 +45,7 @@ def _write_wav(path: Path, text: str) -> Path:
 # -- no server needed --------------------------------------------------------------------------
 def test_normalize_text_keeps_letters_apostrophes_and_spaces() -> None:
     assert normalize_text("  Don't STOP -- it's 4 o'clock, Mr. Smith!\n") == (
-        "don't stop it's o'clock mr smith"
+        "don't stop it's o'clock mister smith"
     )
 
 

@@ -3,27 +3,26 @@ the same as transformers' own Whisper generate does."""
 
 from __future__ import annotations
 
-import re
-
 import jiwer
 import pytest
 import torch
 from transformers import WhisperFeatureExtractor
 
+from modelrepo_gen.clients.transcribe_manifest import SPOKEN_TITLES, normalize_text
 from modelrepo_gen.clients.whisper_reference import WhisperReference
 
 pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
 
 MAX_WER = 0.05
-# Titles as spoken, as Whisper's own English normalizer writes them (the references spell
-# "mister"; Whisper writes "Mr.").
-TITLES = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 
 
 def normalize(text: str, titles: bool = True) -> str:
-    """Lower case, punctuation out (a hyphen splits words, as the references write them)."""
-    words = re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split()
-    return " ".join(TITLES.get(word, word) if titles else word for word in words)
+    """The client's normalisation; titles=False leaves "Mr." as "mr" (the strict figure)."""
+    normalized = normalize_text(text)
+    if titles:
+        return normalized
+    spelled = {spoken: short for short, spoken in SPOKEN_TITLES.items()}
+    return " ".join(spelled.get(word, word) for word in normalized.split())
 
 
 @pytest.fixture(scope="module")

@@ -68,10 +68,16 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     return entries
 
 
+# Titles as spoken, as Whisper's English normalizer writes them: a model writing "Mr." and a
+# reference spelling "mister" say the same word.
+SPOKEN_TITLES = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
+
+
 def normalize_text(text: str) -> str:
-    """Lowercase letters, apostrophes and single spaces: what a character-CTC model emits."""
+    """Lowercase letters, apostrophes and single spaces (what a character-CTC model emits),
+    with abbreviated titles spelled out."""
     letters = re.sub(r"[^\w']|[\d_]", " ", text.lower())
-    return " ".join(letters.split())
+    return " ".join(SPOKEN_TITLES.get(word, word) for word in letters.split())
 
 
 @dataclass(frozen=True)

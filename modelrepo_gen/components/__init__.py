@@ -17,6 +17,7 @@ def register_builtin_components() -> None:
         ctc_greedy,
         mel_features,
         whisper_decoder,
+        whisper_detokenizer,
         whisper_encoder,
         whisper_features,
         whisper_greedy,

@@ -1,15 +1,15 @@
-"""Component `whisper_greedy`: audio -> text by greedy Whisper decoding (python backend).
+"""Component `whisper_greedy`: audio -> token ids by greedy Whisper decoding (python backend).
 
 The python model calls the features, encoder and decoder models itself (Triton's business-logic
 scripting): audio longer than Whisper's 30 s window is cut into windows, each window is encoded
-once and decoded token by token, and the windows' texts are joined with a space.
+once and decoded token by token; each window's ids end with the end-of-text id, so the
+detokenizer can give every window its own text.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
@@ -18,9 +18,8 @@ from modelrepo_gen.config.validation import check_number
 from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.plan.graph import Signature
 
-FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
+FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32
-TOKENIZER = "tokenizer.json"
 
 
 @dataclass
@@ -49,7 +48,10 @@ class WhisperGreedy(PythonComponent):
                 TensorSpec("AUDIO_SIGNAL", FP32, (-1,), ragged=True),
                 TensorSpec("NUM_SAMPLES", INT32, (1,)),
             ),
-            outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+            outputs=(
+                TensorSpec("TOKENS", INT32, (-1,)),
+                TensorSpec("TOKEN_COUNT", INT32, (1,)),
+            ),
             calls={
                 "features": ("AUDIO_SIGNAL", "NUM_SAMPLES", "FEATURES"),
                 "encoder": ("FEATURES", "CROSS_KV"),
@@ -68,11 +70,7 @@ class WhisperGreedy(PythonComponent):
             "max_length": str(facts.max_target_positions),  # tokens, the prompt included
             "window_samples": str(features.chunk_samples),
             "max_samples": str(int(settings.max_audio_seconds * features.sample_rate)),
-            "tokenizer": TOKENIZER,
         }
-
-    def files(self, settings: WhisperGreedySettings) -> dict[str, Path]:
-        return {TOKENIZER: loaded(settings).tokenizer_json}
 
 
 COMPONENTS.register("whisper_greedy")(WhisperGreedy())

@@ -75,6 +75,9 @@ class OnnxExporter:
             # chosen on purpose for speed) say nothing about the user's model.
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # "The trace might not generalize to other inputs": the build answers that by
+            # running every export against PyTorch at several shapes (parity).
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 module,
                 tuple(example_inputs),

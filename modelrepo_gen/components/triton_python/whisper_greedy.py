@@ -1,11 +1,13 @@
-"""Triton python-backend model: audio -> text by greedy Whisper decoding.
+"""Triton python-backend model: audio -> token ids by greedy Whisper decoding.
 
 It calls three models of the repository by name (Triton's business-logic scripting): the
 features model (audio window -> log-mel), the encoder (log-mel -> cross-attention cache, once
 per window) and the decoder (tokens + caches -> next-token logits + grown cache, once per
 token). Audio longer than one window is cut into consecutive windows; each window is decoded
-from the prompt, and the windows' texts are joined with a space. Every window of every request
-in one execution is decoded together, in batches of at most the called model's max_batch_size.
+from the prompt. Every window of every request in one execution is decoded together, in batches
+of at most the called model's max_batch_size. Out go each request's token ids, the prompt
+left out and every window ended by the end-of-text id (TOKENS, padded with it), and how many
+there are (TOKEN_COUNT): the detokenizer model turns them into text.
 Settings come from the `parameters` of config.pbtxt:
   calls           JSON {slot: {"model": name, "max_batch_size": n}} for features, encoder, decoder
   prompt          JSON token ids every window starts from
@@ -15,11 +17,9 @@ Settings come from the `parameters` of config.pbtxt:
   max_length      most tokens of a window, the prompt included
   window_samples  samples per window (30 s)
   max_samples     longest audio accepted
-  tokenizer       tokenizers-library tokenizer.json in the version folder
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -86,8 +86,6 @@ def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> 
 
 class TritonPythonModel:
     def initialize(self, args):
-        from tokenizers import Tokenizer
-
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.model_name = config["name"]
@@ -99,8 +97,6 @@ class TritonPythonModel:
         self.max_length = int(params["max_length"])
         self.window = int(params["window_samples"])
         self.max_samples = int(params["max_samples"])
-        folder = Path(args["model_repository"]) / args["model_version"]
-        self.tokenizer = Tokenizer.from_file(str(folder / params["tokenizer"]))
 
     def _error(self, message):
         return pb_utils.InferenceResponse(
@@ -138,8 +134,8 @@ class TritonPythonModel:
         )
         return logits, present
 
-    def _transcribe(self, clips):
-        """One text per clip: its windows decoded together with every other clip's."""
+    def _generate(self, clips):
+        """Token ids per clip: its windows decoded together with every other clip's."""
         windows, owners = [], []
         for owner, clip in enumerate(clips):
             for window in split_windows(clip, self.window):
@@ -165,12 +161,10 @@ class TritonPythonModel:
                 self.begin_suppress,
                 self.max_length,
             )
-        texts = [[] for _ in clips]
-        for owner, ids in zip(owners, tokens):
-            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-            if text:
-                texts[owner].append(text)
-        return [" ".join(parts) for parts in texts]
+        ids = [[] for _ in clips]
+        for owner, window_ids in zip(owners, tokens):
+            ids[owner] += [*window_ids, self.eos]  # the end-of-text id closes each window
+        return ids
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -187,15 +181,21 @@ class TritonPythonModel:
         if not accepted:
             return responses
         try:
-            texts = self._transcribe([clip for _, clips in accepted for clip in clips])
+            ids = self._generate([clip for _, clips in accepted for clip in clips])
         except Exception as exc:  # a failed call must answer every request, not crash the stub
             for index, _ in accepted:
                 responses[index] = self._error(f"transcription failed: {exc}")
             return responses
         start = 0
         for index, clips in accepted:
-            rows = texts[start : start + len(clips)]
+            rows = ids[start : start + len(clips)]
             start += len(clips)
-            out = np.array([[text.encode("utf-8")] for text in rows], dtype=object)
-            responses[index] = pb_utils.InferenceResponse([pb_utils.Tensor("TRANSCRIPT", out)])
+            width = max(len(row) for row in rows)
+            tokens = np.full((len(rows), width), self.eos, dtype=np.int32)
+            for out, row in zip(tokens, rows):
+                out[: len(row)] = row
+            counts = np.array([[len(row)] for row in rows], dtype=np.int32)
+            responses[index] = pb_utils.InferenceResponse(
+                [pb_utils.Tensor("TOKENS", tokens), pb_utils.Tensor("TOKEN_COUNT", counts)]
+            )
         return responses

@@ -1,0 +1,43 @@
+"""Component `whisper_detokenizer`: token ids -> text with the model's tokenizer.json (python).
+
+Each window's ids end with the end-of-text id; every window is decoded on its own (special
+tokens skipped, whitespace trimmed) and the windows' texts are joined with a space.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
+
+INT32, STRING = "TYPE_INT32", "TYPE_STRING"
+TOKENIZER = "tokenizer.json"
+
+
+class WhisperDetokenizer(PythonComponent):
+    settings_schema = WhisperSourceSettings
+    code = "whisper_detokenizer"
+
+    def check(self, settings: WhisperSourceSettings, where: str) -> None:
+        loaded(settings, where)
+
+    def signature(self, settings: WhisperSourceSettings) -> Signature:
+        return Signature(
+            inputs=(
+                TensorSpec("TOKENS", INT32, (-1,), ragged=True),
+                TensorSpec("TOKEN_COUNT", INT32, (1,)),
+            ),
+            outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+        )
+
+    def parameters(self, settings: WhisperSourceSettings) -> dict[str, str]:
+        return {"eos": str(loaded(settings).facts.eos_token_id), "tokenizer": TOKENIZER}
+
+    def files(self, settings: WhisperSourceSettings) -> dict[str, Path]:
+        return {TOKENIZER: loaded(settings).tokenizer_json}
+
+
+COMPONENTS.register("whisper_detokenizer")(WhisperDetokenizer())
