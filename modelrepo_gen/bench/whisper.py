@@ -10,7 +10,6 @@ Every part that fails is reported as skipped with its reason; the benchmark goes
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,12 +32,11 @@ from modelrepo_gen.bench.serving import (
     run_load,
 )
 from modelrepo_gen.bench.whisper_step import StepSettings, step_in_process, step_served
+from modelrepo_gen.clients.librivox import librivox_utterances
+from modelrepo_gen.clients.transcribe_manifest import word_errors
 
 WHISPER = ModelChoice("asr_whisper", "whisper_tiny_en", "Whisper tiny.en")
 NETWORKS = ("features", "encoder", "decoder")  # roles of the exported networks
-# Titles as spoken, as Whisper's own English normalizer writes them (the references spell
-# "mister"; Whisper writes "Mr."): the normalization tests/test_whisper_reference.py uses.
-TITLES = {"mr": "mister", "mrs": "missus", "dr": "doctor", "st": "saint"}
 
 
 @dataclass(frozen=True)
@@ -55,27 +53,6 @@ class WhisperSettings:
         return cls(
             utterances=2, concurrencies=(1, 2), passes=1, step=StepSettings(warmup=1, repeats=5)
         )
-
-
-def normalize(text: str) -> str:
-    """Lower case, punctuation out (a hyphen splits words, as the references write them)."""
-    words = re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " ")).split()
-    return " ".join(TITLES.get(word, word) for word in words)
-
-
-def reference_texts() -> dict[str, str]:
-    """Utterance file stem -> its reference text, from the set's `transcription` file."""
-    transcription = LIBRIVOX / "transcription"
-    if not transcription.is_file():
-        raise BenchmarkError(f"no reference transcripts at {transcription}")
-    texts = {}
-    for line in transcription.read_text().splitlines():
-        words, _, utterance = line.rpartition("(")
-        if words.strip():
-            texts[utterance.strip(" )")] = " ".join(
-                words.replace("<s>", " ").replace("</s>", " ").split()
-            )
-    return texts
 
 
 def _reason(error: BaseException) -> str:
@@ -170,9 +147,10 @@ def served_rtf(
 
 
 def _wer(truths: Sequence[str], texts: Sequence[str]) -> float:
-    import jiwer
-
-    return float(jiwer.wer([normalize(t) for t in truths], [normalize(t) for t in texts]))
+    rate = word_errors(truths, texts).rate  # the transcribe client's normalisation
+    if rate is None:
+        raise BenchmarkError("the reference transcripts are empty")
+    return rate
 
 
 # -- the part --------------------------------------------------------------------------------
@@ -275,10 +253,10 @@ def _served(
 
 
 def _speed_summary(speed: dict, names: Sequence[str]) -> dict:
-    truths = reference_texts()
+    truths = {path.name: text for path, text in librivox_utterances(LIBRIVOX)}
     served = {row["concurrency"]: row for row in speed["served"]}
     texts = served[min(served)]["transcripts"]
-    expected = [truths[Path(name).stem] for name in names]
+    expected = [truths[name] for name in names]
     local = speed["in_process_transcripts"]
     return {
         "served_over_in_process_rtf": {
