@@ -135,3 +135,24 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
         client.close()
     clip = librivox[3][1]
     assert served(server, clip) == reference.transcribe(clip)
+
+
+@pytest.mark.parametrize(
+    ("audio_type", "length_type", "wrong"),
+    [("FP64", "INT32", "AUDIO_SIGNAL"), ("FP32", "INT64", "NUM_SAMPLES")],
+)
+def test_wrong_tensor_type_is_refused_and_the_server_keeps_serving(
+    server, reference, librivox, audio_type, length_type, wrong
+) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    audio = np.zeros((1, RATE), dtype=np.float64 if audio_type == "FP64" else np.float32)
+    lengths = np.array([[RATE]], dtype=np.int64 if length_type == "INT64" else np.int32)
+    module, client = connect(server, "http")
+    try:
+        with pytest.raises(InferenceServerException, match=f"{wrong}.*data-type|{wrong}.*datatype"):
+            transcripts(module, client, ENSEMBLE, audio, lengths, audio_type, length_type)
+    finally:
+        client.close()
+    clip = librivox[2][1]
+    assert served(server, clip) == reference.transcribe(clip)
