@@ -66,16 +66,18 @@ class ExampleInputs:
             return own
         part = self.parts[role]
         fed = dict(self.steps[role].inputs)
-        return [
-            self._output(*self.producer[fed[spec.name]], batch, seconds, seed)
-            for spec in part.signature.inputs
-        ]
+        sources = [self.producer[fed[spec.name]] for spec in part.signature.inputs]
+        # Each upstream network runs once, however many of this model's inputs it feeds.
+        produced = {
+            upstream: self._outputs(upstream, batch, seconds, seed)
+            for upstream in dict.fromkeys(upstream for upstream, _ in sources)
+        }
+        return [produced[upstream][name] for upstream, name in sources]
 
-    def _output(self, role: str, name: str, batch: int, seconds: float, seed: int) -> torch.Tensor:
+    def _outputs(self, role: str, batch: int, seconds: float, seed: int) -> dict[str, torch.Tensor]:
         part = self.parts[role]
         assert isinstance(part.component, NetworkComponent)
         module = part.component.make_module(part.settings, self.seed)
         with torch.no_grad():
             outputs = as_outputs(module(*self.inputs(role, batch, seconds, seed)))
-        names = [spec.name for spec in part.signature.outputs]
-        return outputs[names.index(name)]
+        return {spec.name: out for spec, out in zip(part.signature.outputs, outputs, strict=True)}
