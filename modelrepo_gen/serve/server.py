@@ -233,9 +233,11 @@ class TritonServer:
         return root
 
     def _pick_ports(self, requested: dict[str, int]) -> None:
+        taken = set(requested.values())  # a picked port must not clash with a given one
         for kind, port in requested.items():
             if port == 0:
-                self._ports[kind] = free_port()
+                self._ports[kind] = free_port(taken)
+                taken.add(self._ports[kind])
             elif not port_is_free(port):
                 raise UserError(
                     f"{kind} port {port} on {HOST} is already in use; choose another port"
