@@ -1,27 +1,30 @@
 # Every target installs what it needs: its own virtual environment with pinned packages, and
-# Debian's pocketsphinx-testdata (real LibriVox speech) for the demo and the tests.
+# Debian's pocketsphinx-testdata (real LibriVox speech) and espeak-ng (phonemes for the Piper
+# voice) for the demo and the tests.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SPEECH := /usr/share/pocketsphinx/test/data/librivox/transcription
+ESPEAK := /usr/bin/espeak-ng
 DEMO_REPOSITORY ?= demo_repository
 
 .PHONY: install speech demo test lint format bench clean
 
-$(STAMP): requirements.txt setup.cfg pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 install: $(STAMP)
 
-$(SPEECH):
+$(SPEECH) $(ESPEAK):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pocketsphinx-testdata >/dev/null
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pocketsphinx-testdata espeak-ng >/dev/null
 
-speech: $(SPEECH)
+speech: $(SPEECH) $(ESPEAK)
 
 # Builds asr_whisper from the installed Whisper tiny.en, serves it on the bundled Triton server,
 # transcribes the LibriVox utterances next to their references (with the WER) and stops it.
