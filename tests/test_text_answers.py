@@ -20,7 +20,7 @@ from modelrepo_gen.components.triton_python.text_windows import (
     tokenize_windows,
     unstack_windows,
 )
-from tests.text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
+from text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 LONG_TEXT = " ".join(SENTENCES * 6)
