@@ -46,7 +46,10 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
     export = unit.export
     assert export is not None and unit.artifact is not None
     exporter = EXPORTERS.get(export.exporter)
-    shapes = [(int(s.batch), float(s.seconds)) for s in cfg.parity_shapes]
+    shapes = [
+        (int(s.batch), float(s.seconds), None if s.get("tokens") is None else int(s.tokens))
+        for s in cfg.parity_shapes
+    ]
     module = export.make_module()
     artifact = version_dir / unit.artifact
     key = export_key(export, module, {"parity_shapes": shapes, "seed": int(cfg.seed)})
@@ -59,7 +62,8 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         return previous
     started = time.perf_counter()
     # Export from a copy: an exporter must not be able to change the module parity runs on.
-    example = export.make_inputs(*shapes[0], int(cfg.seed))
+    batch, seconds, tokens = shapes[0]
+    example = export.make_inputs(batch, seconds, int(cfg.seed), tokens)
     exporter.export(
         copy.deepcopy(module), example, export.inputs, export.outputs, export.precision, artifact
     )

@@ -13,6 +13,7 @@ __all__ = ["COMPONENTS", "Component", "NetworkComponent", "PythonComponent"]
 def register_builtin_components() -> None:
     # Importing a module registers its component.
     from modelrepo_gen.components import (  # noqa: F401
+        bert,
         conv_asr,
         ctc_greedy,
         mel_features,

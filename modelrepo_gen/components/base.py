@@ -43,6 +43,11 @@ class NetworkComponent(Component):
     keeps_fp32: bool = False
     # Output name -> [length output, axis]: the valid frames of `output` along `axis`.
     length_of: dict[str, list] = {}
+    # Output name -> [input, axis]: `output` is as long along `axis` as that input, so each
+    # request of a ragged batch gets back its own length (outputs a model lacks are skipped).
+    sized_like: dict[str, list] = {}
+    # The length example_inputs takes: "seconds" (of audio) or "tokens" (parity_shapes' fields).
+    example_length: str = "seconds"
 
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -50,7 +55,8 @@ class NetworkComponent(Component):
     def example_inputs(
         self, settings: Any, batch: int, seconds: float, seed: int
     ) -> list[torch.Tensor] | None:
-        """Inputs for export and parity checks; None: made by running the upstream models."""
+        """Inputs for export and parity checks; None: made by running the upstream models.
+        `seconds` is a token count where `example_length` is "tokens"."""
         return None
 
     def request_checks(self, settings: Any, bounds: dict[str, int]) -> dict:

@@ -16,7 +16,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import Component, NetworkComponent, PythonComponent
-from modelrepo_gen.config.checks import check_build_settings, check_parity_batches
+from modelrepo_gen.config.checks import (
+    check_build_settings,
+    check_parity_batches,
+    check_parity_tokens,
+)
 from modelrepo_gen.config.validation import plain, require, typed
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
@@ -145,6 +149,11 @@ def _unit(
             make_inputs=examples.maker(part.role),
             tolerance=float(cfg.precision.parity_tolerance),
             length_of=dict(component.length_of),
+            sized_like={
+                name: rule
+                for name, rule in component.sized_like.items()
+                if name in {s.name for s in part.signature.outputs}
+            },
         ),
         checks=component.request_checks(settings, bounds),
     )
@@ -181,6 +190,15 @@ def resolve(cfg: DictConfig) -> BuildPlan:
     require(
         cfg.precision.name in exporter.precisions,
         f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
+    )
+    check_parity_tokens(
+        cfg,
+        [
+            role
+            for role, part in parts.items()
+            if isinstance(part.component, NetworkComponent)
+            and part.component.example_length == "tokens"
+        ],
     )
     examples = ExampleInputs(parts, graph, int(cfg.seed))
     units: list[ModelUnit] = []
