@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
 
 from modelrepo_gen.components.triton_python.answer_spans import best_answer
 from modelrepo_gen.components.triton_python.text_answers import answer, from_tensors, to_tensors
@@ -20,7 +21,6 @@ from modelrepo_gen.components.triton_python.text_windows import (
     tokenize_windows,
     unstack_windows,
 )
-from text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
 
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 LONG_TEXT = " ".join(SENTENCES * 6)
@@ -176,7 +176,10 @@ def brute_force_answer(context, windows, start_logits, end_logits, max_length, a
         for i in range(n):
             for j in range(i, min(n, i + max_length)):
                 if ok[i] and ok[j] and p_start[i] * p_end[j] > best[3]:
-                    s, e = int(windows.offsets[row, i, 0]), int(windows.offsets[row, j, 1])
+                    # widened to whole words: every token of the first and the last word
+                    word = windows.word_ids[row]
+                    s = min(int(windows.offsets[row, k, 0]) for k in range(n) if word[k] == word[i])
+                    e = max(int(windows.offsets[row, k, 1]) for k in range(n) if word[k] == word[j])
                     best = (context[s:e], s, e, p_start[i] * p_end[j])
     if allow_null and null > best[3]:
         return ("", -1, -1, null)

@@ -103,10 +103,10 @@ class TextModel:
                 inputs.append(tensor)
             names = list(OUTPUT_TENSORS[self.task])
             outputs = [module.InferRequestedOutput(name) for name in names]
+            # An http client's timeout is set when it connects; a grpc one's per request.
+            timeout = {"client_timeout": REQUEST_TIMEOUT_S} if self.protocol == "grpc" else {}
             try:
-                result = client.infer(
-                    self.name, inputs, outputs=outputs, client_timeout=REQUEST_TIMEOUT_S
-                )
+                result = client.infer(self.name, inputs, outputs=outputs, **timeout)
             except Exception as error:  # the server's refusal, a timeout, a dropped connection
                 raise UserError(f"'{self.name}' failed: {server_message(error)}") from None
         finally:

@@ -34,8 +34,8 @@ class TextReference:
         network = units[task.calls["network"]]
         self.task = task.parameters["task"]
         self.labels = json.loads(task.parameters["labels"])
-        self.max_answer_length = int(task.parameters["max_answer_length"])
-        self.allow_no_answer = task.parameters["allow_no_answer"] == "true"
+        self.max_answer_length = int(task.parameters.get("max_answer_length", "30"))
+        self.allow_no_answer = task.parameters.get("allow_no_answer", "true") == "true"
         self.max_windows = int(tokenizer.parameters["max_windows"])
         self.tokenizer = load_tokenizer(
             str(tokenizer.files[tokenizer.parameters["tokenizer"]]),

@@ -60,8 +60,8 @@ def ask(url: str, protocol: str, what: str, call: Callable[[], Any]) -> Any:
 
 def model_config(client: Any, protocol: str, name: str) -> dict:
     if protocol == "grpc":
-        return client.getmodel_config(name, as_json=True).get("config", {})
-    return client.getmodel_config(name)
+        return client.get_model_config(name, as_json=True).get("config", {})
+    return client.get_model_config(name)
 
 
 def ready_models(client: Any, protocol: str) -> list[str]:

@@ -17,6 +17,8 @@ def register_builtin_components() -> None:
         conv_asr,
         ctc_greedy,
         mel_features,
+        text_task,
+        text_tokenizer,
         whisper_decoder,
         whisper_detokenizer,
         whisper_encoder,

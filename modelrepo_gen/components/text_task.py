@@ -64,12 +64,14 @@ class TextTask(PythonComponent):
         )
 
     def parameters(self, settings: TextTaskSettings) -> dict[str, str]:
-        return {
+        parameters = {
             "task": settings.head,
             "labels": json.dumps(label_names(settings), ensure_ascii=False),
-            "max_answer_length": str(settings.max_answer_length),
-            "allow_no_answer": "true" if settings.allow_no_answer else "false",
         }
+        if settings.head == "question_answering":
+            parameters["max_answer_length"] = str(settings.max_answer_length)
+            parameters["allow_no_answer"] = "true" if settings.allow_no_answer else "false"
+        return parameters
 
     def files(self, settings: TextTaskSettings) -> dict[str, Path]:
         return {name: CODE_FOLDER / name for name in HELPERS}

@@ -4,7 +4,8 @@ Per window, start and end logits are turned into probabilities over the context 
 the [CLS] token, which stands for "no answer"); a span's score is P(start) * P(end), its end
 not before its start and at most `max_answer_length` tokens long. The best span over all
 windows wins, unless answers may be absent and the no-answer score (the lowest over windows)
-beats it. This is the search Hugging Face's question-answering pipeline does.
+beats it. This is the search Hugging Face's question-answering pipeline does; as there, the
+answer is widened to whole words (a span starting inside "Saramago" answers "Saramago").
 
 Copied beside the python-backend model that uses it; numpy only.
 """
@@ -60,8 +61,9 @@ def best_answer(
         first, last = np.unravel_index(int(np.argmax(scores)), scores.shape)
         score = float(scores[first, last])
         if score > best.score and in_context[first]:
-            start = int(offsets[row, first, 0])
-            end = int(offsets[row, last, 1])
+            words = word_ids[row, :length]
+            start = int(offsets[row, :length, 0][words == words[first]].min())
+            end = int(offsets[row, :length, 1][words == words[last]].max())
             best = Answer(context[start:end], start, end, score)
     if best.start < 0 or (allow_no_answer and null_score > best.score):
         return Answer("", -1, -1, null_score)
