@@ -11,8 +11,11 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
      batching on and off, and the serving overhead against in-process transcription;
   4. the Whisper pipeline (tiny.en): cold build, real-time factor served and in-process with the
-     served WER, and one cached decoder step served, in PyTorch and in onnxruntime.
-The parts live in bench/build.py (no server), bench/serving.py and bench/whisper.py.
+     served WER, and one cached decoder step served, in PyTorch and in onnxruntime;
+  5. the NLP pipelines (text classification, question answering) on all-MiniLM-L6-v2: builds,
+     the network in PyTorch and onnxruntime, served requests/s and latency at concurrency 1
+     and 8 with dynamic batching on and off, against the same pipeline in-process.
+The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py, bench/nlp.py.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from modelrepo_gen.bench.build import (
     acoustic_inference,
     timed_build,
 )
+from modelrepo_gen.bench.nlp import NlpSettings, nlp_part
 from modelrepo_gen.bench.serving import (
     ServingSettings,
     in_process,
@@ -58,7 +62,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper")
+PARTS = ("ctc", "whisper", "nlp")
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Settings:
     serving: ServingSettings
     build_timeout_s: float  # a build taking longer is reported as skipped
     whisper: WhisperSettings
+    nlp: NlpSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -82,6 +87,7 @@ class Settings:
             serving=ServingSettings(requests=48),
             build_timeout_s=420,
             whisper=WhisperSettings(),
+            nlp=NlpSettings(),
         )
 
     @classmethod
@@ -94,6 +100,7 @@ class Settings:
             serving=ServingSettings(requests=8),
             build_timeout_s=300,
             whisper=WhisperSettings.quick(),
+            nlp=NlpSettings.quick(),
         )
 
 
@@ -145,6 +152,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results.update(run_ctc(settings, work, names, audios))
     if "whisper" in parts:
         results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
+    if "nlp" in parts:
+        results["nlp"] = nlp_part(settings.nlp, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
@@ -259,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", help="build the repositories here and keep them (default: a temp folder)"
     )
     parser.add_argument(
-        "--only", choices=PARTS, help="run one part: ctc (1-3) or whisper (4); default both"
+        "--only", choices=PARTS, help="run one part: ctc (1-3), whisper (4) or nlp (5); default all"
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()

@@ -93,23 +93,28 @@ class TextModel:
 
     def ask(self, texts: dict[str, str]) -> dict:
         """The answer for one request (texts by input name)."""
-        module = client_module(self.protocol)
         client = connect(self.url, self.protocol)
         try:
-            inputs = []
-            for name, value in texts.items():
-                tensor = module.InferInput(name, [1, 1], "BYTES")
-                tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=object))
-                inputs.append(tensor)
-            names = list(OUTPUT_TENSORS[self.task])
-            outputs = [module.InferRequestedOutput(name) for name in names]
-            # An http client's timeout is set when it connects; a grpc one's per request.
-            timeout = {"client_timeout": REQUEST_TIMEOUT_S} if self.protocol == "grpc" else {}
-            try:
-                result = client.infer(self.name, inputs, outputs=outputs, **timeout)
-            except Exception as error:  # the server's refusal, a timeout, a dropped connection
-                raise UserError(f"'{self.name}' failed: {server_message(error)}") from None
+            return infer_answer(client, self.protocol, self, texts)
         finally:
             client.close()
-        tensors = {name: result.as_numpy(name)[0] for name in names}
-        return from_tensors(self.task, tensors, self.class_labels)
+
+
+def infer_answer(client: Any, protocol: str, model: TextModel, texts: dict[str, str]) -> dict:
+    """One request on an open client: the texts (by input name) in, the answer out."""
+    module = client_module(protocol)
+    inputs = []
+    for name, value in texts.items():
+        tensor = module.InferInput(name, [1, 1], "BYTES")
+        tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=object))
+        inputs.append(tensor)
+    names = list(OUTPUT_TENSORS[model.task])
+    outputs = [module.InferRequestedOutput(name) for name in names]
+    # An http client's timeout is set when it connects; a grpc one's per request.
+    timeout = {"client_timeout": REQUEST_TIMEOUT_S} if protocol == "grpc" else {}
+    try:
+        result = client.infer(model.name, inputs, outputs=outputs, **timeout)
+    except Exception as error:  # the server's refusal, a timeout, a dropped connection
+        raise UserError(f"'{model.name}' failed: {server_message(error)}") from None
+    tensors = {name: result.as_numpy(name)[0] for name in names}
+    return from_tensors(model.task, tensors, model.class_labels)
