@@ -133,3 +133,24 @@ def write_network_pipelines(conf: Path) -> Path:
     for head in HEAD_OUTPUTS:
         (conf / "pipeline" / f"bert_{head}.yaml").write_text(network_pipeline(head))
     return conf
+
+
+def compose_team(conf: Path, overrides: list[str]):
+    """The config the CLI composes with --config-dir conf and these overrides."""
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=[f"hydra.searchpath=[file://{conf}]", *overrides])
+
+
+def mixed_rows(lengths: list[int], vocabulary: int, seed: int = 0) -> list:
+    """INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS for rows of these lengths, zero-padded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    width = max(lengths)
+    ids = rng.integers(1, vocabulary, (len(lengths), width))
+    mask = (np.arange(width)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    types = (np.arange(width)[None, :] >= np.array(lengths)[:, None] // 2) & (mask == 1)
+    return [ids * mask, mask, types.astype(np.int64)]
