@@ -72,14 +72,14 @@ def _imported(settings: BertSourceSettings, where: str = "model") -> ImportedOnn
 
 def token_limits(settings: BertSourceSettings) -> tuple[int, int]:
     """(vocabulary size, token types) the network accepts: config.json's, or for an imported
-    model without one, its tokenizer's vocabulary and two segments (one without the input)."""
+    model without one, its tokenizer's vocabulary and BERT's two segments (a model without a
+    token type input ignores them)."""
     config = folder_config(settings)
     if config:
         return int(config["vocab_size"]), int(config.get("type_vocab_size", 2))
     from tokenizers import Tokenizer
 
-    vocabulary = Tokenizer.from_file(str(tokenizer_json(settings))).get_vocab_size()
-    return vocabulary, 2 if "TOKEN_TYPE_IDS" in _imported(settings).inputs else 1
+    return Tokenizer.from_file(str(tokenizer_json(settings))).get_vocab_size(), 2
 
 
 class Bert(NetworkComponent):
