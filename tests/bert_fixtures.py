@@ -120,6 +120,7 @@ def network_pipeline(head: str) -> str:
         "# @package _global_\n"
         "defaults:\n  - /model: minilm_l6_v2\n  - _self_\n"
         f"model:\n  component: bert\n  head: {head}\n{seeded}"
+        "  labels: null\n  slot_labels: null\n  capit_labels: null\n"
         f"pipeline:\n  name: bert_{head}\n  models:\n    network: ${{model}}\n"
         f"  ensemble:\n    inputs: {json.dumps(INPUTS)}\n"
         f"    outputs: {json.dumps(HEAD_OUTPUTS[head])}\n"

@@ -23,6 +23,7 @@ from transformers import BertConfig
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.bert_head_weights import check_head_classes, head_tensors, load_into
 from modelrepo_gen.components.bert_source import (
+    HEADS,
     BertSourceSettings,
     check_source,
     folder_config,
@@ -94,6 +95,8 @@ class Bert(NetworkComponent):
     }
 
     def check(self, settings: BertSourceSettings, where: str) -> None:
+        if settings.onnx and settings.head in HEADS:
+            _imported(settings, where)  # a file that does not fit is named before its labels
         check_source(settings, where)
         if settings.onnx:
             widths = _imported(settings, where).widths
