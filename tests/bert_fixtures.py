@@ -31,7 +31,8 @@ def tiny_config(**extra) -> transformers.BertConfig:
         num_hidden_layers=2,
         num_attention_heads=4,
         intermediate_size=64,
-        max_position_embeddings=64,
+        max_position_embeddings=128,
+        initializer_range=0.2,  # outputs of order 1, so tolerances mean something
         **extra,
     )
 
@@ -86,3 +87,72 @@ def save_joint_bert(
     (folder / "config.json").write_text(json.dumps(document, indent=2, sort_keys=True))
     write_vocabulary(folder)
     return tensors
+
+
+# The outputs of each head, as the `bert` component names them.
+HEAD_OUTPUTS = {
+    "question_answering": ["START_LOGITS", "END_LOGITS"],
+    "token_classification": ["TOKEN_LOGITS"],
+    "sequence_classification": ["LOGITS"],
+    "intent_slot": ["INTENT_LOGITS", "SLOT_LOGITS"],
+    "punctuation": ["PUNCT_LOGITS", "CAPIT_LOGITS"],
+    "feature_extraction": ["HIDDEN_STATES"],
+}
+# The project's label files for seeded heads.
+SEEDED_LABELS = {
+    "token_classification": {"seeded_labels": "conll2003_ner.txt"},
+    "sequence_classification": {"seeded_labels": "sentiment.txt"},
+    "intent_slot": {"seeded_labels": "snips_intents.txt", "seeded_slot_labels": "snips_slots.txt"},
+    "punctuation": {
+        "seeded_labels": "punctuation.txt",
+        "seeded_capit_labels": "capitalization.txt",
+    },
+}
+INPUTS = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS"]
+
+
+def network_pipeline(head: str) -> str:
+    """A pipeline whose ensemble is the `bert` network alone: token ids in, the head's out."""
+    seeded = "".join(
+        f"  {key}: ${{label_file:{name}}}\n" for key, name in SEEDED_LABELS.get(head, {}).items()
+    )
+    return (
+        "# @package _global_\n"
+        "defaults:\n  - /model: minilm_l6_v2\n  - _self_\n"
+        f"model:\n  component: bert\n  head: {head}\n{seeded}"
+        "  labels: null\n  slot_labels: null\n  capit_labels: null\n"
+        f"pipeline:\n  name: bert_{head}\n  models:\n    network: ${{model}}\n"
+        f"  ensemble:\n    inputs: {json.dumps(INPUTS)}\n"
+        f"    outputs: {json.dumps(HEAD_OUTPUTS[head])}\n"
+        f"    steps:\n      - model: network\n        inputs: {json.dumps(INPUTS)}\n"
+        f"        outputs: {json.dumps(HEAD_OUTPUTS[head])}\n"
+    )
+
+
+def write_network_pipelines(conf: Path) -> Path:
+    """A team config folder (for --config-dir / hydra.searchpath) with pipeline bert_<head>."""
+    (conf / "pipeline").mkdir(parents=True, exist_ok=True)
+    for head in HEAD_OUTPUTS:
+        (conf / "pipeline" / f"bert_{head}.yaml").write_text(network_pipeline(head))
+    return conf
+
+
+def compose_team(conf: Path, overrides: list[str]):
+    """The config the CLI composes with --config-dir conf and these overrides."""
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=[f"hydra.searchpath=[file://{conf}]", *overrides])
+
+
+def mixed_rows(lengths: list[int], vocabulary: int, seed: int = 0) -> list:
+    """INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS for rows of these lengths, zero-padded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    width = max(lengths)
+    ids = rng.integers(1, vocabulary, (len(lengths), width))
+    mask = (np.arange(width)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+    types = (np.arange(width)[None, :] >= np.array(lengths)[:, None] // 2) & (mask == 1)
+    return [ids * mask, mask, types.astype(np.int64)]

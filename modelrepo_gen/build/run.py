@@ -16,6 +16,7 @@ from modelrepo_gen.build.export_cache import export_key, reuse_previous
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.build.manifest import file_sha256, write_manifest
+from modelrepo_gen.build.imported_checks import check_imported
 from modelrepo_gen.build.parity import check_parity
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.build.render import parse_model_config, render_ensemble_config, render_model_config
@@ -50,8 +51,10 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         (int(s.batch), float(s.seconds), None if s.get("tokens") is None else int(s.tokens))
         for s in cfg.parity_shapes
     ]
-    module = export.make_module()
     artifact = version_dir / unit.artifact
+    if export.imported is not None:
+        return _import_unit(unit, artifact, shapes, cfg, report)
+    module = export.make_module()
     key = export_key(export, module, {"parity_shapes": shapes, "seed": int(cfg.seed)})
     if cfg.force and (
         previous := reuse_previous(report.repository, unit.name, unit.artifact, key, artifact)
@@ -86,6 +89,26 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         "precision": export.precision,
         "tolerance": export.tolerance,
         "parity": [r.as_dict() for r in results],
+    }
+
+
+def _import_unit(
+    unit: ModelUnit, artifact: Path, shapes: list, cfg: DictConfig, report: BuildReport
+) -> dict:
+    """A network exported elsewhere: written as served, then checked without PyTorch."""
+    export = unit.export
+    assert export is not None and export.imported is not None
+    started = time.perf_counter()
+    export.imported(artifact)
+    results = check_imported(unit, artifact, shapes, int(cfg.seed))
+    report.seconds[f"import {unit.name}"] = time.perf_counter() - started
+    worst = max(r.relative_error for r in results)
+    log.info("%s: imported %s, batch invariance %.2e", unit.name, export.exporter, worst)
+    return {
+        "format": export.exporter,
+        "imported": True,
+        "tolerance": export.tolerance,
+        "batch_invariance": [r.as_dict() for r in results],
     }
 
 

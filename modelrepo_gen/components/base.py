@@ -8,6 +8,7 @@ YAML node is checked against (the node's `component:` key names the component it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ class NetworkComponent(Component):
     sized_like: dict[str, list] = {}
     # The length example_inputs takes: "seconds" (of audio) or "tokens" (parity_shapes' fields).
     example_length: str = "seconds"
+    # The 0/1 input marking each row's valid positions (checks an imported model's padding).
+    mask_input: str | None = None
 
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -63,6 +66,11 @@ class NetworkComponent(Component):
         """Checks the CPU runner applies to each request (see exported_model_runner);
         `bounds`: the largest size of each input's variable axis, where its producer says."""
         return {}
+
+    def imported(self, settings: Any) -> Callable[[Path], None] | None:
+        """An artifact exported elsewhere, served as it is: a function writing the served file
+        to a path; None: the module from make_module is exported."""
+        return None
 
     def weights(self, settings: Any, where: str, seed: int) -> Weights | None:
         """None: the module has no trained weights to speak of (a fixed transform)."""

@@ -9,9 +9,13 @@ and 0 mask, which do not change the valid positions' outputs). Outputs by head:
   punctuation              PUNCT_LOGITS [tokens, n_punct], CAPIT_LOGITS [tokens, n_capit]
   feature_extraction       HIDDEN_STATES [tokens, hidden]
 Per-token outputs come back as long as the request's INPUT_IDS, whatever it was batched with.
+With `onnx` set, that file is served instead of an export (see loaders/onnx_import.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from transformers import BertConfig
@@ -19,29 +23,31 @@ from transformers import BertConfig
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.bert_head_weights import check_head_classes, head_tensors, load_into
 from modelrepo_gen.components.bert_source import (
+    HEADS,
     BertSourceSettings,
     check_source,
+    folder_config,
     label_names,
     loaded,
+    onnx_file,
+    tokenizer_json,
 )
 from modelrepo_gen.components.networks.bert import BertWithHead
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.loaders.onnx_import import ImportedOnnx, inspect_onnx, served_model
 from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.plan.graph import Signature
 
 FP32, INT64 = "TYPE_FP32", "TYPE_INT64"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
-# head -> its outputs: (name, per token, the label output giving its classes or a fixed size)
-OUTPUTS: dict[str, tuple[tuple[str, bool, str | None], ...]] = {
-    "question_answering": (("START_LOGITS", True, None), ("END_LOGITS", True, None)),
-    "token_classification": (("TOKEN_LOGITS", True, "TOKEN_LOGITS"),),
-    "sequence_classification": (("LOGITS", False, "LOGITS"),),
-    "intent_slot": (
-        ("INTENT_LOGITS", False, "INTENT_LOGITS"),
-        ("SLOT_LOGITS", True, "SLOT_LOGITS"),
-    ),
-    "punctuation": (("PUNCT_LOGITS", True, "PUNCT_LOGITS"), ("CAPIT_LOGITS", True, "CAPIT_LOGITS")),
-    "feature_extraction": (("HIDDEN_STATES", True, None),),
+# head -> its outputs: (name, one row per token, whose labels give its classes, if any)
+OUTPUTS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
+    "question_answering": (("START_LOGITS", True, False), ("END_LOGITS", True, False)),
+    "token_classification": (("TOKEN_LOGITS", True, True),),
+    "sequence_classification": (("LOGITS", False, True),),
+    "intent_slot": (("INTENT_LOGITS", False, True), ("SLOT_LOGITS", True, True)),
+    "punctuation": (("PUNCT_LOGITS", True, True), ("CAPIT_LOGITS", True, True)),
+    "feature_extraction": (("HIDDEN_STATES", True, False),),
 }
 
 
@@ -56,9 +62,31 @@ def _config(settings: BertSourceSettings, where: str = "model") -> BertConfig:
     return BertConfig.from_dict(loaded(settings, where).config)
 
 
+def _imported(settings: BertSourceSettings, where: str = "model") -> ImportedOnnx:
+    path = onnx_file(settings, where)
+    assert path is not None
+    try:
+        return inspect_onnx(path, settings.head, path.stat().st_mtime)
+    except UserError as error:
+        raise UserError(f"{where}.onnx: {error}") from None
+
+
+def token_limits(settings: BertSourceSettings) -> tuple[int, int]:
+    """(vocabulary size, token types) the network accepts: config.json's, or for an imported
+    model without one, its tokenizer's vocabulary and BERT's two segments (a model without a
+    token type input ignores them)."""
+    config = folder_config(settings)
+    if config:
+        return int(config["vocab_size"]), int(config.get("type_vocab_size", 2))
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(tokenizer_json(settings))).get_vocab_size(), 2
+
+
 class Bert(NetworkComponent):
     settings_schema = BertSourceSettings
     example_length = "tokens"
+    mask_input = "ATTENTION_MASK"
     sized_like = {
         name: ["INPUT_IDS", 1]
         for outputs in OUTPUTS.values()
@@ -67,8 +95,18 @@ class Bert(NetworkComponent):
     }
 
     def check(self, settings: BertSourceSettings, where: str) -> None:
+        if settings.onnx and settings.head in HEADS:
+            _imported(settings, where)  # a file that does not fit is named before its labels
         check_source(settings, where)
         if settings.onnx:
+            widths = _imported(settings, where).widths
+            for name, labels in label_names(settings, where).items():
+                if widths[name] != len(labels):
+                    raise UserError(
+                        f"{where}.onnx: output {_imported(settings, where).outputs[name]} has "
+                        f"{widths[name]} classes but its label set has {len(labels)}; pass "
+                        "matching label files"
+                    )
             return
         folder = loaded(settings, where)
         head = head_tensors(folder, settings.head, where)
@@ -80,13 +118,15 @@ class Bert(NetworkComponent):
         load_into(skeleton, folder, head, where)
 
     def signature(self, settings: BertSourceSettings) -> Signature:
-        labels = label_names(settings)
-        hidden = _config(settings).hidden_size
+        if settings.onnx:
+            widths = _imported(settings).widths
+        else:
+            labels = label_names(settings)
+            widths = {name: len(names) for name, names in labels.items()}
+            widths["HIDDEN_STATES"] = _config(settings).hidden_size
         outputs = []
         for name, per_token, labeled in OUTPUTS[settings.head]:
-            width = (
-                (len(labels[labeled]),) if labeled else (hidden,) if name == "HIDDEN_STATES" else ()
-            )
+            width = (widths[name],) if labeled or name == "HIDDEN_STATES" else ()
             outputs.append(TensorSpec(name, FP32, ((-1,) if per_token else ()) + width))
         return Signature(
             inputs=tuple(TensorSpec(name, INT64, (-1,), ragged=True) for name in INPUTS),
@@ -94,11 +134,19 @@ class Bert(NetworkComponent):
         )
 
     def make_module(self, settings: BertSourceSettings, seed: int) -> torch.nn.Module:
+        if settings.onnx:
+            raise UserError("an imported ONNX model has no PyTorch module")
         torch.manual_seed(seed)
         folder = loaded(settings)
         module = BertWithHead(_config(settings), settings.head, head_classes(settings))
         load_into(module, folder, head_tensors(folder, settings.head, "model"), "model")
         return module.eval()
+
+    def imported(self, settings: BertSourceSettings) -> Callable[[Path], None] | None:
+        if not settings.onnx:
+            return None
+        imported = _imported(settings)
+        return lambda path: path.write_bytes(served_model(imported).SerializeToString())
 
     def example_inputs(
         self, settings: BertSourceSettings, batch: int, tokens: float, seed: int
@@ -110,32 +158,34 @@ class Bert(NetworkComponent):
                 f"parity_shapes: tokens must be between 3 and max_seq_length "
                 f"({settings.max_seq_length}) for a BERT network, got {length}"
             )
-        config = _config(settings)
+        vocabulary, token_types = token_limits(settings)
         generator = torch.Generator().manual_seed(seed)
-        ids = torch.randint(1, config.vocab_size, (batch, length), generator=generator)
+        ids = torch.randint(1, vocabulary, (batch, length), generator=generator)
         lengths = torch.randint(3, length + 1, (batch,), generator=generator)
         lengths[0] = length
         positions = torch.arange(length).expand(batch, length)
         mask = (positions < lengths[:, None]).long()
         # A second segment in the later half of each row, where the model has one.
-        second = positions >= (lengths[:, None] // 2)
-        types = (second & (mask == 1)).long() if config.type_vocab_size > 1 else 0 * mask
+        second = (positions >= (lengths[:, None] // 2)) & (mask == 1)
+        types = second.long() if token_types > 1 else torch.zeros_like(mask)
         return [ids * mask, mask, types]
 
     def request_checks(self, settings: BertSourceSettings, bounds: dict[str, int]) -> dict:
-        config = _config(settings)
+        vocabulary, token_types = token_limits(settings)
         return {
             "finite": ["INPUT_IDS"],  # refuses an empty request
             "max_length": {"INPUT_IDS": [settings.max_seq_length, 1]},
             "same_shape": {"ATTENTION_MASK": "INPUT_IDS", "TOKEN_TYPE_IDS": "INPUT_IDS"},
             "value_range": {
-                "INPUT_IDS": [0, config.vocab_size - 1],
+                "INPUT_IDS": [0, vocabulary - 1],
                 "ATTENTION_MASK": [0, 1],
-                "TOKEN_TYPE_IDS": [0, config.type_vocab_size - 1],
+                "TOKEN_TYPE_IDS": [0, token_types - 1],
             },
         }
 
     def weights(self, settings: BertSourceSettings, where: str, seed: int) -> Weights:
+        if settings.onnx:
+            return Weights({"source": "onnx", "path": str(onnx_file(settings, where))})
         folder = loaded(settings, where)
         record = {"source": "huggingface", "path": str(folder.weights), "head": settings.head}
         if settings.head == "feature_extraction" or head_tensors(folder, settings.head, where):

@@ -83,7 +83,7 @@ def load_into(
         chosen.update(head_weights)
     elif uses_pooler(module.head) and all(n in folder.tensors for n in POOLER):
         chosen.update({n: folder.tensors[n] for n in POOLER})  # the encoder's own pooler
-    for name, tensor in chosen.items():
+    for name, tensor in sorted(chosen.items()):
         if tuple(tensor.shape) != tuple(state[name].shape):
             raise UserError(
                 f"{where}.path: {folder.weights} tensor {name} has shape {list(tensor.shape)}, "

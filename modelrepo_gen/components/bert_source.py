@@ -127,14 +127,41 @@ def check_source(settings: BertSourceSettings, where: str) -> None:
 
 def tokenizer_json(settings: BertSourceSettings, where: str = "model") -> Path:
     """A file `tokenizers.Tokenizer.from_file` reads: the folder's tokenizer.json, or one built
-    from its vocab.txt (and tokenizer_config.json's do_lower_case) into a cache folder."""
+    from its vocab.txt (and tokenizer_config.json's do_lower_case) into a cache folder. Padding
+    and truncation are off (a copy is cached where the folder's file sets them, as
+    all-MiniLM-L6-v2's pads every text to 128): the pipeline windows and pads itself."""
     folder = model_folder(settings, where)
     if (folder / TOKENIZER).is_file():
-        return folder / TOKENIZER
+        return _without_padding(folder / TOKENIZER, where)
     vocab = folder / "vocab.txt"
     if not vocab.is_file():
         raise UserError(f"{where}.path: {folder} holds neither {TOKENIZER} nor vocab.txt")
     return _built_tokenizer(vocab, _tokenizer_options(folder, where))
+
+
+def _without_padding(tokenizer: Path, where: str) -> Path:
+    text = tokenizer.read_bytes()
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise UserError(f"{where}.path: {tokenizer} is not JSON ({error})") from None
+    if not isinstance(document, dict) or "model" not in document:
+        raise UserError(f"{where}.path: {tokenizer} is not a tokenizers library file")
+    if document.get("padding") is None and document.get("truncation") is None:
+        return tokenizer
+    target = _cache_root() / "tokenizers" / hashlib.sha256(text).hexdigest()[:24] / TOKENIZER
+    if not target.is_file():
+        document["padding"] = document["truncation"] = None
+        _write_atomically(target, json.dumps(document, ensure_ascii=False).encode())
+    return target
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    """A concurrent build never reads half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(data)
+    partial.replace(target)
 
 
 def _tokenizer_options(folder: Path, where: str) -> dict:
@@ -181,10 +208,7 @@ def _built_tokenizer(vocab: Path, options: dict) -> Path:
     if target.is_file():
         return target
     tokenizer = BertWordPieceTokenizer(str(vocab), **options)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.partial")
-    tokenizer.save(str(partial))
-    partial.replace(target)  # atomic: a concurrent build never reads half a file
+    _write_atomically(target, tokenizer.to_str().encode())
     return target
 
 

@@ -73,6 +73,8 @@ class TorchScriptExporter:
             with warnings.catch_warnings():
                 # "might not generalize": parity at several shapes answers that.
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # transformers' notes about its own internals, met while tracing.
+                warnings.simplefilter("ignore", FutureWarning)
                 scripted = torch.jit.trace(module.eval(), tuple(example_inputs), check_trace=False)
         else:
             if precision == "fp16":

@@ -48,6 +48,11 @@ class ExportSpec:
     length_of: dict[str, list] = field(default_factory=dict)
     # Output name -> [input, axis]: the output is as long along `axis` as that input.
     sized_like: dict[str, list] = field(default_factory=dict)
+    # An artifact made elsewhere: writes the served file (no PyTorch module is made); it is
+    # checked for finite, batch-invariant outputs instead of parity with PyTorch.
+    imported: Callable[[Path], None] | None = None
+    # The 0/1 input marking each row's valid positions, for the batch-invariance check.
+    mask_input: str | None = None
     # Tensors as the exported graph names them (native backends may rename them in config).
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()

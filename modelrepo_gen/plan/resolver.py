@@ -136,6 +136,14 @@ def _unit(
         )
     assert isinstance(component, NetworkComponent)
     seed = int(cfg.seed)
+    imported = component.imported(settings)
+    if imported is not None:
+        require(
+            cfg.backend == "onnx" and cfg.precision.name == "fp32",
+            f"model '{part.role}' is an imported ONNX file ({part.where}.onnx), served as it "
+            f"is: build it with backend=onnx precision=fp32 (got backend={cfg.backend} "
+            f"precision={cfg.precision.name})",
+        )
     return exported_unit(
         cfg,
         name,
@@ -154,6 +162,8 @@ def _unit(
                 for name, rule in component.sized_like.items()
                 if name in {s.name for s in part.signature.outputs}
             },
+            imported=imported,
+            mask_input=component.mask_input,
         ),
         checks=component.request_checks(settings, bounds),
     )
