@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ PIPELINES = [
     "nlp_text_classification",
     "nlp_intent_slot",
     "nlp_punctuation",
+    "nlp_text_classification+onnx",  # the folder's model exported elsewhere, served as it is
 ]
 MAX_SEQ_LENGTH = 32  # small windows: a paragraph needs several
 LONG_TEXT = (
@@ -52,7 +54,7 @@ def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]
 
     from modelrepo_gen.build.run import build_repository
 
-    pipeline = request.param
+    pipeline, _, imported = request.param.partition("+")
     root = tmp_path_factory.mktemp(pipeline)
     folder = save_tiny_text_folder(root / "checkpoint", pipeline)
     overrides = [
@@ -61,10 +63,39 @@ def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]
         f"model.max_seq_length={MAX_SEQ_LENGTH}",
         "pipeline.models.tokenizer.doc_stride=8",
     ]
+    if imported:
+        overrides.append(f"model.onnx={export_elsewhere(folder, root / 'model.onnx')}")
     build_repository(compose_config(overrides), root / "repo")
     reference = TextReference.from_repository(root / "repo")
     with TritonServer(root / "repo", http_port=0, grpc_port=0, metrics_port=0) as server:
         yield pipeline, server, reference
+
+
+def export_elsewhere(folder: Path, path: Path) -> Path:
+    """What a user's own export script does: transformers' model, Hugging Face tensor names,
+    dynamic batch and length axes."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
 
 
 def requests_for(pipeline: str) -> list[dict]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from modelrepo_gen.bench.build import build_process, repository_mib, time_calls
 from modelrepo_gen.bench.serving import closed_loop, latency_row, model_counts, server_version
@@ -90,25 +89,16 @@ class InProcessPipeline:
     time."""
 
     def __init__(self, repository: Path, runtime: str) -> None:
-        from modelrepo_gen.clients.text_reference import TextReference
-        from modelrepo_gen.exporters import EXPORTERS
+        from modelrepo_gen.clients.text_reference import TextReference, onnx_runner
 
         self.reference = TextReference.from_repository(repository)
         if runtime == "onnxruntime":
             plan = _plan(repository)
             network = next(u for u in plan.units if u.role == "network")
-            run = EXPORTERS.get("onnx").load(
-                repository / network.name / "1" / network.artifact, network.export.inputs
-            )
-            self.run = lambda arrays: run(arrays)
+            artifact = repository / network.name / "1" / network.artifact
+            self.run = onnx_runner(artifact, self.reference.task)
         else:
-            module = self.reference.network
-
-            def eager(arrays):
-                with torch.inference_mode():
-                    return [t.numpy() for t in module(*map(torch.from_numpy, arrays))]
-
-            self.run = eager
+            self.run = self.reference.run
 
     def answer(self, texts: dict[str, str]) -> dict:
         from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, answer

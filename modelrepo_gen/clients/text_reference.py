@@ -3,7 +3,8 @@ the same PyTorch network (same checkpoint or seeded weights) and the same answer
 
 Rebuilt from the composed config recorded in the repository's manifest. Each window runs
 through the network on its own, unpadded, so agreeing with it also shows that the served
-batching and padding change nothing.
+batching and padding change nothing. A network brought as an ONNX file (`model.onnx`) has no
+PyTorch module: it runs in onnxruntime from the repository.
 """
 
 from __future__ import annotations
@@ -24,9 +25,25 @@ from modelrepo_gen.components.triton_python.text_windows import (
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.repository.publish import MANIFEST
 
+NETWORK_INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
+
+
+def onnx_runner(path: Path, task: str):
+    """A function running the ONNX network of a repository: input arrays -> the task's
+    outputs, by name (an imported graph keeps its own output order)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    outputs = NETWORK_OUTPUTS[task]
+
+    def run(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return session.run(outputs, dict(zip(NETWORK_INPUTS, arrays)))
+
+    return run
+
 
 class TextReference:
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, repository: Path | None = None) -> None:
         plan = resolve(cfg)
         units = {unit.name: unit for unit in plan.units}
         steps = [units[step.model_name] for step in plan.ensemble.steps]
@@ -42,12 +59,23 @@ class TextReference:
             int(tokenizer.parameters["max_seq_length"]),
             int(tokenizer.parameters["doc_stride"]),
         )
-        self.network = network.export.make_module().eval()
+        if network.export.imported is None:
+            self.network = network.export.make_module().eval()
+            self.run = self._run_module
+        else:
+            if repository is None:
+                raise ValueError("an imported ONNX network runs from its repository")
+            self.run = onnx_runner(repository / network.name / "1" / network.artifact, self.task)
+
+    def _run_module(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        with torch.inference_mode():
+            outputs = self.network(*[torch.from_numpy(a) for a in arrays])
+        return [output.numpy() for output in outputs]
 
     @classmethod
     def from_repository(cls, repository: Path) -> TextReference:
         manifest = json.loads((Path(repository) / MANIFEST).read_text())
-        return cls(OmegaConf.create(manifest["config"]))
+        return cls(OmegaConf.create(manifest["config"]), repository)
 
     def windows(self, text: str, question: str | None = None) -> Windows:
         return tokenize_windows(self.tokenizer, text, question, self.max_windows)
@@ -59,13 +87,11 @@ class TextReference:
         for row in range(windows.count):
             n = int(windows.attention_mask[row].sum())
             inputs = [
-                torch.from_numpy(array[row : row + 1, :n])
+                np.ascontiguousarray(array[row : row + 1, :n])
                 for array in (windows.input_ids, windows.attention_mask, windows.token_type_ids)
             ]
-            with torch.inference_mode():
-                outputs = self.network(*inputs)
-            for name, output in zip(names, outputs):
-                rows[name].append(output.numpy())
+            for name, output in zip(names, self.run(inputs)):
+                rows[name].append(output)
         width = windows.input_ids.shape[1]
         merged = {}
         for name, parts in rows.items():
