@@ -220,3 +220,31 @@ def test_the_client_refuses_what_the_model_does_not_take(served) -> None:
             model.request_texts(None, "Who?", "x")
     with pytest.raises(UserError, match="is not ready"):
         TextModel(server.http_url, "http", "nlp_missing")
+
+
+def test_ask_command_prints_the_served_answer(served) -> None:
+    import json
+    import subprocess
+    import sys
+
+    pipeline, server, _ = served
+    texts = requests_for(pipeline)[0]
+    if "QUESTION" in texts:
+        arguments = ["--question", texts["QUESTION"], "--context", texts["CONTEXT"]]
+    else:
+        arguments = [texts["TEXT"]]
+    command = [sys.executable, "-m", "modelrepo_gen.ask", pipeline, *arguments]
+    done = subprocess.run(
+        [*command, "--url", server.http_url, "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert_same_answer(
+        json.loads(done.stdout), TextModel(server.http_url, "http", pipeline).ask(texts)
+    )
+    readable = subprocess.run(
+        [*command, "--url", server.grpc_url, "--protocol", "grpc"], capture_output=True, text=True
+    )
+    assert readable.returncode == 0 and readable.stdout.strip(), readable.stderr
+    nobody = subprocess.run([*command, "--url", "127.0.0.1:9"], capture_output=True, text=True)
+    assert nobody.returncode != 0 and nobody.stdout == ""
+    assert nobody.stderr.startswith("error: ") and nobody.stderr.count("\n") == 1, nobody.stderr
