@@ -11,15 +11,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.build.export_cache import export_key, reuse_previous
-from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
-from modelrepo_gen.build.manifest import file_sha256, write_manifest
 from modelrepo_gen.build.imported_checks import check_imported
+from modelrepo_gen.build.manifest import file_sha256, write_manifest
 from modelrepo_gen.build.parity import check_parity
+from modelrepo_gen.build.render import (
+    parse_model_config,
+    render_ensemble_config,
+    render_model_config,
+)
+from modelrepo_gen.build.repository_readme import README, render_repository_readme
+from modelrepo_gen.build.wiring import check_ensemble
+from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
-from modelrepo_gen.build.render import parse_model_config, render_ensemble_config, render_model_config
+from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.repository.publish import (
     cannot_write,
     check_output_dir,
@@ -28,9 +35,6 @@ from modelrepo_gen.repository.publish import (
     publish,
     staging_folder,
 )
-from modelrepo_gen.build.repository_readme import README, render_repository_readme
-from modelrepo_gen.plan.resolver import resolve
-from modelrepo_gen.build.wiring import check_ensemble
 
 log = logging.getLogger("modelrepo_gen")
 VERSION = "1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -47,6 +47,15 @@ class Part:
     settings: Any
     where: str  # e.g. `model` for `acoustic_model: ${model}`
     signature: Signature
+    # Setting -> the key a user overrides, for settings that only repeat another key
+    # (`path: ${model.path}` under pipeline.models.network: model.path).
+    user_keys: dict[str, str] = field(default_factory=dict)
+
+    def in_user_terms(self, text: str) -> str:
+        """`text` with each repeated setting named by the key a user overrides."""
+        for setting, key in self.user_keys.items():
+            text = re.sub(rf"{re.escape(setting)}(?![A-Za-z0-9_])", key, text)
+        return text
 
 
 def _read_parts(cfg: DictConfig) -> dict[str, Part]:
@@ -74,11 +83,24 @@ def _read_parts(cfg: DictConfig) -> dict[str, Part]:
             component = COMPONENTS.get(str(node["component"]))
         except UserError as error:
             raise UserError(f"{where}.component: {error}") from None
-        settings = typed(
-            component.settings_schema, {k: v for k, v in node.items() if k != "component"}, where
-        )
-        component.check(settings, where)
-        parts[role] = Part(role, component, settings, where, component.signature(settings))
+        raw = declared[role] if isinstance(declared[role], dict) else {}
+        user_keys = {
+            f"{where}.{key}": found.group(1)
+            for key, value in raw.items()
+            if (found := INTERPOLATION.fullmatch(str(value)))
+        }
+        part = Part(role, component, None, where, None, user_keys)
+        try:
+            settings = typed(
+                component.settings_schema,
+                {k: v for k, v in node.items() if k != "component"},
+                where,
+            )
+            component.check(settings, where)
+            signature = component.signature(settings)
+        except UserError as error:
+            raise UserError(part.in_user_terms(str(error))) from None
+        parts[role] = replace(part, settings=settings, signature=signature)
     return parts
 
 
@@ -224,7 +246,7 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             weights = part.component.weights(part.settings, part.where, int(cfg.seed))
             if weights is not None:
                 sources[unit.name] = weights.record
-                notes.extend([weights.note] if weights.note else [])
+                notes.extend([part.in_user_terms(weights.note)] if weights.note else [])
         return unit
 
     for step in graph.steps:
