@@ -15,7 +15,10 @@ def register_builtin_components() -> None:
     from modelrepo_gen.components import (  # noqa: F401
         conv_asr,
         ctc_greedy,
+        ctc_sentencepiece,
         mel_features,
+        nemo_conv_asr,
+        nemo_mel_features,
         whisper_decoder,
         whisper_detokenizer,
         whisper_encoder,

@@ -84,5 +84,8 @@ def ctc_classes(symbols: list[str]) -> int:
 
 
 def register_schema() -> None:
+    from modelrepo_gen.config.nemo_resolver import register_nemo_resolver
+
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
+    register_nemo_resolver()
