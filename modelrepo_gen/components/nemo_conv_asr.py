@@ -29,9 +29,7 @@ class NemoConvAsr(ConvAsr):
     settings_schema = NemoConvAsrSettings
 
     def check(self, settings: NemoConvAsrSettings, where: str) -> None:
-        require(
-            bool(settings.checkpoint), f"{where}.checkpoint must name the .nemo file to import"
-        )
+        require(bool(settings.checkpoint), f"{where}.checkpoint must name the .nemo file to import")
         super().check(settings, where)
 
     def make_module(self, settings: NemoConvAsrSettings, seed: int) -> torch.nn.Module:

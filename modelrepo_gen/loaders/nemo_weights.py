@@ -119,7 +119,11 @@ def renamed_weights(
     )
     problems = [
         f"{label}: {_listed(found)}"
-        for label, found in (("missing", missing), ("unused", unexpected), ("mis-shaped", misshaped))
+        for label, found in (
+            ("missing", missing),
+            ("unused", unexpected),
+            ("mis-shaped", misshaped),
+        )
         if found
     ]
     if problems:

@@ -76,7 +76,9 @@ class NemoMelFeatureExtractor(nn.Module):
         self.register_buffer("dft_basis", torch.from_numpy(basis))
         self.register_buffer("filterbank", filterbank.float().reshape(config.features, -1))
 
-    def _normalized(self, x: torch.Tensor, mask: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def _normalized(
+        self, x: torch.Tensor, mask: torch.Tensor, frames: torch.Tensor
+    ) -> torch.Tensor:
         if self.normalize == "per_feature":
             count = frames.to(x.dtype).view(-1, 1, 1)
             mean = (x * mask).sum(dim=2, keepdim=True) / count
