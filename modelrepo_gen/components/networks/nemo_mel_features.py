@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from torch import nn
 
-NORMALIZE_EPSILON = 1e-5  # NeMo's CONSTANT, added to the standard deviation
-
 
 @dataclass
 class NemoMelFeaturesConfig:
@@ -85,13 +83,13 @@ class NemoMelFeatureExtractor(nn.Module):
             centered = (x - mean) * mask
             # n - 1 as NeMo; one frame gives 0 / 0, which NeMo turns into a zero deviation.
             var = (centered**2).sum(dim=2, keepdim=True) / torch.clamp(count - 1, min=1.0)
-            return (x - mean) / (torch.sqrt(var) + NORMALIZE_EPSILON)
+            return (x - mean) / (torch.sqrt(var) + 1e-5)  # NeMo adds 1e-5
         if self.normalize == "all_features":
             count = frames.to(x.dtype).view(-1, 1, 1) * x.shape[1]
             mean = (x * mask).sum(dim=(1, 2), keepdim=True) / count
             centered = (x - mean) * mask
             var = (centered**2).sum(dim=(1, 2), keepdim=True) / torch.clamp(count - 1, min=1.0)
-            return (x - mean) / (torch.sqrt(var) + NORMALIZE_EPSILON)
+            return (x - mean) / (torch.sqrt(var) + 1e-5)  # NeMo adds 1e-5
         return x
 
     def forward(
