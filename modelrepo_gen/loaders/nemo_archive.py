@@ -62,10 +62,10 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
 def _extract(path: Path) -> Path:
     try:
         archive = tarfile.open(path, mode="r:*")
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except (tarfile.TarError, EOFError, OSError):
         raise UserError(
-            f"{LABEL} {path} is not a .nemo file (a tar archive holding {CONFIG} and {WEIGHTS}): "
-            f"{error}"
+            f"{LABEL} {path} is not a .nemo file: expected a tar archive (optionally gzipped) "
+            f"holding {CONFIG} and {WEIGHTS}"
         ) from None
     with archive:
         try:
