@@ -11,8 +11,11 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
      batching on and off, and the serving overhead against in-process transcription;
   4. the Whisper pipeline (tiny.en): cold build, real-time factor served and in-process with the
-     served WER, and one cached decoder step served, in PyTorch and in onnxruntime.
-The parts live in bench/build.py (no server), bench/serving.py and bench/whisper.py.
+     served WER, and one cached decoder step served, in PyTorch and in onnxruntime;
+  5. importing a full-size QuartzNet 15x5 .nemo file (pipeline=asr_nemo) against its export;
+     NeMo makes the file when NEMO_PYTHON names a Python with nemo_toolkit.
+The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py and
+bench/nemo_import.py.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from modelrepo_gen.bench.build import (
     acoustic_inference,
     timed_build,
 )
+from modelrepo_gen.bench.nemo_import import nemo_import_part
 from modelrepo_gen.bench.serving import (
     ServingSettings,
     in_process,
@@ -58,7 +62,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper")
+PARTS = ("ctc", "whisper", "nemo")
 
 
 @dataclass
@@ -145,6 +149,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results.update(run_ctc(settings, work, names, audios))
     if "whisper" in parts:
         results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
+    if "nemo" in parts:
+        results["nemo"] = nemo_import_part(work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
@@ -259,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", help="build the repositories here and keep them (default: a temp folder)"
     )
     parser.add_argument(
-        "--only", choices=PARTS, help="run one part: ctc (1-3) or whisper (4); default both"
+        "--only",
+        choices=PARTS,
+        help="run one part: ctc (1-3), whisper (4) or nemo (5); default all",
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()
