@@ -150,7 +150,7 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
     if "whisper" in parts:
         results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
     if "nemo" in parts:
-        results["nemo"] = nemo_import_part(work, log)
+        results["nemo"] = nemo_import_part(work, log, quick=settings.models == QUICK_MODELS)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results

@@ -1,4 +1,5 @@
-"""Benchmark of importing a full-size QuartzNet 15x5 .nemo file against the build's export.
+"""Benchmark of importing a full-size QuartzNet 15x5 .nemo file against the build's export
+(--quick: the small QuartzNet-like test fixture).
 
 The .nemo file (random weights) is made by NeMo itself when NEMO_PYTHON names a Python with
 nemo_toolkit installed (tests/fixtures/nemo/make_fixtures.py --full-quartznet); otherwise this
@@ -32,6 +33,7 @@ from modelrepo_gen.loaders.nemo_weights import (
 )
 
 FIXTURE_SCRIPT = ROOT / "tests" / "fixtures" / "nemo" / "make_fixtures.py"
+QUICK_FIXTURE = ROOT / "tests" / "fixtures" / "nemo" / "quartznet_like.nemo"
 CHARACTERS = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
 
 
@@ -150,11 +152,16 @@ def time_import(path: Path) -> dict:
     }
 
 
-def nemo_import_part(work: Path, log: Callable[[str], None]) -> dict:
-    path = work / "QuartzNet15x5-random.nemo"
-    log("nemo import: writing a full-size QuartzNet 15x5 .nemo")
-    made_by = make_full_quartznet(path)
-    log(f"  {made_by}")
+def nemo_import_part(work: Path, log: Callable[[str], None], quick: bool = False) -> dict:
+    """Full size: a QuartzNet 15x5 .nemo; quick: the small NeMo-made test fixture."""
+    if quick:
+        path, model = QUICK_FIXTURE, "QuartzNet-like test fixture"
+        made_by = "made by NeMo 3.0 (tests/fixtures/nemo), random weights"
+    else:
+        path, model = work / "QuartzNet15x5-random.nemo", "QuartzNet 15x5"
+        log("nemo import: writing a full-size QuartzNet 15x5 .nemo")
+        made_by = make_full_quartznet(path)
+    log(f"  {path.name}: {made_by}")
     imported = time_import(path)
     log(f"  import {imported['import_s']:.2f} s; building pipeline=asr_nemo (onnx fp32)")
     repository = work / "asr_nemo-quartznet15x5"
@@ -164,7 +171,7 @@ def nemo_import_part(work: Path, log: Callable[[str], None]) -> dict:
     seconds, units = result["seconds"], result["units"]
     export = seconds[f"export {units['acoustic_model']}"]
     return {
-        "model": "QuartzNet 15x5",
+        "model": model,
         "made_by": made_by,
         "file_mib": path.stat().st_size / 2**20,
         **imported,
