@@ -21,7 +21,7 @@ from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.serve.server import TritonServer
 
-pytest_plugins = ["asr_fixtures", "nemo_fixtures"]
+pytest_plugins = ["nemo_fixtures"]
 
 NAMES = list(NEMO_FIXTURES)
 

@@ -33,9 +33,13 @@ class NemoConvAsr(ConvAsr):
         super().check(settings, where)
 
     def make_module(self, settings: NemoConvAsrSettings, seed: int) -> torch.nn.Module:
-        module = ConvASR(settings, settings.num_classes)
+        # Built on the meta device and given the file's tensors: no random initialisation
+        # of weights that are replaced anyway (seconds for a full-size model).
+        with torch.device("meta"):
+            module = ConvASR(settings, settings.num_classes)
         archive = read_nemo(settings.checkpoint)
-        module.load_state_dict(renamed_weights(archive, module, settings.blocks))
+        weights = renamed_weights(archive, module, settings.blocks)
+        module.load_state_dict({k: v.clone() for k, v in weights.items()}, assign=True)
         return module.eval()
 
     def weights(self, settings: NemoConvAsrSettings, where: str, seed: int) -> Weights:
