@@ -55,9 +55,9 @@ def _with_config(path: Path, source: Path, change) -> Path:
     return _pack(path, members)
 
 
-def _refusal(checkpoint: Path) -> str:
+def _refusal(checkpoint: Path, *overrides: str) -> str:
     with pytest.raises(UserError) as caught:
-        resolve(compose_config(["pipeline=asr_nemo", f"model.checkpoint={checkpoint}"]))
+        resolve(compose_config(["pipeline=asr_nemo", f"model.checkpoint={checkpoint}", *overrides]))
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -111,6 +111,21 @@ def test_a_setting_that_is_not_implemented_is_refused_by_name(
     tmp_path: Path, change, expected: str
 ) -> None:
     assert expected in _refusal(_with_config(tmp_path / "model.nemo", QUARTZNET, change))
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("+model.featurizer.highfreq=4000", "mel filterbank is not the one these settings give"),
+        ("+model.featurizer.mel_norm=null", "mel filterbank is not the one these settings give"),
+        ("+model.featurizer.window=hamming", "window is not the symmetric hamming window"),
+    ],
+)
+def test_an_override_the_file_tensors_cannot_honour_is_refused(
+    override: str, expected: str
+) -> None:
+    # The features come from the file's window and filterbank: they must stay what it says.
+    assert expected in _refusal(QUARTZNET, override)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import torch
 
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.mel_features import INT32_MAX, MAX_SAMPLE_RATE, example_audio
+from modelrepo_gen.components.networks.mel_features import mel_filterbank
 from modelrepo_gen.components.networks.mel_features_checks import MAX_N_FFT
 from modelrepo_gen.components.networks.nemo_mel_features import (
     NemoMelFeatureExtractor,
@@ -26,6 +27,14 @@ from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 NORMALIZE = ("per_feature", "all_features", "none")
+# NeMo's windows (torch's, symmetric) by the names its config uses.
+WINDOWS = {
+    "hann": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+    "bartlett": torch.bartlett_window,
+}
+FILTERBANK_TOLERANCE = 1e-5  # relative to the largest weight (librosa's and ours: ~1e-7)
 
 
 @dataclass
@@ -78,12 +87,48 @@ class NemoMelFeatures(NetworkComponent):
             at_most=INT32_MAX // rate,
             unit=f"seconds (NUM_SAMPLES is INT32 at {rate} Hz)",
         )
-        self._tensors(settings)  # the file's window and filterbank fit these settings
+        require(
+            settings.mel_norm in ("slaney", None),
+            f"{where}.mel_norm must be slaney or null, got {settings.mel_norm!r}",
+        )
+        require(
+            settings.window in WINDOWS,
+            f"{where}.window must be one of {', '.join(WINDOWS)}, got {settings.window!r}",
+        )
+        self._tensors(settings, where)
 
-    def _tensors(self, settings: NemoMelFeatureSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    def _tensors(
+        self, settings: NemoMelFeatureSettings, where: str = "featurizer"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The file's window and filterbank, checked to be what the settings give: a changed
+        setting must not leave the file's tensors computing something else."""
         archive = read_nemo(settings.checkpoint)
         bins = settings.n_fft // 2 + 1
-        return featurizer_tensors(archive, settings.n_window_size, settings.features, bins)
+        window, filterbank = featurizer_tensors(
+            archive, settings.n_window_size, settings.features, bins
+        )
+        expected = WINDOWS[settings.window](settings.n_window_size, periodic=False)
+        require(
+            bool(torch.allclose(window.float(), expected, atol=1e-6)),
+            f"{where}.window: the .nemo file's window is not the symmetric {settings.window} "
+            f"window of {settings.n_window_size} samples these settings give",
+        )
+        bank = mel_filterbank(
+            settings.sample_rate,
+            settings.n_fft,
+            settings.features,
+            settings.lowfreq,
+            settings.highfreq,
+            slaney_norm=settings.mel_norm == "slaney",
+        )
+        difference = float((filterbank[0].double() - torch.from_numpy(bank)).abs().max())
+        require(
+            difference <= FILTERBANK_TOLERANCE * float(bank.max()),
+            f"{where}: the .nemo file's mel filterbank is not the one these settings give "
+            f"({settings.features} bands, {settings.lowfreq:g}-{settings.highfreq:g} Hz, "
+            f"mel_norm {settings.mel_norm}); the features come from the file's filterbank",
+        )
+        return window, filterbank
 
     def signature(self, settings: NemoMelFeatureSettings) -> Signature:
         return Signature(

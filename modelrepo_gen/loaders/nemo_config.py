@@ -183,6 +183,9 @@ def featurizer(archive: NemoArchive) -> dict[str, Any]:
     guard_type = pre.get("log_zero_guard_type", "add")
     if guard_type not in ("add", "clamp"):
         raise _refuse(archive, "preprocessor.log_zero_guard_type", guard_type, "add or clamp")
+    mel_norm = pre.get("mel_norm", "slaney")
+    if mel_norm not in ("slaney", None):
+        raise _refuse(archive, "preprocessor.mel_norm", mel_norm, "slaney or null")
     pad_to = pre.get("pad_to", 16)
     if not isinstance(pad_to, int):
         raise _refuse(archive, "preprocessor.pad_to", pad_to, "a whole number of frames")
@@ -203,7 +206,7 @@ def featurizer(archive: NemoArchive) -> dict[str, Any]:
         "normalize": normalize,
         "pad_to": int(pad_to),
         "pad_value": float(pre.get("pad_value", 0.0)),
-        "mel_norm": pre.get("mel_norm", "slaney"),
+        "mel_norm": mel_norm,
         "not_used_at_inference": unused,
     }
 
