@@ -171,3 +171,15 @@ def test_quick_benchmark_whisper_json_has_positive_measurements(
     }
     assert all(_positive(v) for v in step["ratios"].values())
     assert step["served_logits_relative_difference"] < 1e-3
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_nemo_import_part(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    nemo = results["nemo"]
+    assert "## 5. Importing a .nemo file: QuartzNet-like test fixture" in table
+    for key in ("extract_s", "config_s", "weights_s", "import_s", "acoustic_export_s"):
+        assert _positive(nemo[key]), (key, nemo)
+    parts = nemo["extract_s"] + nemo["config_s"] + nemo["weights_s"]
+    assert nemo["import_s"] == pytest.approx(parts)
+    assert nemo["import_over_export"] == pytest.approx(nemo["import_s"] / nemo["acoustic_export_s"])

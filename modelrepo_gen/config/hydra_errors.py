@@ -18,6 +18,8 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from modelrepo_gen.config.validation import user_error_within
+
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
 # Errors of the config itself: composition, override syntax, interpolation.
@@ -67,6 +69,8 @@ def describe_config_error(error: BaseException) -> str:
     line = _first_line(str(error)).rstrip(".")
     if isinstance(error, MissingConfigException) and error.options:
         return f"{line} (known options: {', '.join(error.options)})"
+    if found := user_error_within(error):  # a resolver's (e.g. a .nemo file it cannot read)
+        return str(found)
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException):
         line = f"{line}: {_first_line(str(cause))}"

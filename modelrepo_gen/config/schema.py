@@ -94,6 +94,9 @@ def label_file(name: str) -> str:
 
 
 def register_schema() -> None:
+    from modelrepo_gen.config.nemo_resolver import register_nemo_resolver
+
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
     OmegaConf.register_new_resolver("label_file", label_file, replace=True)
+    register_nemo_resolver()

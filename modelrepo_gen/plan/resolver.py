@@ -21,7 +21,7 @@ from modelrepo_gen.config.checks import (
     check_parity_batches,
     check_parity_tokens,
 )
-from modelrepo_gen.config.validation import plain, require, typed
+from modelrepo_gen.config.validation import plain, require, resolver_errors, typed
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
 from modelrepo_gen.plan.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
@@ -74,7 +74,8 @@ def _read_parts(cfg: DictConfig) -> dict[str, Part]:
         )
         source = INTERPOLATION.fullmatch(str(declared[role]))
         where = source.group(1) if source else f"pipeline.models.{role}"
-        node = plain(models[role])
+        with resolver_errors():  # e.g. a part read from a file
+            node = plain(models[role])
         require(
             isinstance(node, dict) and "component" in node,
             f"{where} must name the component that makes model '{role}' (component: NAME)",
