@@ -42,7 +42,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (output / "results.md").read_text()
@@ -183,3 +183,23 @@ def test_quick_benchmark_reports_the_nemo_import_part(quick_run: tuple[str, str,
     parts = nemo["extract_s"] + nemo["config_s"] + nemo["weights_s"]
     assert nemo["import_s"] == pytest.approx(parts)
     assert nemo["import_over_export"] == pytest.approx(nemo["import_s"] / nemo["acoustic_export_s"])
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    assert "## 6. NLP pipelines on all-MiniLM-L6-v2" in table
+    (part,) = results["nlp"]["pipelines"]
+    assert part["pipeline"] == "nlp_text_classification"
+    assert {row["dynamic_batching"] for row in part["builds"]} == {"default", "disabled"}
+    for row in part["served"]:
+        assert _positive(row["requests_per_s"]) and _positive(row["latency_p50_s"])
+        assert row["latency_p99_s"] >= row["latency_p50_s"]
+        if row["dynamic_batching"] == "disabled":
+            assert row["network_mean_batch"] == pytest.approx(1.0)
+    for row in part["network"]:
+        assert _positive(row["eager_s"]) and _positive(row["onnxruntime_s"])
+    assert part["served_answers_equal_in_process"] == part["answers"]
+    ratios = part["ratios"]
+    assert set(ratios["batching_on_over_off"]) == {"1", "8"}
+    assert all(_positive(v) for v in ratios["served_over_in_process"].values())

@@ -65,7 +65,11 @@ class NlpSettings:
 
     @classmethod
     def quick(cls) -> NlpSettings:
-        return cls(requests={"nlp_text_classification": 48, "nlp_qa": 12}, network_repeats=5)
+        return cls(
+            pipelines=("nlp_text_classification",),
+            requests={"nlp_text_classification": 24},
+            network_repeats=3,
+        )
 
 
 def requests_for(pipeline: str) -> list[dict[str, str]]:
