@@ -15,7 +15,11 @@ def register_builtin_components() -> None:
     from modelrepo_gen.components import (  # noqa: F401
         conv_asr,
         ctc_greedy,
+        fastpitch,
+        hifigan,
         mel_features,
+        tacotron2,
+        waveglow,
         whisper_decoder,
         whisper_detokenizer,
         whisper_encoder,

@@ -47,6 +47,11 @@ class NetworkComponent(Component):
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
 
+    def export_format(self, settings: Any) -> str | None:
+        """The one exporter this network works with whatever `backend=` says (e.g. a loop only
+        scripting captures); None: the configured backend."""
+        return None
+
     def example_inputs(
         self, settings: Any, batch: int, seconds: float, seed: int
     ) -> list[torch.Tensor] | None:

@@ -139,7 +139,7 @@ def _unit(
         inputs=part.signature.inputs,
         outputs=part.signature.outputs,
         export=ExportSpec(
-            exporter=cfg.backend,
+            exporter=component.export_format(settings) or cfg.backend,
             precision="fp32" if component.keeps_fp32 else cfg.precision.name,
             make_module=lambda: component.make_module(settings, seed),
             make_inputs=examples.maker(part.role),
@@ -197,6 +197,12 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             if weights is not None:
                 sources[unit.name] = weights.record
                 notes.extend([weights.note] if weights.note else [])
+            exporter = unit.export.exporter if unit.export else cfg.backend
+            if exporter != cfg.backend:
+                notes.append(
+                    f"note: model '{unit.name}' is exported with {exporter} whatever "
+                    f"backend={cfg.backend} says: the only format its network exports to"
+                )
         return unit
 
     for step in graph.steps:
