@@ -47,9 +47,9 @@ class NetworkComponent(Component):
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
 
-    def export_format(self, settings: Any) -> str | None:
-        """The one exporter this network works with whatever `backend=` says (e.g. a loop only
-        scripting captures); None: the configured backend."""
+    def export_formats(self, settings: Any) -> tuple[str, ...] | None:
+        """The exporters this network works with (e.g. a loop only scripting captures): where
+        `backend=` is not one of them, the first is used. None: any."""
         return None
 
     def example_inputs(

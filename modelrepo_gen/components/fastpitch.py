@@ -35,6 +35,10 @@ class FastPitchComponent(NetworkComponent):
     settings_schema = FastPitchSettings
     length_of = {"MEL": ["MEL_LENGTH", 2]}
 
+    def export_formats(self, settings: FastPitchSettings) -> tuple[str, ...]:
+        # Traced into ONNX (TensorRT builds from that); not written for scripting.
+        return ("onnx", "tensorrt")
+
     def check(self, settings: FastPitchSettings, where: str) -> None:
         for key in (
             "n_symbols",

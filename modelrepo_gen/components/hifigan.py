@@ -33,6 +33,10 @@ class HifiGanComponent(NetworkComponent):
     settings_schema = HifiGanSettings
     length_of = {"AUDIO": ["AUDIO_LENGTH", 1]}
 
+    def export_formats(self, settings: HifiGanSettings) -> tuple[str, ...]:
+        # Traced into ONNX (TensorRT builds from that); not written for scripting.
+        return ("onnx", "tensorrt")
+
     def check(self, settings: HifiGanSettings, where: str) -> None:
         for key in ("n_mel", "upsample_initial_channel", "sample_rate", "hop_length"):
             check_number(f"{where}.{key}", getattr(settings, key), at_least=1)

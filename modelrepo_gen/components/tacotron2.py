@@ -38,8 +38,8 @@ class Tacotron2Component(NetworkComponent):
     keeps_fp32 = True
     length_of = {"MEL": ["MEL_LENGTH", 2]}
 
-    def export_format(self, settings: Tacotron2Settings) -> str:
-        return "torchscript"
+    def export_formats(self, settings: Tacotron2Settings) -> tuple[str, ...]:
+        return ("torchscript",)
 
     def check(self, settings: Tacotron2Settings, where: str) -> None:
         for key in (

@@ -37,6 +37,10 @@ class WaveGlowComponent(NetworkComponent):
     settings_schema = WaveGlowSettings
     length_of = {"AUDIO": ["AUDIO_LENGTH", 1]}
 
+    def export_formats(self, settings: WaveGlowSettings) -> tuple[str, ...]:
+        # Traced into ONNX (TensorRT builds from that); not written for scripting.
+        return ("onnx", "tensorrt")
+
     def check(self, settings: WaveGlowSettings, where: str) -> None:
         for key in ("n_mel", "hop_length", "n_flows", "wn_layers", "wn_channels", "sample_rate"):
             check_number(f"{where}.{key}", getattr(settings, key), at_least=1)

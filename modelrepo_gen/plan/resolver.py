@@ -139,7 +139,7 @@ def _unit(
         inputs=part.signature.inputs,
         outputs=part.signature.outputs,
         export=ExportSpec(
-            exporter=component.export_format(settings) or cfg.backend,
+            exporter=_exporter(component, settings, str(cfg.backend)),
             precision="fp32" if component.keeps_fp32 else cfg.precision.name,
             make_module=lambda: component.make_module(settings, seed),
             make_inputs=examples.maker(part.role),
@@ -148,6 +148,11 @@ def _unit(
         ),
         checks=component.request_checks(settings, bounds),
     )
+
+
+def _exporter(component: NetworkComponent, settings: Any, backend: str) -> str:
+    formats = component.export_formats(settings)
+    return backend if formats is None or backend in formats else formats[0]
 
 
 def _step(unit: ModelUnit, part: Part, step_inputs: dict, step_outputs: dict) -> EnsembleStep:
@@ -201,7 +206,8 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             if exporter != cfg.backend:
                 notes.append(
                     f"note: model '{unit.name}' is exported with {exporter} whatever "
-                    f"backend={cfg.backend} says: the only format its network exports to"
+                    f"backend={cfg.backend} says: its network exports only to "
+                    f"{', '.join(part.component.export_formats(part.settings) or ())}"
                 )
         return unit
 

@@ -1,0 +1,130 @@
+"""The speech-synthesis networks exported by a real build and checked against PyTorch at several
+lengths and batch sizes; bad checkpoints and settings stop the build with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from cli_runs import run_many
+from conftest import ROOT, run_cli
+from tts_fixtures import module_of, write_tacotron2_checkpoint, write_voices_conf
+
+from modelrepo_gen.build.render import parse_model_config
+
+NETWORKS = {"tacotron2": "torchscript", "waveglow": "onnx", "fastpitch": "onnx", "hifigan": "onnx"}
+OUTPUTS = {
+    "tacotron2": ["MEL", "MEL_LENGTH", "STOPPED"],
+    "waveglow": ["AUDIO", "AUDIO_LENGTH"],
+    "fastpitch": ["MEL", "MEL_LENGTH"],
+    "hifigan": ["AUDIO", "AUDIO_LENGTH"],
+}
+# Symbols for the acoustic models (15 a second), mel frames for the vocoders (86 a second).
+SHAPES = [(1, 0.3), (4, 1.0), (2, 1.6)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("voices")
+    conf = write_voices_conf(folder)
+    write_tacotron2_checkpoint(folder / "tacotron2.pt")
+    shapes = ",".join(f"{{batch:{b},seconds:{s}}}" for b, s in SHAPES)
+    result = run_cli(
+        "--config-dir",
+        str(conf),
+        "pipeline=voices",
+        f"pipeline.models.tacotron2.checkpoint={folder / 'tacotron2.pt'}",
+        f"parity_shapes=[{shapes}]",
+        f"output_dir={folder / 'repo'}",
+    )
+    assert result.returncode == 0, result.stderr
+    return folder / "repo", result.stdout
+
+
+def test_every_network_matches_pytorch_at_every_shape(built: tuple[Path, str]) -> None:
+    repository, _ = built
+    manifest = json.loads((repository / "manifest.json").read_text())
+    for role, fmt in NETWORKS.items():
+        entry = manifest["models"][f"voices_{role}"]
+        assert entry["format"] == fmt and entry["precision"] == "fp32"
+        checked = {(p["batch"], p["seconds"], p["output"]) for p in entry["parity"]}
+        assert checked == {(b, s, o) for b, s in SHAPES for o in OUTPUTS[role]}
+        assert all(p["relative_error"] <= entry["tolerance"] for p in entry["parity"]), entry
+    assert manifest["weights"]["voices_tacotron2"]["source"] == "checkpoint"
+    assert manifest["weights"]["voices_hifigan"] == {"source": "random", "seed": 0}
+
+
+def test_exports_are_what_the_tensor_interface_says(built: tuple[Path, str]) -> None:
+    repository, stdout = built
+    assert "'voices_tacotron2' is exported with torchscript whatever backend=onnx says" in stdout
+    scripted = torch.jit.load(str(repository / "voices_tacotron2" / "1" / "model.pt"))
+    assert scripted.decoder.max_decoder_steps == 40
+    waveglow = onnx.load(str(repository / "voices_waveglow" / "1" / "model.onnx"))
+    assert not {n.op_type for n in waveglow.graph.node} & {"Inverse", "Det"}
+    config = parse_model_config(
+        (repository / "voices_waveglow" / "config.pbtxt").read_text(), "voices_waveglow"
+    )
+    assert [(t.name, t.allow_ragged_batch) for t in config.input] == [
+        ("MEL", True),
+        ("MEL_LENGTH", False),
+        ("NOISE", True),
+    ]
+    checks = json.loads(config.parameters["input_checks"].string_value)
+    assert checks["covers"] == {"NOISE": ["MEL_LENGTH", 256, 1]}
+    assert checks["max_length"] == {"MEL": [40, 2]}  # tacotron2_mini's max_decoder_steps
+
+
+def _state(model: str, **changes) -> dict:
+    return module_of(model, **changes).state_dict()
+
+
+def _save(state: dict, path: Path) -> Path:
+    torch.save(state, path)
+    return path
+
+
+def test_bad_checkpoints_and_settings_are_one_clear_line(tmp_path: Path) -> None:
+    conf = write_voices_conf(tmp_path)
+    waveglow = _state("waveglow_mini")
+    del waveglow["WN.0.start.weight"]
+    rows = [
+        (
+            "pipeline.models.tacotron2.checkpoint="
+            + str(_save(_state("tacotron2_mini", attention_dim=8), tmp_path / "t2.pt")),
+            "does not fit model 'tacotron2_mini': mis-shaped: decoder.attention.location_layer",
+        ),
+        (
+            "pipeline.models.waveglow.checkpoint=" + str(_save(waveglow, tmp_path / "wg.pt")),
+            "does not fit model 'waveglow_mini': missing: WN.0.start.weight",
+        ),
+        (
+            "pipeline.models.fastpitch.checkpoint=" + str(tmp_path / "absent.pt"),
+            "no such file",
+        ),
+        (
+            "pipeline.models.hifigan.upsample_rates=[8,8,2]",
+            "pipeline.models.hifigan.upsample_rates [8, 8, 2] multiply to 128, but hop_length "
+            "is 256",
+        ),
+        (
+            "pipeline.models.waveglow.n_group=6",
+            "pipeline.models.waveglow.n_group must be >= 2 and divide hop_length (256), got 6",
+        ),
+        (
+            "pipeline.models.tacotron2.gate_threshold=1.5",
+            "pipeline.models.tacotron2.gate_threshold must be > 0 and < 1",
+        ),
+    ]
+    outs = [tmp_path / f"out{i}" / "repo" for i in range(len(rows))]
+    runs = [
+        ["--config-dir", str(conf), "pipeline=voices", override, f"output_dir={out}"]
+        for (override, _), out in zip(rows, outs, strict=True)
+    ]
+    for (_, expected), out, result in zip(rows, outs, run_many(runs, ROOT), strict=True):
+        lines = result["stderr"].strip().splitlines()
+        assert result["code"] == 2 and len(lines) == 1, result["stderr"]
+        assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+        assert not out.parent.exists()
