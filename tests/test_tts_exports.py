@@ -10,10 +10,12 @@ import onnx
 import pytest
 import torch
 from cli_runs import run_many
-from conftest import ROOT, run_cli
+from conftest import CONF, ROOT, run_cli
+from hydra import compose, initialize_config_dir
 from tts_fixtures import module_of, write_tacotron2_checkpoint, write_voices_conf
 
 from modelrepo_gen.build.render import parse_model_config
+from modelrepo_gen.plan.resolver import resolve
 
 NETWORKS = {"tacotron2": "torchscript", "waveglow": "onnx", "fastpitch": "onnx", "hifigan": "onnx"}
 OUTPUTS = {
@@ -128,3 +130,47 @@ def test_bad_checkpoints_and_settings_are_one_clear_line(tmp_path: Path) -> None
         assert result["code"] == 2 and len(lines) == 1, result["stderr"]
         assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
         assert not out.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["precision=fp16"],
+            {
+                "tacotron2": ("torchscript", "fp32"),
+                "waveglow": ("onnx", "fp16"),
+                "fastpitch": ("onnx", "fp32"),
+                "hifigan": ("onnx", "fp16"),
+            },
+        ),
+        (
+            ["backend=torchscript"],
+            {
+                "tacotron2": ("torchscript", "fp32"),
+                "waveglow": ("onnx", "fp32"),
+                "fastpitch": ("onnx", "fp32"),
+                "hifigan": ("onnx", "fp32"),
+            },
+        ),
+    ],
+    ids=["fp16", "torchscript"],
+)
+def test_each_network_is_exported_in_a_format_and_precision_it_works_in(
+    tmp_path: Path, overrides: list[str], expected: dict
+) -> None:
+    conf = write_voices_conf(tmp_path)
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config", overrides=["pipeline=voices", f"hydra.searchpath=[file://{conf}]", *overrides]
+        )
+    plan = resolve(cfg)
+    assert {u.role: (u.export.exporter, u.export.precision) for u in plan.units} == expected
+    backend = cfg.backend
+    moved = [role for role, (fmt, _) in expected.items() if fmt != backend]
+    assert [n for n in plan.notes if n.startswith("note:")] == [
+        f"note: model 'voices_{role}' is exported with {expected[role][0]} whatever "
+        f"backend={backend} says: its network exports only to "
+        + ("torchscript" if role == "tacotron2" else "onnx, tensorrt")
+        for role in moved
+    ]

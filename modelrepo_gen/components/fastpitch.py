@@ -33,6 +33,9 @@ class FastPitchSettings(FastPitchConfig):
 
 class FastPitchComponent(NetworkComponent):
     settings_schema = FastPitchSettings
+    # Durations are rounded to whole frames: fp16 moves some across .5 and the mel changes
+    # length (340 frames became 341 on the small model), so FastPitch stays fp32.
+    keeps_fp32 = True
     length_of = {"MEL": ["MEL_LENGTH", 2]}
 
     def export_formats(self, settings: FastPitchSettings) -> tuple[str, ...]:
