@@ -15,18 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
 from served_requests import connect, infer
-from tts_fixtures import (
-    VOICE_COUNTS,
-    module_of,
-    symbol_batch,
-    write_tacotron2_checkpoint,
-    write_voices_conf,
-)
+from tts_fixtures import VOICE_COUNTS, VoicesBuild, module_of, symbol_batch
 
 from modelrepo_gen.serve.server import TritonServer
 
+pytest_plugins = ["tts_build"]
 pytestmark = pytest.mark.server
 
 HOP = 256
@@ -46,25 +40,8 @@ PACES = [1.0, 0.8, 1.25, 2.0]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list]:
-    folder = tmp_path_factory.mktemp("served_voices")
-    conf = write_voices_conf(folder)
-    checkpoint = folder / "tacotron2.pt"
-    stops = write_tacotron2_checkpoint(checkpoint)
-    result = run_cli(
-        "--config-dir",
-        str(conf),
-        "pipeline=voices",
-        f"pipeline.models.tacotron2.checkpoint={checkpoint}",
-        f"output_dir={folder / 'repo'}",
-    )
-    assert result.returncode == 0, result.stderr
-    return folder / "repo", checkpoint, stops
-
-
-@pytest.fixture(scope="module")
-def server(built: tuple[Path, Path, list]) -> Iterator[TritonServer]:
-    with TritonServer(built[0], http_port=0, grpc_port=0, metrics_port=0) as triton:
+def server(voices_build: VoicesBuild) -> Iterator[TritonServer]:
+    with TritonServer(voices_build.repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
         yield triton
 
 
@@ -130,8 +107,8 @@ def _executions(server: TritonServer, model: str) -> dict[int, int]:
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
 
 
-def test_concurrent_requests_get_what_pytorch_gives_each_alone(server, built) -> None:
-    _, checkpoint, stops = built
+def test_concurrent_requests_get_what_pytorch_gives_each_alone(server, voices_build) -> None:
+    checkpoint, stops = voices_build.checkpoint, voices_build.stops
     requests = _requests()
     expected = [_pytorch(checkpoint, r) for r in requests]
     assert [bool(e["STOPPED"].item()) for e in expected] == [s is not None for s in stops]

@@ -10,9 +10,9 @@ import onnx
 import pytest
 import torch
 from cli_runs import run_many
-from conftest import CONF, ROOT, run_cli
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
-from tts_fixtures import module_of, write_tacotron2_checkpoint, write_voices_conf
+from tts_fixtures import VOICES_PARITY_SHAPES, VoicesBuild, module_of, write_voices_conf
 
 from modelrepo_gen.build.render import parse_model_config
 from modelrepo_gen.plan.resolver import resolve
@@ -24,44 +24,26 @@ OUTPUTS = {
     "fastpitch": ["MEL", "MEL_LENGTH"],
     "hifigan": ["AUDIO", "AUDIO_LENGTH"],
 }
-# Symbols for the acoustic models (15 a second), mel frames for the vocoders (86 a second).
-SHAPES = [(1, 0.3), (4, 1.0), (2, 1.6)]
+pytest_plugins = ["tts_build"]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    folder = tmp_path_factory.mktemp("voices")
-    conf = write_voices_conf(folder)
-    write_tacotron2_checkpoint(folder / "tacotron2.pt")
-    shapes = ",".join(f"{{batch:{b},seconds:{s}}}" for b, s in SHAPES)
-    result = run_cli(
-        "--config-dir",
-        str(conf),
-        "pipeline=voices",
-        f"pipeline.models.tacotron2.checkpoint={folder / 'tacotron2.pt'}",
-        f"parity_shapes=[{shapes}]",
-        f"output_dir={folder / 'repo'}",
-    )
-    assert result.returncode == 0, result.stderr
-    return folder / "repo", result.stdout
-
-
-def test_every_network_matches_pytorch_at_every_shape(built: tuple[Path, str]) -> None:
-    repository, _ = built
+def test_every_network_matches_pytorch_at_every_shape(voices_build: VoicesBuild) -> None:
+    repository = voices_build.repository
     manifest = json.loads((repository / "manifest.json").read_text())
     for role, fmt in NETWORKS.items():
         entry = manifest["models"][f"voices_{role}"]
         assert entry["format"] == fmt and entry["precision"] == "fp32"
         checked = {(p["batch"], p["seconds"], p["output"]) for p in entry["parity"]}
-        assert checked == {(b, s, o) for b, s in SHAPES for o in OUTPUTS[role]}
+        assert checked == {(b, s, o) for b, s in VOICES_PARITY_SHAPES for o in OUTPUTS[role]}
         assert all(p["relative_error"] <= entry["tolerance"] for p in entry["parity"]), entry
     assert manifest["weights"]["voices_tacotron2"]["source"] == "checkpoint"
     assert manifest["weights"]["voices_hifigan"] == {"source": "random", "seed": 0}
 
 
-def test_exports_are_what_the_tensor_interface_says(built: tuple[Path, str]) -> None:
-    repository, stdout = built
-    assert "'voices_tacotron2' is exported with torchscript whatever backend=onnx says" in stdout
+def test_exports_are_what_the_tensor_interface_says(voices_build: VoicesBuild) -> None:
+    repository = voices_build.repository
+    note = "'voices_tacotron2' is exported with torchscript whatever backend=onnx says"
+    assert note in voices_build.stdout
     scripted = torch.jit.load(str(repository / "voices_tacotron2" / "1" / "model.pt"))
     assert scripted.decoder.max_decoder_steps == 40
     waveglow = onnx.load(str(repository / "voices_waveglow" / "1" / "model.onnx"))

@@ -3,6 +3,7 @@ and a Tacotron 2 whose stop gate ends different items at different steps."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,16 @@ def write_tacotron2_checkpoint(path: Path) -> list:
     stops = stop_items_apart(module, *symbol_batch(VOICE_COUNTS))
     torch.save(module.state_dict(), path)
     return stops
+
+
+# Parity shapes of the build: symbols for the acoustic models (15 a second), mel frames for the
+# vocoders (86 a second).
+VOICES_PARITY_SHAPES = [(1, 0.3), (4, 1.0), (2, 1.6)]
+
+
+@dataclass(frozen=True)
+class VoicesBuild:
+    repository: Path
+    checkpoint: Path  # tacotron2_mini's, with a gate that stops VOICE_COUNTS apart
+    stops: list  # the step each of VOICE_COUNTS stops at (None: cut at max_decoder_steps)
+    stdout: str
