@@ -27,8 +27,6 @@ class FastPitchSettings(FastPitchConfig):
     checkpoint: str | None = None
     sample_rate: int = 22050  # of the audio its mel describes (for the vocoder that follows)
     hop_length: int = 256  # audio samples per mel frame
-    min_pace: float = 0.25  # requests with a PACE outside [min_pace, max_pace] are refused
-    max_pace: float = 4.0
 
 
 class FastPitchComponent(NetworkComponent):
@@ -112,13 +110,7 @@ class FastPitchComponent(NetworkComponent):
         return [*example_symbols(batch, seconds, seed, settings.n_symbols), example_paces(batch)]
 
     def request_checks(self, settings: FastPitchSettings, bounds: dict[str, int]) -> dict:
-        checks: dict = {
-            "range": {
-                "SYMBOL_IDS": [0, settings.n_symbols - 1],
-                "PACE": [settings.min_pace, settings.max_pace],
-            },
-            "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]},
-        }
+        checks: dict = {"finite": ["PACE"], "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]}}
         if "SYMBOL_IDS" in bounds:
             checks["max_length"] = {"SYMBOL_IDS": [bounds["SYMBOL_IDS"], 1]}
         return checks

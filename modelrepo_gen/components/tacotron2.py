@@ -109,10 +109,7 @@ class Tacotron2Component(NetworkComponent):
         return example_symbols(batch, seconds, seed, settings.n_symbols)
 
     def request_checks(self, settings: Tacotron2Settings, bounds: dict[str, int]) -> dict:
-        checks: dict = {
-            "range": {"SYMBOL_IDS": [0, settings.n_symbols - 1]},
-            "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]},
-        }
+        checks: dict = {"lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]}}
         if "SYMBOL_IDS" in bounds:
             checks["max_length"] = {"SYMBOL_IDS": [bounds["SYMBOL_IDS"], 1]}
         return checks

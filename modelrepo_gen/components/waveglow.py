@@ -95,7 +95,6 @@ class WaveGlowComponent(NetworkComponent):
         checks: dict = {
             "finite": ["MEL", "NOISE"],
             "lengths": {"MEL_LENGTH": ["MEL", 2]},
-            "covers": {"NOISE": ["MEL_LENGTH", settings.hop_length, 1]},
         }
         if "MEL" in bounds:
             checks["max_length"] = {"MEL": [bounds["MEL"], 2]}

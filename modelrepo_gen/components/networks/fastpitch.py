@@ -3,7 +3,8 @@
 The layout of NVIDIA's DeepLearningExamples: an FFT (feed-forward transformer) encoder over
 the symbols; duration, pitch and energy predictors (conv + ReLU + layer norm stacks) on its
 output; pitch and energy embedded by a convolution and added; a length regulator repeating
-each symbol's encoding for its predicted frames divided by the request's `pace`; an FFT decoder
+each symbol's encoding for its predicted frames divided by the request's `pace` (clamped to
+[min_pace, max_pace], so no pace can stretch a mel without bound); an FFT decoder
 and a linear projection to the mel bands. The regulator is a cumulative sum and a comparison
 with a data-dependent `arange`, so the ONNX graph's output length follows the data. Attention
 and every convolution see only positions within the item's length.
@@ -48,6 +49,8 @@ class FastPitchConfig:
     energy_predictor_n_layers: int = 2
     energy_embedding_kernel_size: int = 3
     max_duration: int = 75  # frames one symbol may last (before pace)
+    min_pace: float = 0.25  # a request's pace is clamped to [min_pace, max_pace]
+    max_pace: float = 4.0
 
 
 def _padding_mask(lengths: torch.Tensor, size: torch.Tensor | int) -> torch.Tensor:
@@ -140,6 +143,7 @@ class FastPitch(nn.Module):
         super().__init__()
         d = c.symbols_embedding_dim
         self.max_duration = c.max_duration
+        self.min_pace, self.max_pace = c.min_pace, c.max_pace
         self.embedding = nn.Embedding(c.n_symbols, d)
         self.encoder = FFTransformer(
             c.in_fft_n_layers,
@@ -198,7 +202,8 @@ class FastPitch(nn.Module):
         encoded = encoded + self._embed(pitch, self.pitch_embedding, keep)
         encoded = encoded + self._embed(energy, self.energy_embedding, keep)
         # Length regulator: symbol i covers frames [ends[i] - repeats[i], ends[i]).
-        repeats = torch.round(durations / pace.view(-1, 1)) * mask.to(torch.float32)
+        pace = torch.clamp(pace.view(-1, 1), self.min_pace, self.max_pace)
+        repeats = torch.round(durations / pace) * mask.to(torch.float32)
         ends = torch.cumsum(repeats, dim=1)
         # At least one frame, so every item has a mel (silent if no symbol lasts a frame).
         frame_counts = torch.clamp(ends[:, -1], min=1).to(torch.int64)

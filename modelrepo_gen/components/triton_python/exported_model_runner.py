@@ -7,8 +7,7 @@ own valid length. Settings come from the `parameters` of config.pbtxt:
   artifact      file name of the exported network in the version folder
   length_of     JSON {output: [length output, axis]}: trim `output` along `axis` per request
   input_checks  JSON {"finite": [input...], "max_length": {input: [n, axis]},
-                      "lengths": {input: [of, axis]}, "range": {input: [low, high]},
-                      "covers": {input: [length input, per length, axis]}}
+                      "lengths": {input: [of, axis]}}
 """
 
 import json
@@ -33,11 +32,6 @@ def find_problem(named: dict, checks: dict) -> str | None:
     for name, (limit, axis) in checks.get("max_length", {}).items():
         if named[name].shape[axis] > limit:
             return f"{name} is {named[name].shape[axis]} long, more than the maximum of {limit}"
-    for name, (low, high) in checks.get("range", {}).items():
-        values = named[name]
-        if not np.all((values >= low) & (values <= high)):  # NaN fails both comparisons
-            outside = values[~((values >= low) & (values <= high))].reshape(-1)[0]
-            return f"{name} must be between {low} and {high}, got {outside}"
     for name, (of, axis) in checks.get("lengths", {}).items():
         values = named[name].reshape(-1)
         size = named[of].shape[axis]
@@ -46,13 +40,6 @@ def find_problem(named: dict, checks: dict) -> str | None:
         if np.any(values < 1) or np.any(values > size):
             return (
                 f"{name} must be between 1 and {size} (the length of {of}), got {values.tolist()}"
-            )
-    for name, (length_name, per_length, axis) in checks.get("covers", {}).items():
-        needed = int(np.max(named[length_name], initial=0)) * per_length
-        if named[name].shape[axis] < needed:
-            return (
-                f"{name} holds {named[name].shape[axis]} values, fewer than the "
-                f"{needed} ({length_name} x {per_length}) it needs"
             )
     return None
 
