@@ -55,6 +55,11 @@ class NetworkComponent(Component):
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
 
+    def export_formats(self, settings: Any) -> tuple[str, ...] | None:
+        """The exporters this network works with (e.g. a loop only scripting captures): where
+        `backend=` is not one of them, the first is used. None: any."""
+        return None
+
     def example_inputs(
         self, settings: Any, batch: int, seconds: float, seed: int
     ) -> list[torch.Tensor] | None:

@@ -174,7 +174,7 @@ def _unit(
         inputs=part.signature.inputs,
         outputs=part.signature.outputs,
         export=ExportSpec(
-            exporter=cfg.backend,
+            exporter=_exporter(component, settings, str(cfg.backend)),
             precision="fp32" if component.keeps_fp32 else cfg.precision.name,
             make_module=lambda: component.make_module(settings, seed),
             make_inputs=examples.maker(part.role),
@@ -190,6 +190,11 @@ def _unit(
         ),
         checks=component.request_checks(settings, bounds),
     )
+
+
+def _exporter(component: NetworkComponent, settings: Any, backend: str) -> str:
+    formats = component.export_formats(settings)
+    return backend if formats is None or backend in formats else formats[0]
 
 
 def _step(unit: ModelUnit, part: Part, step_inputs: dict, step_outputs: dict) -> EnsembleStep:
@@ -248,6 +253,13 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             if weights is not None:
                 sources[unit.name] = weights.record
                 notes.extend([part.in_user_terms(weights.note)] if weights.note else [])
+            exporter = unit.export.exporter if unit.export else cfg.backend
+            if exporter != cfg.backend:
+                notes.append(
+                    f"note: model '{unit.name}' is exported with {exporter} whatever "
+                    f"backend={cfg.backend} says: its network exports only to "
+                    f"{', '.join(part.component.export_formats(part.settings) or ())}"
+                )
         return unit
 
     for step in graph.steps:
