@@ -89,9 +89,9 @@ GRAPH_MISTAKES = {
     ),
     "unknown component": (
         lambda cfg: OmegaConf.update(cfg, "model.component", "conv_asrr"),
-        "model.component: unknown component 'conv_asrr' (known: conv_asr, ctc_greedy_decoder, "
-        "mel_features, whisper_decoder, whisper_detokenizer, whisper_encoder, whisper_features, "
-        "whisper_greedy)",
+        "model.component: unknown component 'conv_asrr' (known: bert, conv_asr, "
+        "ctc_greedy_decoder, mel_features, whisper_decoder, whisper_detokenizer, whisper_encoder, "
+        "whisper_features, whisper_greedy)",
     ),
 }
 
