@@ -116,6 +116,9 @@ def test_bad_settings_and_label_files(team_conf: Path, ner: Path, tmp_path: Path
     labels.write_text("O\nB-PER\nI-PER\n")
     message = _refused(team_conf, head, path, f"model.labels={labels}")
     assert "tensor classifier.weight has 4 classes but its label set has 3" in message
+    assert "model.slot_labels is set, but the token_classification head has no such labels" in (
+        _refused(team_conf, head, path, f"model.slot_labels={labels}")
+    )
     encoder = tmp_path / "encoder"
     save_hf_bert(encoder)
     assert "seeded and TOKEN_LOGITS has no labels; pass a label file as model.labels=FILE" in (

@@ -157,3 +157,27 @@ def test_vocab_only_folder_gets_a_built_tokenizer(tmp_path: Path, monkeypatch) -
     for sentence in SENTENCES:
         ours = Tokenizer.from_file(str(built)).encode(sentence).ids
         assert ours == reference(sentence)["input_ids"]
+
+
+def test_pytorch_model_bin_folder_loads(tmp_path: Path) -> None:
+    """A folder saved without safetensors (pytorch_model.bin) gives transformers' own logits."""
+    from bert_fixtures import tiny_config
+
+    folder = tmp_path / "bin"
+    torch.manual_seed(3)
+    config = tiny_config(id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
+    model = transformers.BertForSequenceClassification(config).eval()
+    model.save_pretrained(str(folder))
+    (folder / "model.safetensors").unlink()  # as older transformers versions saved it
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    write_vocabulary(folder)
+    from modelrepo_gen.components.bert import Bert
+
+    settings = BertSourceSettings(path=str(folder), head="sequence_classification")
+    Bert().check(settings, "model")
+    module = Bert().make_module(settings, seed=0)
+    ids, mask, types = (torch.from_numpy(a) for a in _tokenized(folder))
+    with torch.no_grad():
+        (ours,) = module(ids, mask, types)
+        theirs = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+    assert torch.allclose(ours, theirs, atol=1e-5)

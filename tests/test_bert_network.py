@@ -90,3 +90,24 @@ def test_export_matches_pytorch_and_ignores_padding(
             assert part.shape == single.shape
             scale = max(1.0, float(np.abs(single).max()))
             assert np.abs(part - single).max() / scale < tolerance, (output, row)
+
+
+def test_fp16_torchscript_trace_keeps_integer_inputs(
+    team_conf: Path, encoder: Path, tmp_path: Path
+) -> None:
+    """The fp16 TorchScript a GPU build makes (the CPU build refuses fp16 TorchScript for the
+    convolutional networks' sake): weights in fp16, ids left as integers, fp32 out."""
+    plan = resolve(compose_team(team_conf, ["pipeline=bert_punctuation", f"model.path={encoder}"]))
+    export = plan.units[0].export
+    exporter = EXPORTERS.get("torchscript")
+    artifact = tmp_path / "model.pt"
+    example = export.make_inputs(1, 1.0, 0, 9)
+    exporter.export(export.make_module(), example, export.inputs, export.outputs, "fp16", artifact)
+    arrays = mixed_rows(LENGTHS, len(VOCAB), seed=2)
+    served = exporter.load(artifact, export.inputs)(arrays)
+    with torch.no_grad():
+        reference = export.make_module()(*(torch.from_numpy(a) for a in arrays))
+    for out, ref in zip(served, reference, strict=True):
+        assert out.dtype == np.float32
+        scale = max(1.0, float(ref.abs().max()))
+        assert np.abs(out - ref.numpy()).max() / scale < VARIANTS["onnx_fp16"][2]

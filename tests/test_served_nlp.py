@@ -248,3 +248,22 @@ def test_ask_command_prints_the_served_answer(served) -> None:
     nobody = subprocess.run([*command, "--url", "127.0.0.1:9"], capture_output=True, text=True)
     assert nobody.returncode != 0 and nobody.stdout == ""
     assert nobody.stderr.startswith("error: ") and nobody.stderr.count("\n") == 1, nobody.stderr
+
+
+def test_one_request_with_several_texts_answers_each_as_alone(served) -> None:
+    from modelrepo_gen.components.triton_python.text_answers import from_tensors
+
+    pipeline, server, _ = served
+    items = requests_for(pipeline)[:3]
+    model = TextModel(server.http_url, "http", pipeline)
+    inputs = {
+        name: np.array([[item[name].encode("utf-8")] for item in items], dtype=object)
+        for name in items[0]
+    }
+    outputs = raw_request(server, pipeline, inputs)
+    assert isinstance(outputs, dict), outputs
+    for row, item in enumerate(items):
+        answer = from_tensors(
+            model.task, {name: array[row] for name, array in outputs.items()}, model.class_labels
+        )
+        assert_same_answer(answer, model.ask(item))

@@ -75,8 +75,9 @@ def check_parity(
     run = exporter.load(artifact, export.inputs)
     names = [spec.name for spec in export.outputs]
     results = []
-    for i, (batch, seconds, tokens) in enumerate(shapes):
-        inputs = export.make_inputs(batch, seconds, seed + 1000 + i, tokens)
+    for i, (batch, seconds, given_tokens) in enumerate(shapes):
+        inputs = export.make_inputs(batch, seconds, seed + 1000 + i, given_tokens)
+        tokens = given_tokens if export.length_unit == "tokens" else None  # what is recorded
         with torch.no_grad():
             reference = [t.numpy() for t in as_outputs(module(*inputs))]
         exported = run([t.numpy() for t in inputs])

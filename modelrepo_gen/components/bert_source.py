@@ -122,6 +122,13 @@ def check_source(settings: BertSourceSettings, where: str) -> None:
         + (f"; the model has {positions} positions)" if positions else ")"),
     )
     tokenizer_json(settings, where)
+    used = {labeled.setting for labeled in LABELED_OUTPUTS.get(settings.head, ())}
+    for setting in ("labels", "slot_labels", "capit_labels"):
+        require(
+            not getattr(settings, setting) or setting in used,
+            f"{where}.{setting} is set, but the {settings.head} head has no such labels "
+            f"(its label settings: {', '.join(sorted(used)) or 'none'})",
+        )
     label_names(settings, where)
 
 

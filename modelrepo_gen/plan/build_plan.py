@@ -51,6 +51,8 @@ class ExportSpec:
     # An artifact made elsewhere: writes the served file (no PyTorch module is made); it is
     # checked for finite, batch-invariant outputs instead of parity with PyTorch.
     imported: Callable[[Path], None] | None = None
+    # The length a parity shape gives this network: "seconds" or "tokens" (what is recorded).
+    length_unit: str = "seconds"
     # The 0/1 input marking each row's valid positions, for the batch-invariance check.
     mask_input: str | None = None
     # Tensors as the exported graph names them (native backends may rename them in config).

@@ -187,6 +187,7 @@ def _unit(
             },
             imported=imported,
             mask_input=component.mask_input,
+            length_unit=component.example_length,
         ),
         checks=component.request_checks(settings, bounds),
     )
