@@ -10,7 +10,7 @@ the front-end's model.py and runs inside Triton's python stub.
 
 import re
 
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+SENTENCE_END = re.compile(r"([.!?][\"')\]]*)\s+")  # the end mark and closing quotes stay
 SPEAKABLE = re.compile(r"[^\W_]")  # a letter or digit in any script
 NUMBER = re.compile(r"(?<![\w.])(-?)(\d+)(?![\w])")
 GROUPED = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+)(?![\d])")
@@ -54,7 +54,7 @@ def ordinal(value: int, numbers: dict) -> str:
 def year(value: int, numbers: dict) -> str:
     """1999 -> nineteen ninety-nine, 1905 -> nineteen oh five, 2005 -> two thousand five."""
     century, rest = divmod(value, 100)
-    if century % 10 == 0:  # 2000-2009, 1000-1009: read as a number
+    if century % 10 == 0 and rest < 10:  # 2000-2009: read as a number
         return cardinal(value, numbers)
     head = cardinal(century, numbers)
     if rest == 0:
@@ -140,4 +140,5 @@ def normalize(text: str, rules: dict) -> str:
 def split_sentences(text: str) -> list[str]:
     """Sentences of normalized text, cut after . ! ? (and closing quotes); pieces without a
     letter or digit (punctuation only) are dropped."""
-    return [s.strip() for s in SENTENCE_END.split(text) if SPEAKABLE.search(s)]
+    pieces = SENTENCE_END.sub("\\1\n", text).split("\n")
+    return [s.strip() for s in pieces if SPEAKABLE.search(s)]
