@@ -2,7 +2,7 @@
 
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
     python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
-    python -m modelrepo_gen.bench --only whisper                  # one part (ctc or whisper)
+    python -m modelrepo_gen.bench --only whisper                  # one part: ctc, whisper, tts
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too) and ``results.json`` under ``--output``:
@@ -11,8 +11,11 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
      batching on and off, and the serving overhead against in-process transcription;
   4. the Whisper pipeline (tiny.en): cold build, real-time factor served and in-process with the
-     served WER, and one cached decoder step served, in PyTorch and in onnxruntime.
-The parts live in bench/build.py (no server), bench/serving.py and bench/whisper.py.
+     served WER, and one cached decoder step served, in PyTorch and in onnxruntime;
+  5. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
+     second served at several concurrencies and in-process.
+The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py and
+bench/speech.py.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from modelrepo_gen.bench.serving import (
     load_utterances,
     served_load,
 )
+from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.build.manifest import package_versions
 from modelrepo_gen.build.render import ENVIRONMENT
@@ -58,7 +62,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper")
+PARTS = ("ctc", "whisper", "tts")
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Settings:
     serving: ServingSettings
     build_timeout_s: float  # a build taking longer is reported as skipped
     whisper: WhisperSettings
+    speech: SpeechSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -82,6 +87,7 @@ class Settings:
             serving=ServingSettings(requests=48),
             build_timeout_s=420,
             whisper=WhisperSettings(),
+            speech=SpeechSettings(),
         )
 
     @classmethod
@@ -94,6 +100,7 @@ class Settings:
             serving=ServingSettings(requests=8),
             build_timeout_s=300,
             whisper=WhisperSettings.quick(),
+            speech=SpeechSettings.quick(),
         )
 
 
@@ -145,6 +152,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results.update(run_ctc(settings, work, names, audios))
     if "whisper" in parts:
         results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
+    if "tts" in parts:
+        results["speech"] = speech_part(settings.speech, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
@@ -259,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", help="build the repositories here and keep them (default: a temp folder)"
     )
     parser.add_argument(
-        "--only", choices=PARTS, help="run one part: ctc (1-3) or whisper (4); default both"
+        "--only",
+        choices=PARTS,
+        help="run one part: ctc (1-3), whisper (4) or tts (5); default all",
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()

@@ -9,6 +9,7 @@ parameter.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,30 +82,32 @@ def served_audio_rate(config: dict) -> int | None:
     return int(value) if value else None
 
 
-def synthesize_speech(url: str, protocol: str, model_name: str, text: str) -> Speech:
-    """Check the model, speak `text`, return its audio; a UserError for every failure."""
-    config = check_tts_model(url, protocol, model_name)
-    reports_truncation = TRUNCATED_OUTPUT in {t.get("name") for t in config.get("output", [])}
+def infer_speech(client: Any, protocol: str, model_name: str, config: dict, text: str) -> Speech:
+    """One request with one text on an open client (`config`: from check_tts_model)."""
     module = _client_module(protocol)
-    client = _connect(url, protocol)
+    reports_truncation = TRUNCATED_OUTPUT in {t.get("name") for t in config.get("output", [])}
+    request = module.InferInput(TEXT_INPUT, [1, 1], "BYTES")
+    request.set_data_from_numpy(np.array([[text.encode("utf-8")]], dtype=np.object_))
+    names = [AUDIO_OUTPUT, LENGTH_OUTPUT] + ([TRUNCATED_OUTPUT] if reports_truncation else [])
+    outputs = [module.InferRequestedOutput(name) for name in names]
+    extra = {} if protocol == "http" else {"client_timeout": REQUEST_TIMEOUT_S}
     try:
-        array = np.array([[text.encode("utf-8")]], dtype=np.object_)
-        request = module.InferInput(TEXT_INPUT, [1, 1], "BYTES")
-        request.set_data_from_numpy(array)
-        names = [AUDIO_OUTPUT, LENGTH_OUTPUT] + ([TRUNCATED_OUTPUT] if reports_truncation else [])
-        outputs = [module.InferRequestedOutput(name) for name in names]
-        extra = {} if protocol == "http" else {"client_timeout": REQUEST_TIMEOUT_S}
-        try:
-            result = client.infer(model_name, [request], outputs=outputs, **extra)
-        except Exception as error:  # the server's refusal of the text, or a lost connection
-            raise UserError(f"'{model_name}' refused the text: {_server_message(error)}") from None
-    finally:
-        client.close()
+        result = client.infer(model_name, [request], outputs=outputs, **extra)
+    except Exception as error:  # the server's refusal of the text, or a lost connection
+        raise UserError(f"'{model_name}' refused the text: {_server_message(error)}") from None
     length = int(result.as_numpy(LENGTH_OUTPUT).reshape(-1)[0])
     audio = result.as_numpy(AUDIO_OUTPUT).reshape(-1)
     if not 0 <= length <= audio.size:
         raise UserError(f"'{model_name}' gave AUDIO_LENGTH {length} for {audio.size} samples")
-    truncated = (
-        bool(result.as_numpy(TRUNCATED_OUTPUT).reshape(-1)[0]) if reports_truncation else False
-    )
+    truncated = reports_truncation and bool(result.as_numpy(TRUNCATED_OUTPUT).reshape(-1)[0])
     return Speech(audio[:length].astype(np.float32), served_audio_rate(config), truncated)
+
+
+def synthesize_speech(url: str, protocol: str, model_name: str, text: str) -> Speech:
+    """Check the model, speak `text`, return its audio; a UserError for every failure."""
+    config = check_tts_model(url, protocol, model_name)
+    client = _connect(url, protocol)
+    try:
+        return infer_speech(client, protocol, model_name, config, text)
+    finally:
+        client.close()

@@ -23,7 +23,7 @@ from modelrepo_gen.config.validation import plain
 class PiperReference:
     """Speaks like the pipeline `cfg` declares (roles frontend, synthesizer, voice)."""
 
-    def __init__(self, cfg: DictConfig, threads: int = 1) -> None:
+    def __init__(self, cfg: DictConfig) -> None:
         import onnxruntime
 
         models = plain(cfg.pipeline.models)
@@ -32,7 +32,7 @@ class PiperReference:
         id_map = voice_facts(voice["path"])["phoneme_id_map"]
         self.encoder = SymbolEncoder(frontend["symbols"], id_map)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = int(voice["threads"])  # as the served voice runs
         self.session = onnxruntime.InferenceSession(
             str(voice_file(voice["path"])), options, providers=["CPUExecutionProvider"]
         )
