@@ -18,6 +18,8 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from modelrepo_gen.errors import UserError
+
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
 # Errors of the config itself: composition, override syntax, interpolation.
@@ -58,8 +60,20 @@ def _known_keys(error: OmegaConfBaseException) -> list[str]:
     return sorted(str(k) for k in parent.keys() if k != "hydra")  # hydra: Hydra's own node
 
 
+def _user_error(error: BaseException) -> UserError | None:
+    """The UserError that OmegaConf wrapped (a resolver's), if any, along the exception chain."""
+    seen: BaseException | None = error
+    for _ in range(10):  # OmegaConf wraps a failing nested interpolation a few times
+        if seen is None or isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def describe_config_error(error: BaseException) -> str:
     """One line: what Hydra or OmegaConf refused, and the valid choices where they are known."""
+    if (own := _user_error(error)) is not None:  # raised inside one of the project's resolvers
+        return str(own)
     if isinstance(error, yaml.YAMLError):  # a config file that is not valid YAML: say where
         return "invalid YAML: " + " ".join(str(error).split())
     if isinstance(error, OverrideParseException):
