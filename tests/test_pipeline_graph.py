@@ -12,6 +12,7 @@ import pytest
 from conftest import compose_config, run_cli
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from modelrepo_gen.components import COMPONENTS
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
@@ -89,9 +90,8 @@ GRAPH_MISTAKES = {
     ),
     "unknown component": (
         lambda cfg: OmegaConf.update(cfg, "model.component", "conv_asrr"),
-        "model.component: unknown component 'conv_asrr' (known: conv_asr, ctc_greedy_decoder, "
-        "mel_features, whisper_decoder, whisper_detokenizer, whisper_encoder, whisper_features, "
-        "whisper_greedy)",
+        # Every registered component is named, whichever are registered.
+        f"model.component: unknown component 'conv_asrr' (known: {', '.join(COMPONENTS.names())})",
     ),
 }
 
