@@ -2,14 +2,16 @@
 speaks as the in-process reference (onnxruntime on the voice's own ONNX) does.
 
 The voice's graph draws its VITS noise with RandomNormalLike ops that take no seed, so two
-runs with the voice's default scales differ. Exact parity is therefore checked on a build with
-noise_scale=0 and noise_w=0 (then the graph is deterministic); the default build is checked on
-what the noise must not change: it is intelligible (Whisper tiny.en transcribes it back, WER)
-and its duration stays near the noise-free one. One build and server per variant for the module.
+runs with the voice's default scales differ. Exact parity is therefore checked on requests
+that set noise_scale=0 and noise_w=0 (request parameters; then the graph is deterministic);
+the default scales are checked on what the noise must not change: the speech is intelligible
+(Whisper tiny.en transcribes it back, WER) and its duration stays near the noise-free one.
+One build and one server for the module.
 """
 
 from __future__ import annotations
 
+import re
 import wave
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +35,7 @@ pytestmark = pytest.mark.server
 
 ENSEMBLE = "tts_piper"
 RATE = 22050
-NO_NOISE = ["model.noise_scale=0", "model.noise_w=0"]
+NO_NOISE = {"noise_scale": 0.0, "noise_w": 0.0}  # request parameters
 PARITY_TEXTS = [
     "Hello, world.",
     "Dr. Smith paid $3.50 on May 1st, 1999! Did he? Yes.",
@@ -50,40 +52,40 @@ MAX_WER = 0.2
 TOLERANCE = 1e-4  # the same onnxruntime graph on the same ids; only threading may differ
 
 
-def build(tmp_path_factory: pytest.TempPathFactory, overrides: list[str]) -> Path:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     from modelrepo_gen.build.run import build_repository
 
     output = tmp_path_factory.mktemp("tts_piper") / "repo"
-    build_repository(compose_config(["pipeline=tts_piper", *overrides]), output)
-    return output
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """Noise-free build: served audio must equal the reference's."""
-    with TritonServer(build(tmp_path_factory, NO_NOISE), 0, 0, 0) as triton:
+    build_repository(compose_config(["pipeline=tts_piper"]), output)
+    with TritonServer(output, 0, 0, 0) as triton:
         yield triton
 
 
-class CachedReference(PiperReference):
-    """The reference, each text spoken once per module (the voice takes a while on CPU)."""
+class NoiseFreeReference(PiperReference):
+    """The reference with noise_scale=0 and noise_w=0 unless told otherwise, each text and
+    setting spoken once per module (the voice takes a while on CPU)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.spoken: dict[str, np.ndarray] = {}
+        self.spoken: dict[tuple, np.ndarray] = {}
 
-    def speak(self, text: str) -> np.ndarray:
-        if text not in self.spoken:
-            self.spoken[text] = super().speak(text)
-        return self.spoken[text]
+    def speak(self, text: str, **scales: float) -> np.ndarray:
+        key = (text, *sorted({**NO_NOISE, **scales}.items()))
+        if key not in self.spoken:
+            self.spoken[key] = super().speak(text, **NO_NOISE, **scales)
+        return self.spoken[key]
 
 
 @pytest.fixture(scope="module")
 def reference() -> PiperReference:
-    return CachedReference(compose_config(["pipeline=tts_piper", *NO_NOISE]))
+    return NoiseFreeReference(compose_config(["pipeline=tts_piper"]))
 
 
-def speak(server: TritonServer, texts: list, protocol: str = "http") -> dict[str, np.ndarray]:
+def speak(
+    server: TritonServer, texts: list, protocol: str = "http", parameters: dict | None = NO_NOISE
+) -> dict[str, np.ndarray]:
+    """One request holding `texts`; noise-free unless `parameters` says otherwise."""
     module, client = connect(server, protocol)
     try:
         raw = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
@@ -91,7 +93,8 @@ def speak(server: TritonServer, texts: list, protocol: str = "http") -> dict[str
         request.set_data_from_numpy(np.array(raw, dtype=np.object_).reshape(-1, 1))
         names = ["AUDIO", "AUDIO_LENGTH", "TRUNCATED"]
         outputs = [module.InferRequestedOutput(n) for n in names]
-        result = client.infer(ENSEMBLE, [request], outputs=outputs)
+        extra = {"parameters": parameters} if parameters else {}
+        result = client.infer(ENSEMBLE, [request], outputs=outputs, **extra)
         return {n: result.as_numpy(n) for n in names}
     finally:
         client.close()
@@ -164,7 +167,9 @@ def test_synthesize_writes_the_served_audio(
     text = PARITY_TEXTS[1]
     for protocol, url in (("http", server.http_url), ("grpc", server.grpc_url)):
         out = tmp_path / f"{protocol}.wav"
-        assert synthesize_main([text, "-o", str(out), "--url", url, "--protocol", protocol]) == 0
+        noise_free = ["-p", "noise_scale=0", "-p", "noise_w=0"]
+        argv = [text, "-o", str(out), "--url", url, "--protocol", protocol, *noise_free]
+        assert synthesize_main(argv) == 0
         expected = reference.speak(text)
         assert (
             f"{out}: {len(expected) / RATE:.2f} s of audio at {RATE} Hz" in capsys.readouterr().out
@@ -184,6 +189,8 @@ def test_synthesize_writes_the_served_audio(
         (["Hi.", "-o", "{tmp}"], "it is a folder"),
         (["!!!", "-o", "{tmp}/a.wav"], "TEXT has nothing to speak"),
         (["Hi.", "-o", "{tmp}/a.wav", "--model", "nope"], "model 'nope' is not ready"),
+        (["Hi.", "-o", "{tmp}/a.wav", "-p", "noise_w"], "--parameter must be NAME=NUMBER"),
+        (["Hi.", "-o", "{tmp}/a.wav", "-p", "speed=2"], "unknown request parameter 'speed'"),
     ],
 )
 def test_synthesize_errors_are_one_line(
@@ -204,20 +211,38 @@ def test_synthesize_without_a_server(tmp_path: Path, capsys) -> None:
     assert not list(tmp_path.iterdir())
 
 
-@pytest.fixture(scope="module")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    """The voice's own scales (noise on): what users get."""
-    with TritonServer(build(tmp_path_factory, []), 0, 0, 0) as triton:
-        yield triton
+def test_request_parameters_reach_the_voice(
+    server: TritonServer, reference: PiperReference
+) -> None:
+    text = PARITY_TEXTS[0]
+    slow = audio_of(speak(server, [text], parameters={**NO_NOISE, "length_scale": 1.5}))
+    assert_same_audio(slow, reference.speak(text, length_scale=1.5))
+    assert len(slow) > 1.3 * len(reference.speak(text))
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"speed": 2}, "unknown request parameter 'speed' (this model takes: noise_scale, "),
+        ({"noise_w": -1}, "request parameter 'noise_w' must be a number >= 0, got -1"),
+        ({"length_scale": 0}, "request parameter 'length_scale' must be a number > 0"),
+    ],
+)
+def test_bad_request_parameters_are_refused(
+    server: TritonServer, reference: PiperReference, parameters: dict, message: str
+) -> None:
+    with pytest.raises(Exception, match=re.escape(message)):
+        speak(server, ["Hello."], parameters=parameters)
+    assert_same_audio(audio_of(speak(server, ["Still here."])), reference.speak("Still here."))
 
 
 def test_default_voice_is_intelligible(
-    default_server: TritonServer, reference: PiperReference, tiny_en: Path
+    server: TritonServer, reference: PiperReference, tiny_en: Path
 ) -> None:
     from modelrepo_gen.clients.whisper_reference import WhisperReference
 
     whisper = WhisperReference(tiny_en)
-    result = speak(default_server, SPOKEN)
+    result = speak(server, SPOKEN, parameters=None)  # the voice's own scales: noise on
     clips = []
     for row, text in enumerate(SPOKEN):
         audio = audio_of(result, row)

@@ -9,12 +9,16 @@ checked by value; the Piper chain runs on the real server in test_served_tts_pip
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from modelrepo_gen.components.triton_python.speech_synthesizer import (
+    BadParameters,
     chain_settings,
     find_problem,
+    request_parameters,
     split_sentences,
     synthesize,
     vocoder_noise,
@@ -139,7 +143,27 @@ def test_packed_sentences_and_bad_lengths() -> None:
 
 def test_chain_settings_from_parameters() -> None:
     params = {"chain": "voice", "silence_samples": "4410", "hop_length": "0", "pace": "",
-              "reports_stop": "false", "noise_sigma": "", "noise_seed": "0"}  # fmt: skip
+              "reports_stop": "false", "noise_sigma": "", "noise_seed": "0",
+              "request_parameters": '["noise_w"]'}  # fmt: skip
     settings = chain_settings(params)
     assert settings["pace"] is None and settings["noise_sigma"] is None
     assert settings["silence_samples"] == 4410 and settings["reports_stop"] is False
+    assert settings["request_parameters"] == ["noise_w"]
+
+
+def test_request_parameters() -> None:
+    allowed = ["pace", "noise_w"]
+    assert request_parameters("", allowed) == {}
+    assert request_parameters('{"pace": 1.5, "noise_w": "0"}', allowed) == {
+        "noise_w": 0.0,
+        "pace": 1.5,
+    }
+    for raw, message in [
+        ('{"speed": 2}', "unknown request parameter 'speed' (this model takes: pace, noise_w)"),
+        ('{"pace": -1}', "request parameter 'pace' must be a number >= 0, got -1"),
+        ('{"pace": "fast"}', "request parameter 'pace' must be a number >= 0, got 'fast'"),
+        ('{"pace": true}', "request parameter 'pace' must be a number >= 0, got True"),
+        ('{"pace": "nan"}', "must be a number >= 0"),
+    ]:
+        with pytest.raises(BadParameters, match=re.escape(message)):
+            request_parameters(raw, allowed)

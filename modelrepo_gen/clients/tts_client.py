@@ -82,8 +82,16 @@ def served_audio_rate(config: dict) -> int | None:
     return int(value) if value else None
 
 
-def infer_speech(client: Any, protocol: str, model_name: str, config: dict, text: str) -> Speech:
-    """One request with one text on an open client (`config`: from check_tts_model)."""
+def infer_speech(
+    client: Any,
+    protocol: str,
+    model_name: str,
+    config: dict,
+    text: str,
+    parameters: dict[str, float] | None = None,
+) -> Speech:
+    """One request with one text on an open client (`config`: from check_tts_model);
+    `parameters`: Triton request parameters (e.g. a Piper voice's noise_scale)."""
     module = _client_module(protocol)
     reports_truncation = TRUNCATED_OUTPUT in {t.get("name") for t in config.get("output", [])}
     request = module.InferInput(TEXT_INPUT, [1, 1], "BYTES")
@@ -91,6 +99,8 @@ def infer_speech(client: Any, protocol: str, model_name: str, config: dict, text
     names = [AUDIO_OUTPUT, LENGTH_OUTPUT] + ([TRUNCATED_OUTPUT] if reports_truncation else [])
     outputs = [module.InferRequestedOutput(name) for name in names]
     extra = {} if protocol == "http" else {"client_timeout": REQUEST_TIMEOUT_S}
+    if parameters:
+        extra["parameters"] = parameters
     try:
         result = client.infer(model_name, [request], outputs=outputs, **extra)
     except Exception as error:  # the server's refusal of the text, or a lost connection
@@ -103,11 +113,17 @@ def infer_speech(client: Any, protocol: str, model_name: str, config: dict, text
     return Speech(audio[:length].astype(np.float32), served_audio_rate(config), truncated)
 
 
-def synthesize_speech(url: str, protocol: str, model_name: str, text: str) -> Speech:
+def synthesize_speech(
+    url: str,
+    protocol: str,
+    model_name: str,
+    text: str,
+    parameters: dict[str, float] | None = None,
+) -> Speech:
     """Check the model, speak `text`, return its audio; a UserError for every failure."""
     config = check_tts_model(url, protocol, model_name)
     client = _connect(url, protocol)
     try:
-        return infer_speech(client, protocol, model_name, config, text)
+        return infer_speech(client, protocol, model_name, config, text, parameters)
     finally:
         client.close()

@@ -13,7 +13,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from modelrepo_gen.components.piper_voice_source import voice_facts, voice_file
-from modelrepo_gen.components.triton_python.piper_voice import speak
+from modelrepo_gen.components.triton_python.piper_voice import SCALES, speak
 from modelrepo_gen.components.triton_python.speech_synthesizer import synthesize
 from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
 from modelrepo_gen.components.triton_python.tts_text_frontend import encode_text
@@ -36,9 +36,7 @@ class PiperReference:
         self.session = onnxruntime.InferenceSession(
             str(voice_file(voice["path"])), options, providers=["CPUExecutionProvider"]
         )
-        self.scales = np.array(
-            [voice["noise_scale"], voice["length_scale"], voice["noise_w"]], dtype=np.float32
-        )
+        self.scales = np.array([voice[name] for name in SCALES], dtype=np.float32)
         self.speaker_id = voice["speaker_id"]
         self.sample_rate = int(synthesizer["sample_rate"])
         self.chain = {
@@ -50,9 +48,9 @@ class PiperReference:
     def sentence_ids(self, text: str) -> list[list[int]]:
         return encode_text(text, self.rules, self.encoder)
 
-    def _call(self, slot: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> Any:
+    def _call(self, scales: np.ndarray, inputs: dict[str, np.ndarray]) -> Any:
         clips = [
-            speak(self.session, row[: int(n)], self.scales, self.speaker_id)
+            speak(self.session, row[: int(n)], scales, self.speaker_id)
             for row, n in zip(inputs["SYMBOL_IDS"], inputs["SYMBOL_COUNT"].reshape(-1))
         ]
         audio = np.zeros((len(clips), max(len(c) for c in clips)), dtype=np.float32)
@@ -60,8 +58,17 @@ class PiperReference:
             row[: len(clip)] = clip
         return audio, np.array([[len(c)] for c in clips], dtype=np.int32)
 
-    def speak(self, text: str) -> np.ndarray:
-        """The text's audio (float32 at `sample_rate`): one sentence per voice run, joined."""
+    def speak(self, text: str, **scales: float) -> np.ndarray:
+        """The text's audio (float32 at `sample_rate`): one sentence per voice run, joined;
+        `scales` (noise_scale, length_scale, noise_w) replace the configured ones, as the
+        same request parameters do in the served pipeline."""
+        chosen = self.scales.copy()
+        for name, value in scales.items():
+            chosen[SCALES.index(name)] = value
         sentences = [np.array(ids, dtype=np.int64) for ids in self.sentence_ids(text)]
-        (audio,), _ = synthesize(self._call, self.chain, [sentences], chunk=1)
+
+        def call(slot: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> Any:
+            return self._call(chosen, inputs)
+
+        (audio,), _ = synthesize(call, self.chain, [sentences], chunk=1)
         return audio

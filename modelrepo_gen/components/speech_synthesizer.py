@@ -12,7 +12,8 @@ from `noise_seed`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
@@ -36,6 +37,9 @@ class SpeechSynthesizerSettings:
     reports_stop: bool = False  # the acoustic model gives STOPPED (Tacotron 2)
     noise_sigma: float | None = None  # the vocoder takes NOISE (WaveGlow); null: none
     noise_seed: int = 0  # seeds each request's noise
+    # Triton request parameters a request may set: `pace` replaces the configured pace, the
+    # others go to the voice or acoustic model (e.g. a Piper voice's noise_scale).
+    request_parameters: list[str] = field(default_factory=list)
 
 
 class SpeechSynthesizer(PythonComponent):
@@ -60,6 +64,10 @@ class SpeechSynthesizer(PythonComponent):
             "pace": settings.pace,
             "noise_sigma": settings.noise_sigma,
         }
+        require(
+            "pace" not in settings.request_parameters or settings.pace is not None,
+            f"{where}.request_parameters: 'pace' needs a default pace ({where}.pace)",
+        )
         if settings.chain == "voice":
             set_keys = [k for k, v in mel_only.items() if v is not None]
             require(
@@ -113,6 +121,7 @@ class SpeechSynthesizer(PythonComponent):
             "reports_stop": "true" if settings.reports_stop else "false",
             "noise_sigma": optional(settings.noise_sigma),
             "noise_seed": str(settings.noise_seed),
+            "request_parameters": json.dumps(list(settings.request_parameters)),
         }
 
 

@@ -11,9 +11,12 @@ Settings from config.pbtxt `parameters`:
   noise_w      duration predictor noise (0: no randomness in the timing)
   speaker_id   speaker of a multi-speaker voice ("" for a single-speaker voice)
   threads      onnxruntime intra-op threads (0: onnxruntime's choice)
+A request's parameters noise_scale, length_scale and noise_w (numbers, or numbers as text)
+replace the configured scales for that request.
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,30 @@ def speak(session, ids: np.ndarray, scales: np.ndarray, speaker_id: int | None) 
     return np.asarray(audio, dtype=np.float32).reshape(-1)
 
 
+SCALES = ("noise_scale", "length_scale", "noise_w")
+
+
+def request_scales(raw: str, configured: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The scales for one request (its parameters over the configured ones), or the problem."""
+    scales = configured.copy()
+    for name, value in json.loads(raw or "{}").items():
+        if name not in SCALES:
+            return (
+                None,
+                f"unknown request parameter '{name}' (this model takes: {', '.join(SCALES)})",
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        low_ok = number > 0 if name == "length_scale" else number >= 0
+        if isinstance(value, bool) or not math.isfinite(number) or not low_ok:
+            bound = "> 0" if name == "length_scale" else ">= 0"
+            return None, f"request parameter '{name}' must be a number {bound}, got {value!r}"
+        scales[SCALES.index(name)] = number
+    return scales, None
+
+
 def find_problem(ids: np.ndarray, counts: np.ndarray, num_symbols: int) -> str | None:
     """The first reason these rows cannot be spoken, or None."""
     counts = counts.reshape(-1)
@@ -68,7 +95,7 @@ class TritonPythonModel:
             str(folder / params["voice"]), options, providers=["CPUExecutionProvider"]
         )
         self.scales = np.array(
-            [float(params[k]) for k in ("noise_scale", "length_scale", "noise_w")],
+            [float(params[k]) for k in SCALES],
             dtype=np.float32,
         )
         self.speaker_id = int(params["speaker_id"]) if params["speaker_id"] else None
@@ -79,13 +106,14 @@ class TritonPythonModel:
         for request in requests:
             ids = pb_utils.get_input_tensor_by_name(request, "SYMBOL_IDS").as_numpy()
             counts = pb_utils.get_input_tensor_by_name(request, "SYMBOL_COUNT").as_numpy()
-            problem = find_problem(ids, counts, self.num_symbols)
+            scales, problem = request_scales(request.parameters(), self.scales)
+            problem = problem or find_problem(ids, counts, self.num_symbols)
             if problem:
                 error = pb_utils.TritonError(f"{self.model_name}: {problem}")
                 responses.append(pb_utils.InferenceResponse(error=error))
                 continue
             clips = [
-                speak(self.session, row[: int(n)], self.scales, self.speaker_id)
+                speak(self.session, row[: int(n)], scales, self.speaker_id)
                 for row, n in zip(ids, counts.reshape(-1))
             ]
             audio = np.zeros((len(clips), max(len(c) for c in clips)), dtype=np.float32)

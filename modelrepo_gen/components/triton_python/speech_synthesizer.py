@@ -14,6 +14,10 @@ seeded with `noise_seed` afresh for every request, sentence after sentence: a te
 audio however requests are batched, and an in-process run with the same seed gets it too.
 Out go AUDIO (FP32 [-1], zero padded), AUDIO_LENGTH (INT32 [1]) and TRUNCATED (BOOL [1]: some
 sentence reached the acoustic model's step limit before its stop gate fired).
+A request may carry Triton request parameters named in `request_parameters` (numbers >= 0):
+`pace` replaces the configured PACE; any other is passed on to the voice or acoustic model as
+a parameter of its request (e.g. a Piper voice's noise_scale). Requests with different
+parameters are spoken in separate calls.
 Settings from config.pbtxt `parameters`:
   calls            JSON {slot: {"model": name, "max_batch_size": n}}
   chain            voice | acoustic_vocoder
@@ -23,11 +27,15 @@ Settings from config.pbtxt `parameters`:
   reports_stop     "true": the acoustic model gives STOPPED
   noise_sigma      NOISE for the vocoder ("": it takes none)
   noise_seed       seed of each request's noise
+  request_parameters  JSON names a request may set
 """
 
 import json
+import math
 
 import numpy as np
+
+PACE = "pace"  # the one request parameter the synthesizer uses itself
 
 try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
@@ -58,6 +66,28 @@ def find_problem(ids: np.ndarray, lengths: np.ndarray) -> str | None:
             f"SYMBOL_IDS) per text, got {totals.tolist()}"
         )
     return None
+
+
+class BadParameters(ValueError):
+    """Request parameters this model does not take; the message goes back to the client."""
+
+
+def request_parameters(raw: str, allowed: list[str]) -> dict[str, float]:
+    """The request's parameters as numbers, or BadParameters saying which one is wrong."""
+    given = json.loads(raw or "{}")
+    values = {}
+    for name, value in sorted(given.items()):
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise BadParameters(f"unknown request parameter '{name}' (this model takes: {known})")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+            raise BadParameters(f"request parameter '{name}' must be a number >= 0, got {value!r}")
+        values[name] = number
+    return values
 
 
 def padded(rows: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -144,6 +174,7 @@ def chain_settings(params: dict) -> dict:
         "reports_stop": params["reports_stop"] == "true",
         "noise_sigma": float(params["noise_sigma"]) if params["noise_sigma"] else None,
         "noise_seed": int(params["noise_seed"]),
+        "request_parameters": json.loads(params["request_parameters"]),
     }
 
 
@@ -156,17 +187,20 @@ class TritonPythonModel:
         self.chain = chain_settings(params)
         # A chunk goes through every called model together, so the smallest batch bounds it.
         self.chunk = min(int(c["max_batch_size"]) for c in self.calls.values())
+        self.allowed = self.chain["request_parameters"]
 
     def _error(self, message):
         return pb_utils.InferenceResponse(
             error=pb_utils.TritonError(f"{self.model_name}: {message}")
         )
 
-    def _call(self, slot, inputs, outputs):
+    def _call(self, slot, inputs, outputs, passed=None):
+        extra = {"parameters": passed} if passed and slot in ("voice", "acoustic") else {}
         request = pb_utils.InferenceRequest(
             model_name=self.calls[slot]["model"],
             requested_output_names=outputs,
             inputs=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in inputs.items()],
+            **extra,
         )
         response = request.exec()
         if response.has_error():
@@ -176,38 +210,55 @@ class TritonPythonModel:
             for name in outputs
         ]
 
+    def _speak(self, group):
+        """Audio and truncation flags of a group of (request index, texts) sharing parameters."""
+        values = group[0][2]
+        chain = dict(self.chain)
+        if PACE in values:
+            chain["pace"] = values[PACE]
+        # BLS request parameters hold strings, ints or bools: numbers travel as text.
+        passed = {name: repr(value) for name, value in values.items() if name != PACE}
+
+        def call(slot, inputs, outputs):
+            return self._call(slot, inputs, outputs, passed)
+
+        return synthesize(call, chain, [t for _, texts, _ in group for t in texts], self.chunk)
+
     def execute(self, requests):
         responses = [None] * len(requests)
-        accepted = []  # (request index, texts)
+        groups = {}  # request parameters -> [(request index, texts, parameters)]
         for index, request in enumerate(requests):
             ids = pb_utils.get_input_tensor_by_name(request, "SYMBOL_IDS").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "SENTENCE_LENGTHS").as_numpy()
+            try:
+                values = request_parameters(request.parameters(), self.allowed)
+            except BadParameters as error:
+                responses[index] = self._error(str(error))
+                continue
             problem = find_problem(ids, lengths)
             if problem:
                 responses[index] = self._error(problem)
-            else:
-                accepted.append((index, [split_sentences(i, n) for i, n in zip(ids, lengths)]))
-        if not accepted:
-            return responses
-        try:
-            audio, truncated = synthesize(
-                self._call, self.chain, [t for _, texts in accepted for t in texts], self.chunk
-            )
-        except Exception as exc:  # a failed call must answer every request, not crash the stub
-            for index, _ in accepted:
-                responses[index] = self._error(f"synthesis failed: {exc}")
-            return responses
-        start = 0
-        for index, texts in accepted:
-            clips = audio[start : start + len(texts)]
-            flags = truncated[start : start + len(texts)]
-            start += len(texts)
-            out, out_lengths = padded(clips, np.float32)
-            responses[index] = pb_utils.InferenceResponse(
-                [
-                    pb_utils.Tensor("AUDIO", out),
-                    pb_utils.Tensor("AUDIO_LENGTH", out_lengths),
-                    pb_utils.Tensor("TRUNCATED", np.array(flags, dtype=bool).reshape(-1, 1)),
-                ]
-            )
+                continue
+            texts = [split_sentences(i, n) for i, n in zip(ids, lengths)]
+            groups.setdefault(tuple(values.items()), []).append((index, texts, values))
+        for group in groups.values():
+            try:
+                audio, truncated = self._speak(group)
+            except Exception as exc:  # a failed call must answer every request, not crash the stub
+                for index, _, _ in group:
+                    responses[index] = self._error(f"synthesis failed: {exc}")
+                continue
+            start = 0
+            for index, texts, _ in group:
+                clips = audio[start : start + len(texts)]
+                flags = truncated[start : start + len(texts)]
+                start += len(texts)
+                out, out_lengths = padded(clips, np.float32)
+                responses[index] = pb_utils.InferenceResponse(
+                    [
+                        pb_utils.Tensor("AUDIO", out),
+                        pb_utils.Tensor("AUDIO_LENGTH", out_lengths),
+                        pb_utils.Tensor("TRUNCATED", np.array(flags, dtype=bool).reshape(-1, 1)),
+                    ]
+                )
         return responses
