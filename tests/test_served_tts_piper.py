@@ -22,6 +22,7 @@ import pytest
 from conftest import compose_config
 from scipy.signal import resample_poly
 from served_requests import connect
+from tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
 
 from modelrepo_gen.clients.transcribe_manifest import word_errors
 from modelrepo_gen.clients.tts_reference import PiperReference
@@ -58,6 +59,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
 
     output = tmp_path_factory.mktemp("tts_piper") / "repo"
     build_repository(compose_config(["pipeline=tts_piper"]), output)
+    add_chain(output, frontend="tts_piper_frontend")  # tts_chain, see tts_chain_fixtures
     with TritonServer(output, 0, 0, 0) as triton:
         yield triton
 
@@ -83,7 +85,11 @@ def reference() -> PiperReference:
 
 
 def speak(
-    server: TritonServer, texts: list, protocol: str = "http", parameters: dict | None = NO_NOISE
+    server: TritonServer,
+    texts: list,
+    protocol: str = "http",
+    parameters: dict | None = NO_NOISE,
+    model: str = ENSEMBLE,
 ) -> dict[str, np.ndarray]:
     """One request holding `texts`; noise-free unless `parameters` says otherwise."""
     module, client = connect(server, protocol)
@@ -94,7 +100,7 @@ def speak(
         names = ["AUDIO", "AUDIO_LENGTH", "TRUNCATED"]
         outputs = [module.InferRequestedOutput(n) for n in names]
         extra = {"parameters": parameters} if parameters else {}
-        result = client.infer(ENSEMBLE, [request], outputs=outputs, **extra)
+        result = client.infer(model, [request], outputs=outputs, **extra)
         return {n: result.as_numpy(n) for n in names}
     finally:
         client.close()
@@ -169,6 +175,7 @@ def test_synthesize_writes_the_served_audio(
         out = tmp_path / f"{protocol}.wav"
         noise_free = ["-p", "noise_scale=0", "-p", "noise_w=0"]
         argv = [text, "-o", str(out), "--url", url, "--protocol", protocol, *noise_free]
+        argv += ["--model", ENSEMBLE]
         assert synthesize_main(argv) == 0
         expected = reference.speak(text)
         assert (
@@ -187,10 +194,17 @@ def test_synthesize_writes_the_served_audio(
         (["  ", "-o", "{tmp}/a.wav"], "error: the text is empty"),
         (["Hi.", "-o", "{tmp}/missing/a.wav"], "does not exist"),
         (["Hi.", "-o", "{tmp}"], "it is a folder"),
-        (["!!!", "-o", "{tmp}/a.wav"], "TEXT has nothing to speak"),
+        (["!!!", "-o", "{tmp}/a.wav", "--model", "tts_piper"], "TEXT has nothing to speak"),
         (["Hi.", "-o", "{tmp}/a.wav", "--model", "nope"], "model 'nope' is not ready"),
         (["Hi.", "-o", "{tmp}/a.wav", "-p", "noise_w"], "--parameter must be NAME=NUMBER"),
-        (["Hi.", "-o", "{tmp}/a.wav", "-p", "speed=2"], "unknown request parameter 'speed'"),
+        (
+            ["Hi.", "-o", "{tmp}/a.wav", "--model", "tts_piper", "-p", "speed=2"],
+            "unknown request parameter 'speed'",
+        ),
+        (
+            ["Hi.", "-o", "{tmp}/a.wav"],
+            "serves several ensembles (tts_chain, tts_piper): choose one with --model",
+        ),
     ],
 )
 def test_synthesize_errors_are_one_line(
@@ -253,3 +267,25 @@ def test_default_voice_is_intelligible(
     errors = word_errors(SPOKEN, heard)
     print(f"WER of the Piper voice transcribed back: {errors.rate:.3f} {heard}")
     assert errors.rate <= MAX_WER, heard
+
+
+def test_acoustic_vocoder_chain(server: TritonServer, reference: PiperReference) -> None:
+    """The synthesizer's other chain, over two tiny numpy models (tts_chain_fixtures): PACE
+    from a request parameter, STOPPED to TRUNCATED, NOISE drawn in the server from the seed."""
+    long = "This one sentence goes on and on and on, longer than the tiny model can ever say."
+    texts = ["One. Two three!", long]
+    ids = [reference.sentence_ids(t) for t in texts]
+    assert max(len(s) for s in ids[0]) <= STEP_LIMIT < len(ids[1][0])
+    for pace, parameters in ((1.0, None), (1.5, {"pace": 1.5})):
+        together = speak(server, texts, parameters=parameters, model=CHAIN)
+        with ThreadPoolExecutor(2) as pool:
+            alone = list(
+                pool.map(lambda t, p=parameters: speak(server, [t], "http", p, CHAIN), texts)
+            )
+        for row, sentences in enumerate(ids):
+            audio, truncated = expected_chain_audio(sentences, pace)
+            for result, index in ((together, row), (alone[row], 0)):
+                np.testing.assert_allclose(audio_of(result, index), audio, rtol=0, atol=1e-5)
+                assert bool(result["TRUNCATED"][index, 0]) is truncated
+    with pytest.raises(Exception, match="unknown request parameter 'noise_w'"):
+        speak(server, texts, parameters={"noise_w": 0}, model=CHAIN)

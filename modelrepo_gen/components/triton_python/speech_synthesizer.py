@@ -10,7 +10,7 @@ silence. Two chains, chosen by `chain`:
   (+ STOPPED), then a vocoder, MEL + MEL_LENGTH (+ NOISE) -> AUDIO + AUDIO_LENGTH.
 A vocoder that takes NOISE (WaveGlow) gets standard normal noise times `noise_sigma`, one value
 per audio sample (MEL_LENGTH * hop_length, zeros past it), drawn here from a numpy Generator
-seeded with `noise_seed` afresh for every request, sentence after sentence: a text gets the same
+seeded with `noise_seed` afresh for every text, sentence after sentence: a text gets the same
 audio however requests are batched, and an in-process run with the same seed gets it too.
 Out go AUDIO (FP32 [-1], zero padded), AUDIO_LENGTH (INT32 [1]) and TRUNCATED (BOOL [1]: some
 sentence reached the acoustic model's step limit before its stop gate fired).
