@@ -4,6 +4,7 @@ settings, and a voice that is missing or is not a Piper voice stops the build wi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,10 @@ def copy_voice(folder: Path, onnx_bytes: bytes | None = None) -> Path:
     source = voice_file(None)
     target = folder / "voice.onnx"
     if onnx_bytes is None:
-        shutil.copyfile(source, target)
+        try:  # a second name for the same 63 MB, where the file system allows it
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
     else:
         target.write_bytes(onnx_bytes)
     shutil.copyfile(source.with_suffix(".onnx.json"), folder / "voice.onnx.json")
