@@ -59,10 +59,10 @@ class TextFrontend(PythonComponent):
             repeated = sorted({s for s in table if table.count(s) > 1})
             require(not repeated, f"{where}.symbols lists {repeated} more than once")
         else:
-            id_map = voice_facts(symbols["voice_path"], f"{where}.symbols.voice_path")
+            facts = voice_facts(symbols["voice_path"], f"{where}.symbols.voice_path")
             for symbol in ("_", "^", "$"):
                 require(
-                    symbol in id_map["phoneme_id_map"],
+                    symbol in facts["phoneme_id_map"],
                     f"the Piper voice's phoneme_id_map has no '{symbol}' (pad, BOS, EOS)",
                 )
             require(
