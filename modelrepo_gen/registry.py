@@ -26,11 +26,8 @@ class Registry(Generic[T]):
 
         return add
 
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
     def get(self, name: str) -> T:
         if name not in self._items:
-            known = ", ".join(self.names()) or "none"
+            known = ", ".join(sorted(self._items)) or "none"
             raise UserError(f"unknown {self.what} '{name}' (known: {known})")
         return self._items[name]

@@ -44,7 +44,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (output / "results.md").read_text()
@@ -176,10 +176,42 @@ def test_quick_benchmark_whisper_json_has_positive_measurements(
 
 
 @pytest.mark.server
+def test_quick_benchmark_reports_the_nemo_import_part(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    nemo = results["nemo"]
+    assert "## 5. Importing a .nemo file: QuartzNet-like test fixture" in table
+    for key in ("extract_s", "config_s", "weights_s", "import_s", "acoustic_export_s"):
+        assert _positive(nemo[key]), (key, nemo)
+    parts = nemo["extract_s"] + nemo["config_s"] + nemo["weights_s"]
+    assert nemo["import_s"] == pytest.approx(parts)
+    assert nemo["import_over_export"] == pytest.approx(nemo["import_s"] / nemo["acoustic_export_s"])
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    assert "## 6. NLP pipelines on all-MiniLM-L6-v2" in table
+    (part,) = results["nlp"]["pipelines"]
+    assert part["pipeline"] == "nlp_text_classification"
+    assert {row["dynamic_batching"] for row in part["builds"]} == {"default", "disabled"}
+    for row in part["served"]:
+        assert _positive(row["requests_per_s"]) and _positive(row["latency_p50_s"])
+        assert row["latency_p99_s"] >= row["latency_p50_s"]
+        if row["dynamic_batching"] == "disabled":
+            assert row["network_mean_batch"] == pytest.approx(1.0)
+    for row in part["network"]:
+        assert _positive(row["eager_s"]) and _positive(row["onnxruntime_s"])
+    assert part["served_answers_equal_in_process"] == part["answers"]
+    ratios = part["ratios"]
+    assert set(ratios["batching_on_over_off"]) == {"1", "8"}
+    assert all(_positive(v) for v in ratios["served_over_in_process"].values())
+
+
+@pytest.mark.server
 def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dict]) -> None:
     _, table, results = quick_run
     speech = results["speech"]
-    assert "## 5. Speech synthesis: `pipeline=tts_piper`" in table
+    assert "## 7. Speech synthesis: `pipeline=tts_piper`" in table
     assert speech["build"]["status"] == "ok", speech["build"]
     assert _positive(speech["build"]["process_wall_s"]) and speech["build"]["artifact_mib"] > 1
     speed = speech["speed"]

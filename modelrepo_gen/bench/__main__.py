@@ -12,10 +12,15 @@ Measures in one run (so the ratios compare numbers taken together) and writes
      batching on and off, and the serving overhead against in-process transcription;
   4. the Whisper pipeline (tiny.en): cold build, real-time factor served and in-process with the
      served WER, and one cached decoder step served, in PyTorch and in onnxruntime;
-  5. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
+  5. importing a full-size QuartzNet 15x5 .nemo file (pipeline=asr_nemo) against its export;
+     NeMo makes the file when NEMO_PYTHON names a Python with nemo_toolkit;
+  6. the NLP pipelines (text classification, question answering) on all-MiniLM-L6-v2: builds,
+     the network in PyTorch and onnxruntime, served requests/s and latency at concurrency 1
+     and 8 with dynamic batching on and off, against the same pipeline in-process;
+  7. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
      second served at several concurrencies and in-process.
-The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py and
-bench/speech.py.
+The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py,
+bench/nemo_import.py, bench/nlp.py and bench/speech.py.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from modelrepo_gen.bench.build import (
     acoustic_inference,
     timed_build,
 )
+from modelrepo_gen.bench.nemo_import import nemo_import_part
+from modelrepo_gen.bench.nlp import NlpSettings, nlp_part
 from modelrepo_gen.bench.serving import (
     ServingSettings,
     in_process,
@@ -62,7 +69,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper", "tts")
+PARTS = ("ctc", "whisper", "nemo", "nlp", "tts")
 
 
 @dataclass
@@ -72,6 +79,7 @@ class Settings:
     serving: ServingSettings
     build_timeout_s: float  # a build taking longer is reported as skipped
     whisper: WhisperSettings
+    nlp: NlpSettings
     speech: SpeechSettings
 
     @classmethod
@@ -87,6 +95,7 @@ class Settings:
             serving=ServingSettings(requests=48),
             build_timeout_s=420,
             whisper=WhisperSettings(),
+            nlp=NlpSettings(),
             speech=SpeechSettings(),
         )
 
@@ -100,6 +109,7 @@ class Settings:
             serving=ServingSettings(requests=8),
             build_timeout_s=300,
             whisper=WhisperSettings.quick(),
+            nlp=NlpSettings.quick(),
             speech=SpeechSettings.quick(),
         )
 
@@ -152,6 +162,10 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results.update(run_ctc(settings, work, names, audios))
     if "whisper" in parts:
         results["whisper"] = whisper_part(names, audios, settings.whisper, work, log)
+    if "nemo" in parts:
+        results["nemo"] = nemo_import_part(work, log, quick=settings.models == QUICK_MODELS)
+    if "nlp" in parts:
+        results["nlp"] = nlp_part(settings.nlp, work, log)
     if "tts" in parts:
         results["speech"] = speech_part(settings.speech, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
@@ -270,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="run one part: ctc (1-3), whisper (4) or tts (5); default all",
+        help="run one part: ctc (1-3), whisper (4), nemo (5), nlp (6) or tts (7); default all",
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()

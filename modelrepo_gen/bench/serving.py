@@ -50,14 +50,16 @@ def repository_models(repository: Path) -> dict[str, str]:
 
 
 # -- load generation -------------------------------------------------------------------------
-def run_load(
-    url: str, model_name: str, audios: Sequence[np.ndarray], requests: int, concurrency: int
-) -> dict:
-    """Send ``requests`` requests (utterance i % len(audios)) from ``concurrency`` threads."""
+def closed_loop(
+    url: str, requests: int, concurrency: int, send: Callable[[object, int], object]
+) -> tuple[list[tuple[float, float]], list]:
+    """Requests 0..n-1 from ``concurrency`` threads, each sending its next one as soon as the
+    previous answer arrives: ``send(client, index)`` on the thread's own HTTP client. The
+    (start, end) time of every request and what each `send` returned."""
     import tritonclient.http as httpclient
 
     spans: list[tuple[float, float] | None] = [None] * requests
-    texts: list[str | None] = [None] * requests
+    answers: list = [None] * requests
     errors: list[BaseException] = []
     lock = threading.Lock()
     next_index = iter(range(requests))
@@ -73,9 +75,7 @@ def run_load(
                 if index is None:
                     return
                 began = time.perf_counter()
-                texts[index] = infer_transcript(
-                    client, "http", model_name, audios[index % len(audios)]
-                )
+                answers[index] = send(client, index)
                 spans[index] = (began, time.perf_counter())
         except BaseException as error:  # reported by the main thread
             with lock:
@@ -90,26 +90,42 @@ def run_load(
     for thread in threads:
         thread.join()
     if errors:
-        raise BenchmarkError(f"request to '{model_name}' failed: {errors[0]!r}")
-    done = [s for s in spans if s is not None]
-    latencies = np.array([end - began for began, end in done])
-    wall = max(end for _, end in done) - min(began for began, _ in done)
-    audio_s = sum(len(audios[i % len(audios)]) for i in range(requests)) / SAMPLE_RATE
+        raise BenchmarkError(f"a request failed: {errors[0]!r}")
+    return [s for s in spans if s is not None], answers
+
+
+def latency_row(spans: list[tuple[float, float]], concurrency: int) -> dict:
+    latencies = np.array([end - began for began, end in spans])
+    wall = max(end for _, end in spans) - min(began for began, _ in spans)
     return {
         "concurrency": concurrency,
-        "requests": requests,
-        "audio_s": audio_s,
+        "requests": len(spans),
         "wall_s": wall,
-        "throughput_audio_s_per_s": audio_s / wall,
-        "requests_per_s": requests / wall,
+        "requests_per_s": len(spans) / wall,
         "latency_p50_s": float(np.percentile(latencies, 50)),
         "latency_p99_s": float(np.percentile(latencies, 99)),
         "latency_mean_s": float(latencies.mean()),
-        "transcripts": texts[: len(audios)],
     }
 
 
-def _model_counts(url: str, model_name: str) -> tuple[int, int]:
+def run_load(
+    url: str, model_name: str, audios: Sequence[np.ndarray], requests: int, concurrency: int
+) -> dict:
+    """Send ``requests`` requests (utterance i % len(audios)) from ``concurrency`` threads."""
+
+    def send(client, index: int) -> str:
+        return infer_transcript(client, "http", model_name, audios[index % len(audios)])
+
+    spans, texts = closed_loop(url, requests, concurrency, send)
+    row = latency_row(spans, concurrency)
+    audio_s = sum(len(audios[i % len(audios)]) for i in range(requests)) / SAMPLE_RATE
+    row["audio_s"] = audio_s
+    row["throughput_audio_s_per_s"] = audio_s / row["wall_s"]
+    row["transcripts"] = texts[: len(audios)]
+    return row
+
+
+def model_counts(url: str, model_name: str) -> tuple[int, int]:
     """(inferences, executions) the server has counted for a model: their ratio is the batch."""
     import tritonclient.http as httpclient
 
@@ -124,6 +140,16 @@ def _model_counts(url: str, model_name: str) -> tuple[int, int]:
     )
 
 
+def server_version(url: str) -> str:
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url)
+    try:
+        return client.get_server_metadata().get("version", "unknown")
+    finally:
+        client.close()
+
+
 def served_load(
     repository: Path,
     mode: str,
@@ -132,7 +158,6 @@ def served_load(
     log: Callable[[str], None] = print,
 ) -> tuple[list[dict], str]:
     """Start the server on ``repository`` and run every concurrency; rows and server version."""
-    import tritonclient.http as httpclient
 
     from modelrepo_gen.serve.server import TritonServer
 
@@ -140,19 +165,15 @@ def served_load(
     ensemble, acoustic = models["ensemble"], models["acoustic_model"]
     rows = []
     with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
-        client = httpclient.InferenceServerClient(server.http_url)
-        try:
-            version = client.get_server_metadata().get("version", "unknown")
-        finally:
-            client.close()
+        version = server_version(server.http_url)
         # Warm-up, not timed: every utterance once, then one full concurrent wave.
         run_load(server.http_url, ensemble, audios, len(audios), 1)
         wave = max(settings.concurrencies)
         run_load(server.http_url, ensemble, audios, wave, wave)
         for concurrency in settings.concurrencies:
-            before = _model_counts(server.http_url, acoustic)
+            before = model_counts(server.http_url, acoustic)
             row = run_load(server.http_url, ensemble, audios, settings.requests, concurrency)
-            after = _model_counts(server.http_url, acoustic)
+            after = model_counts(server.http_url, acoustic)
             executions = after[1] - before[1]
             row["acoustic_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
             row["dynamic_batching"] = mode

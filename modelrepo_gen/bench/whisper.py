@@ -27,7 +27,7 @@ from modelrepo_gen.bench.build import (
 from modelrepo_gen.bench.serving import (
     LIBRIVOX,
     SAMPLE_RATE,
-    _model_counts,
+    model_counts,
     repository_models,
     run_load,
 )
@@ -136,9 +136,9 @@ def served_rtf(
     run_load(url, ensemble, audios, wave, wave)
     rows = []
     for concurrency in settings.concurrencies:
-        before = _model_counts(url, generator)
+        before = model_counts(url, generator)
         row = run_load(url, ensemble, audios, len(audios) * settings.passes, concurrency)
-        after = _model_counts(url, generator)
+        after = model_counts(url, generator)
         executions = after[1] - before[1]
         row["generator_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
         row["rtf"] = row["wall_s"] / row["audio_s"]

@@ -21,11 +21,13 @@ class ParityResult:
     output: str
     max_abs_error: float
     relative_error: float  # max_abs_error / max(1, max |pytorch|)
+    tokens: int | None = None  # the row length, for networks that take token ids
 
     def as_dict(self) -> dict:
+        length = {"seconds": self.seconds} if self.tokens is None else {"tokens": self.tokens}
         return {
             "batch": self.batch,
-            "seconds": self.seconds,
+            **length,
             "output": self.output,
             "max_abs_error": float(f"{self.max_abs_error:.3e}"),
             "relative_error": float(f"{self.relative_error:.3e}"),
@@ -65,7 +67,7 @@ def check_parity(
     module: torch.nn.Module,
     exporter: Exporter,
     artifact: Path,
-    shapes: Sequence[tuple[int, float]],
+    shapes: Sequence[tuple[int, float, int | None]],
     seed: int,
 ) -> list[ParityResult]:
     """Compare artifact and module on every shape; raise UserError if beyond tolerance."""
@@ -73,8 +75,8 @@ def check_parity(
     run = exporter.load(artifact, export.inputs)
     names = [spec.name for spec in export.outputs]
     results = []
-    for i, (batch, seconds) in enumerate(shapes):
-        inputs = export.make_inputs(batch, seconds, seed + 1000 + i)
+    for i, (batch, seconds, tokens) in enumerate(shapes):
+        inputs = export.make_inputs(batch, seconds, seed + 1000 + i, tokens)
         with torch.no_grad():
             reference = [t.numpy() for t in as_outputs(module(*inputs))]
         exported = run([t.numpy() for t in inputs])
@@ -89,11 +91,12 @@ def check_parity(
                 relative = max(e[1] for e in errors)
             else:
                 error, relative = compare(ref, out, name)
-            results.append(ParityResult(batch, seconds, name, error, relative))
+            results.append(ParityResult(batch, seconds, name, error, relative, tokens))
             if not relative <= export.tolerance:
+                length = f"{seconds} s" if tokens is None else f"{tokens} tokens"
                 raise UserError(
                     f"parity check failed for model '{unit.name}' ({export.exporter}, "
-                    f"{export.precision}): output {name} at batch {batch}, {seconds} s differs "
+                    f"{export.precision}): output {name} at batch {batch}, {length} differs "
                     f"from PyTorch by {relative:.3g} (relative), tolerance {export.tolerance:g}"
                 )
     return results

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from modelrepo_gen.plan.build_plan import BuildPlan, TensorSpec
 from modelrepo_gen.build.render import ENVIRONMENT
+from modelrepo_gen.plan.build_plan import BuildPlan, TensorSpec
 
 README = "README.md"
 

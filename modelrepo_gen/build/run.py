@@ -11,14 +11,22 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.build.export_cache import export_key, reuse_previous
-from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
+from modelrepo_gen.build.imported_checks import check_imported
 from modelrepo_gen.build.manifest import file_sha256, write_manifest
 from modelrepo_gen.build.parity import check_parity
+from modelrepo_gen.build.render import (
+    parse_model_config,
+    render_ensemble_config,
+    render_model_config,
+)
+from modelrepo_gen.build.repository_readme import README, render_repository_readme
+from modelrepo_gen.build.wiring import check_ensemble
+from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
-from modelrepo_gen.build.render import parse_model_config, render_ensemble_config, render_model_config
+from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.repository.publish import (
     cannot_write,
     check_output_dir,
@@ -27,9 +35,6 @@ from modelrepo_gen.repository.publish import (
     publish,
     staging_folder,
 )
-from modelrepo_gen.build.repository_readme import README, render_repository_readme
-from modelrepo_gen.plan.resolver import resolve
-from modelrepo_gen.build.wiring import check_ensemble
 
 log = logging.getLogger("modelrepo_gen")
 VERSION = "1"
@@ -46,9 +51,14 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
     export = unit.export
     assert export is not None and unit.artifact is not None
     exporter = EXPORTERS.get(export.exporter)
-    shapes = [(int(s.batch), float(s.seconds)) for s in cfg.parity_shapes]
-    module = export.make_module()
+    shapes = [
+        (int(s.batch), float(s.seconds), None if s.get("tokens") is None else int(s.tokens))
+        for s in cfg.parity_shapes
+    ]
     artifact = version_dir / unit.artifact
+    if export.imported is not None:
+        return _import_unit(unit, artifact, shapes, cfg, report)
+    module = export.make_module()
     key = export_key(export, module, {"parity_shapes": shapes, "seed": int(cfg.seed)})
     if cfg.force and (
         previous := reuse_previous(report.repository, unit.name, unit.artifact, key, artifact)
@@ -59,7 +69,8 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         return previous
     started = time.perf_counter()
     # Export from a copy: an exporter must not be able to change the module parity runs on.
-    example = export.make_inputs(*shapes[0], int(cfg.seed))
+    batch, seconds, tokens = shapes[0]
+    example = export.make_inputs(batch, seconds, int(cfg.seed), tokens)
     exporter.export(
         copy.deepcopy(module), example, export.inputs, export.outputs, export.precision, artifact
     )
@@ -82,6 +93,26 @@ def _export_unit(unit: ModelUnit, version_dir: Path, cfg: DictConfig, report: Bu
         "precision": export.precision,
         "tolerance": export.tolerance,
         "parity": [r.as_dict() for r in results],
+    }
+
+
+def _import_unit(
+    unit: ModelUnit, artifact: Path, shapes: list, cfg: DictConfig, report: BuildReport
+) -> dict:
+    """A network exported elsewhere: written as served, then checked without PyTorch."""
+    export = unit.export
+    assert export is not None and export.imported is not None
+    started = time.perf_counter()
+    export.imported(artifact)
+    results = check_imported(unit, artifact, shapes, int(cfg.seed))
+    report.seconds[f"import {unit.name}"] = time.perf_counter() - started
+    worst = max(r.relative_error for r in results)
+    log.info("%s: imported %s, batch invariance %.2e", unit.name, export.exporter, worst)
+    return {
+        "format": export.exporter,
+        "imported": True,
+        "tolerance": export.tolerance,
+        "batch_invariance": [r.as_dict() for r in results],
     }
 
 

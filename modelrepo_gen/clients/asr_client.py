@@ -16,87 +16,33 @@ import numpy as np
 
 from modelrepo_gen.clients.transcribe_args import (
     DEFAULT_URLS,
-    PROTOCOLS,
     check_concurrency,
-    check_url,
+)
+from modelrepo_gen.clients.triton_calls import (
+    REQUEST_TIMEOUT_S,
+    ask,
+    client_module,
+    connect,
+    model_config,
+    ready_models,
+    server_message,
 )
 from modelrepo_gen.errors import UserError
 
 AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT = "AUDIO_SIGNAL", "NUM_SAMPLES", "TRANSCRIPT"
 DEFAULT_SAMPLE_RATE = 16000
-REQUEST_TIMEOUT_S = 300.0  # long audio on a CPU server takes a while
-
-
-def _client_module(protocol: str) -> Any:
-    if protocol == "http":
-        import tritonclient.http as module
-    elif protocol == "grpc":
-        import tritonclient.grpc as module
-    else:
-        raise UserError(f"protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
-    return module
-
-
-def _connect(url: str, protocol: str) -> Any:
-    module = _client_module(protocol)
-    # Checked here: a client built from a bad URL fails, then prints a traceback at exit.
-    check_url(url)
-    try:
-        if protocol == "http":
-            client = module.InferenceServerClient(
-                url, connection_timeout=10.0, network_timeout=REQUEST_TIMEOUT_S
-            )
-        else:
-            client = module.InferenceServerClient(url)
-    except Exception as error:  # bad URL syntax and the like, raised by either client
-        raise UserError(f"cannot connect to Triton at '{url}' over {protocol}: {error}") from None
-    return client
-
-
-def _server_message(error: Exception) -> str:
-    message = error.message() if hasattr(error, "message") else None
-    text = " ".join(str(message or error).split())  # gRPC messages span lines
-    if "Connection refused" in text:
-        return f"{text} (is a Triton server running at this address?)"
-    return text
-
-
-def _ask(url: str, protocol: str, what: str, call: Callable[[], Any]) -> Any:
-    """Run one metadata call, turning any client failure into a UserError."""
-    try:
-        return call()
-    except UserError:
-        raise
-    except Exception as error:  # connection refused, timeouts, server errors: all user-facing
-        raise UserError(
-            f"Triton at '{url}' ({protocol}) failed to {what}: {_server_message(error)}"
-        ) from None
-
-
-def _model_config(client: Any, protocol: str, name: str) -> dict:
-    if protocol == "grpc":
-        return client.get_model_config(name, as_json=True).get("config", {})
-    return client.get_model_config(name)
-
-
-def _ready_models(client: Any, protocol: str) -> list[str]:
-    index = client.get_model_repository_index(**({"as_json": True} if protocol == "grpc" else {}))
-    entries = index.get("models", []) if protocol == "grpc" else index
-    return sorted({e["name"] for e in entries if e.get("state") == "READY"})
 
 
 def _is_ensemble(client: Any, url: str, protocol: str, name: str) -> bool:
-    config = _ask(
-        url, protocol, f"describe '{name}'", lambda: _model_config(client, protocol, name)
-    )
+    config = ask(url, protocol, f"describe '{name}'", lambda: model_config(client, protocol, name))
     return config.get("platform") == "ensemble"
 
 
 def find_ensemble_model(url: str, protocol: str = "http") -> str:
     """The one ensemble-platform model that is READY on the server (else a UserError)."""
-    client = _connect(url, protocol)
+    client = connect(url, protocol)
     try:
-        ready = _ask(url, protocol, "list its models", lambda: _ready_models(client, protocol))
+        ready = ask(url, protocol, "list its models", lambda: ready_models(client, protocol))
         ensembles = [name for name in ready if _is_ensemble(client, url, protocol, name)]
     finally:
         client.close()
@@ -115,22 +61,22 @@ def find_ensemble_model(url: str, protocol: str = "http") -> str:
 
 def check_asr_model(url: str, protocol: str, model_name: str) -> dict:
     """The model's config; fails early, and clearly, if it is not loaded or not ASR-shaped."""
-    client = _connect(url, protocol)
+    client = connect(url, protocol)
     try:
-        _ask(url, protocol, "answer", client.is_server_live)
-        if not _ask(
+        ask(url, protocol, "answer", client.is_server_live)
+        if not ask(
             url, protocol, f"check '{model_name}'", lambda: client.is_model_ready(model_name)
         ):
-            ready = _ask(url, protocol, "list its models", lambda: _ready_models(client, protocol))
+            ready = ask(url, protocol, "list its models", lambda: ready_models(client, protocol))
             raise UserError(
                 f"model '{model_name}' is not ready on the server at '{url}' "
                 f"(ready models: {', '.join(ready) or 'none'})"
             )
-        config = _ask(
+        config = ask(
             url,
             protocol,
             f"describe '{model_name}'",
-            lambda: _model_config(client, protocol, model_name),
+            lambda: model_config(client, protocol, model_name),
         )
     finally:
         client.close()
@@ -152,7 +98,7 @@ def served_sample_rate(config: dict) -> int:
 
 def infer_transcript(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
     """One request with one utterance on an open client; the transcript it returns."""
-    module = _client_module(protocol)
+    module = client_module(protocol)
     signal = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
     length = np.array([[signal.shape[1]]], dtype=np.int32)
     inputs = [
@@ -205,7 +151,7 @@ def iter_transcripts(
     def work() -> None:
         client = None
         try:
-            client = _connect(url, protocol)
+            client = connect(url, protocol)
             while not stop.is_set():
                 try:
                     index = tasks.get_nowait()
@@ -220,7 +166,7 @@ def iter_transcripts(
                     outcome = (
                         False,
                         UserError(
-                            f"{labels[index]}: '{model_name}' failed: {_server_message(error)}"
+                            f"{labels[index]}: '{model_name}' failed: {server_message(error)}"
                         ),
                     )
                 with changed:
@@ -278,7 +224,7 @@ def transcribe_arrays(
     ``model_name`` defaults to the server's only ensemble. Server-side errors become UserError
     carrying Triton's message.
     """
-    _client_module(protocol)
+    client_module(protocol)
     check_concurrency(concurrency)
     model_name = model_name or find_ensemble_model(url, protocol)
     check_asr_model(url, protocol, model_name)

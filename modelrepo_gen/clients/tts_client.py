@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from modelrepo_gen.clients.asr_client import (
+from modelrepo_gen.clients.triton_calls import (
     REQUEST_TIMEOUT_S,
-    _ask,
-    _client_module,
-    _connect,
-    _model_config,
-    _ready_models,
-    _server_message,
+    ask,
+    client_module,
+    connect,
+    model_config,
+    ready_models,
+    server_message,
 )
 from modelrepo_gen.errors import UserError
 
@@ -45,22 +45,22 @@ class Speech:
 
 def check_tts_model(url: str, protocol: str, model_name: str) -> dict:
     """The model's config; fails early, and clearly, if it is not loaded or not TTS-shaped."""
-    client = _connect(url, protocol)
+    client = connect(url, protocol)
     try:
-        _ask(url, protocol, "answer", client.is_server_live)
-        if not _ask(
+        ask(url, protocol, "answer", client.is_server_live)
+        if not ask(
             url, protocol, f"check '{model_name}'", lambda: client.is_model_ready(model_name)
         ):
-            ready = _ask(url, protocol, "list its models", lambda: _ready_models(client, protocol))
+            ready = ask(url, protocol, "list its models", lambda: ready_models(client, protocol))
             raise UserError(
                 f"model '{model_name}' is not ready on the server at '{url}' "
                 f"(ready models: {', '.join(ready) or 'none'})"
             )
-        config = _ask(
+        config = ask(
             url,
             protocol,
             f"describe '{model_name}'",
-            lambda: _model_config(client, protocol, model_name),
+            lambda: model_config(client, protocol, model_name),
         )
     finally:
         client.close()
@@ -92,7 +92,7 @@ def infer_speech(
 ) -> Speech:
     """One request with one text on an open client (`config`: from check_tts_model);
     `parameters`: Triton request parameters (e.g. a Piper voice's noise_scale)."""
-    module = _client_module(protocol)
+    module = client_module(protocol)
     reports_truncation = TRUNCATED_OUTPUT in {t.get("name") for t in config.get("output", [])}
     request = module.InferInput(TEXT_INPUT, [1, 1], "BYTES")
     request.set_data_from_numpy(np.array([[text.encode("utf-8")]], dtype=np.object_))
@@ -104,7 +104,7 @@ def infer_speech(
     try:
         result = client.infer(model_name, [request], outputs=outputs, **extra)
     except Exception as error:  # the server's refusal of the text, or a lost connection
-        raise UserError(f"'{model_name}' refused the text: {_server_message(error)}") from None
+        raise UserError(f"'{model_name}' refused the text: {server_message(error)}") from None
     length = int(result.as_numpy(LENGTH_OUTPUT).reshape(-1)[0])
     audio = result.as_numpy(AUDIO_OUTPUT).reshape(-1)
     if not 0 <= length <= audio.size:
@@ -122,7 +122,7 @@ def synthesize_speech(
 ) -> Speech:
     """Check the model, speak `text`, return its audio; a UserError for every failure."""
     config = check_tts_model(url, protocol, model_name)
-    client = _connect(url, protocol)
+    client = connect(url, protocol)
     try:
         return infer_speech(client, protocol, model_name, config, text, parameters)
     finally:

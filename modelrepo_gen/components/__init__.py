@@ -13,11 +13,17 @@ __all__ = ["COMPONENTS", "Component", "NetworkComponent", "PythonComponent"]
 def register_builtin_components() -> None:
     # Importing a module registers its component.
     from modelrepo_gen.components import (  # noqa: F401
+        bert,
         conv_asr,
         ctc_greedy,
+        ctc_sentencepiece,
         mel_features,
+        nemo_conv_asr,
+        nemo_mel_features,
         piper_voice,
         speech_synthesizer,
+        text_task,
+        text_tokenizer,
         tts_text_frontend,
         whisper_decoder,
         whisper_detokenizer,

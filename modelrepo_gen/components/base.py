@@ -8,6 +8,7 @@ YAML node is checked against (the node's `component:` key names the component it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ class NetworkComponent(Component):
     keeps_fp32: bool = False
     # Output name -> [length output, axis]: the valid frames of `output` along `axis`.
     length_of: dict[str, list] = {}
+    # Output name -> [input, axis]: `output` is as long along `axis` as that input, so each
+    # request of a ragged batch gets back its own length (outputs a model lacks are skipped).
+    sized_like: dict[str, list] = {}
+    # The length example_inputs takes: "seconds" (of audio) or "tokens" (parity_shapes' fields).
+    example_length: str = "seconds"
+    # The 0/1 input marking each row's valid positions (checks an imported model's padding).
+    mask_input: str | None = None
 
     def make_module(self, settings: Any, seed: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -50,13 +58,19 @@ class NetworkComponent(Component):
     def example_inputs(
         self, settings: Any, batch: int, seconds: float, seed: int
     ) -> list[torch.Tensor] | None:
-        """Inputs for export and parity checks; None: made by running the upstream models."""
+        """Inputs for export and parity checks; None: made by running the upstream models.
+        `seconds` is a token count where `example_length` is "tokens"."""
         return None
 
     def request_checks(self, settings: Any, bounds: dict[str, int]) -> dict:
         """Checks the CPU runner applies to each request (see exported_model_runner);
         `bounds`: the largest size of each input's variable axis, where its producer says."""
         return {}
+
+    def imported(self, settings: Any) -> Callable[[Path], None] | None:
+        """An artifact exported elsewhere, served as it is: a function writing the served file
+        to a path; None: the module from make_module is exported."""
+        return None
 
     def weights(self, settings: Any, where: str, seed: int) -> Weights | None:
         """None: the module has no trained weights to speak of (a fixed transform)."""

@@ -36,6 +36,21 @@ def check_build_settings(cfg: DictConfig) -> None:
             at_most=PARITY_MAX_SECONDS,
             unit="seconds (each shape runs through PyTorch and the export in this process)",
         )
+        if shape.get("tokens") is not None:
+            check_number(f"parity_shapes.{i}.tokens", shape.tokens, at_least=1)
+
+
+def check_parity_tokens(cfg: DictConfig, models: list[str]) -> None:
+    """Networks that take token ids are checked at token lengths, which every shape must give;
+    `models`: the roles of those networks."""
+    if not models:
+        return
+    for i, shape in enumerate(cfg.parity_shapes):
+        require(
+            shape.get("tokens") is not None,
+            f"parity_shapes.{i}.tokens must be set: model '{models[0]}' takes token ids "
+            "(e.g. parity_shapes=[{batch:1,tokens:9},{batch:3,tokens:31}])",
+        )
 
 
 def check_parity_batches(cfg: DictConfig, plan: BuildPlan) -> None:

@@ -18,7 +18,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.config.validation import user_error_within
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
 
@@ -60,20 +60,8 @@ def _known_keys(error: OmegaConfBaseException) -> list[str]:
     return sorted(str(k) for k in parent.keys() if k != "hydra")  # hydra: Hydra's own node
 
 
-def _user_error(error: BaseException) -> UserError | None:
-    """The UserError that OmegaConf wrapped (a resolver's), if any, along the exception chain."""
-    seen: BaseException | None = error
-    for _ in range(10):  # OmegaConf wraps a failing nested interpolation a few times
-        if seen is None or isinstance(seen, UserError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def describe_config_error(error: BaseException) -> str:
     """One line: what Hydra or OmegaConf refused, and the valid choices where they are known."""
-    if (own := _user_error(error)) is not None:  # raised inside one of the project's resolvers
-        return str(own)
     if isinstance(error, yaml.YAMLError):  # a config file that is not valid YAML: say where
         return "invalid YAML: " + " ".join(str(error).split())
     if isinstance(error, OverrideParseException):
@@ -81,6 +69,8 @@ def describe_config_error(error: BaseException) -> str:
     line = _first_line(str(error)).rstrip(".")
     if isinstance(error, MissingConfigException) and error.options:
         return f"{line} (known options: {', '.join(error.options)})"
+    if found := user_error_within(error):  # a resolver's (e.g. a .nemo file it cannot read)
+        return str(found)
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException):
         line = f"{line}: {_first_line(str(cause))}"

@@ -7,6 +7,7 @@ Sections whose shape depends on the pipeline (`pipeline` and the parts its graph
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -55,7 +56,8 @@ class TargetConfig:
 @dataclass
 class ParityShape:
     batch: int = 1
-    seconds: float = 1.0
+    seconds: float = 1.0  # length for networks that take audio or features
+    tokens: int | None = None  # length for networks that take token ids (they need it set)
 
 
 @dataclass
@@ -87,7 +89,19 @@ def ctc_classes(symbols: list[str]) -> int:
     return len(symbols) + 1
 
 
+LABELS_DIR = Path(__file__).resolve().parents[2] / "conf" / "labels"
+
+
+def label_file(name: str) -> str:
+    """The path of a label file the project ships (conf/labels/NAME), for `${label_file:NAME}`."""
+    return str(LABELS_DIR / name)
+
+
 def register_schema() -> None:
+    from modelrepo_gen.config.nemo_resolver import register_nemo_resolver
+
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
+    OmegaConf.register_new_resolver("label_file", label_file, replace=True)
     OmegaConf.register_new_resolver("piper_voice", piper_voice_setting, replace=True)
+    register_nemo_resolver()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from modelrepo_gen.errors import UserError
 
@@ -61,10 +63,32 @@ def require(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
+def user_error_within(error: BaseException) -> UserError | None:
+    """The UserError a resolver raised, which OmegaConf and Hydra wrap in their own errors."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+@contextmanager
+def resolver_errors() -> Iterator[None]:
+    """Within: a resolver's UserError surfaces as itself, one clear line."""
+    try:
+        yield
+    except InterpolationResolutionError as exc:
+        if found := user_error_within(exc):
+            raise found from None
+        raise
+
+
 def plain(node: DictConfig | Any) -> Any:
     """The resolved plain-Python form of a config node."""
     if isinstance(node, DictConfig) or OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=True)
+        with resolver_errors():
+            return OmegaConf.to_container(node, resolve=True)
     return node
 
 

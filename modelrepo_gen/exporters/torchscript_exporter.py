@@ -1,8 +1,13 @@
-"""TorchScript export by scripting (tracing would bake in one input's shapes)."""
+"""TorchScript export by scripting (tracing would bake in one input's shapes).
+
+A module that cannot be scripted (transformers' models) and whose trace stays shape-generic
+says so with `export_by_tracing = True`; it is traced, and parity at several shapes checks it.
+"""
 
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +29,18 @@ class HalfPrecision(torch.nn.Module):
     def forward(self, x: torch.Tensor, length: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out, out_length = self.module(x.half(), length)
         return out.float(), out_length
+
+
+class TracedHalfPrecision(torch.nn.Module):
+    """fp16 for a traced module: floating inputs and outputs cast, integer ones (ids) kept."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module.half()
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cast = [x.half() if x.is_floating_point() else x for x in inputs]
+        return tuple(out.float() for out in self.module(*cast))
 
 
 class TorchScriptExporter:
@@ -50,9 +67,19 @@ class TorchScriptExporter:
         precision: str,
         path: Path,
     ) -> None:
-        if precision == "fp16":
-            module = HalfPrecision(module)
-        scripted = torch.jit.script(module.eval())
+        if getattr(module, "export_by_tracing", False):
+            if precision == "fp16":
+                module = TracedHalfPrecision(module)
+            with warnings.catch_warnings():
+                # "might not generalize": parity at several shapes answers that.
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # transformers' notes about its own internals, met while tracing.
+                warnings.simplefilter("ignore", FutureWarning)
+                scripted = torch.jit.trace(module.eval(), tuple(example_inputs), check_trace=False)
+        else:
+            if precision == "fp16":
+                module = HalfPrecision(module)
+            scripted = torch.jit.script(module.eval())
         buffer = io.BytesIO()
         torch.jit.save(scripted, buffer)
         path.write_bytes(buffer.getvalue())

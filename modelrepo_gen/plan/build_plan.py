@@ -41,11 +41,18 @@ class ExportSpec:
     exporter: str  # registered exporter name: onnx | torchscript | tensorrt
     precision: str  # fp32 | fp16
     make_module: Callable[[], torch.nn.Module]
-    # (batch, seconds, seed) -> example inputs, used for export and for parity checks.
-    make_inputs: Callable[[int, float, int], list[torch.Tensor]]
+    # (batch, seconds, seed[, tokens]) -> example inputs, used for export and for parity checks.
+    make_inputs: Callable[..., list[torch.Tensor]]
     tolerance: float
     # Output name -> [length output, axis]: the valid frames of `output` along `axis`.
     length_of: dict[str, list] = field(default_factory=dict)
+    # Output name -> [input, axis]: the output is as long along `axis` as that input.
+    sized_like: dict[str, list] = field(default_factory=dict)
+    # An artifact made elsewhere: writes the served file (no PyTorch module is made); it is
+    # checked for finite, batch-invariant outputs instead of parity with PyTorch.
+    imported: Callable[[Path], None] | None = None
+    # The 0/1 input marking each row's valid positions, for the batch-invariance check.
+    mask_input: str | None = None
     # Tensors as the exported graph names them (native backends may rename them in config).
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from modelrepo_gen.plan.resolver import Part
 
 
+# The shortest token row (a [CLS], one token, a [SEP]): enough to ask whether a network makes
+# example inputs of its own.
+SMALLEST_TOKENS = 3
+
+
 class ExampleInputs:
     """Example inputs of each network: its component's own, or its upstream networks' outputs."""
 
@@ -32,13 +37,19 @@ class ExampleInputs:
             if isinstance(part.component, NetworkComponent):
                 self._check_reachable(role)
 
-    def _own(self, role: str, batch: int, seconds: float, seed: int) -> list[torch.Tensor] | None:
+    def _own(
+        self, role: str, batch: int, seconds: float, seed: int, tokens: int | None
+    ) -> list[torch.Tensor] | None:
         part = self.parts[role]
         assert isinstance(part.component, NetworkComponent)
+        if part.component.example_length == "tokens":
+            if tokens is None:
+                raise UserError(f"parity_shapes: model '{role}' takes token ids; set tokens")
+            return part.component.example_inputs(part.settings, batch, tokens, seed)
         return part.component.example_inputs(part.settings, batch, seconds, seed)
 
     def _check_reachable(self, role: str) -> None:
-        if self._own(role, 1, 0.1, self.seed) is not None:
+        if self._own(role, 1, 0.1, self.seed, SMALLEST_TOKENS) is not None:
             return
         if role not in self.steps:
             raise UserError(
@@ -57,11 +68,15 @@ class ExampleInputs:
                 )
             self._check_reachable(upstream[0])
 
-    def maker(self, role: str) -> Callable[[int, float, int], list[torch.Tensor]]:
-        return lambda batch, seconds, seed: self.inputs(role, batch, seconds, seed)
+    def maker(self, role: str) -> Callable[..., list[torch.Tensor]]:
+        return lambda batch, seconds, seed, tokens=None: self.inputs(
+            role, batch, seconds, seed, tokens
+        )
 
-    def inputs(self, role: str, batch: int, seconds: float, seed: int) -> list[torch.Tensor]:
-        own = self._own(role, batch, seconds, seed)
+    def inputs(
+        self, role: str, batch: int, seconds: float, seed: int, tokens: int | None = None
+    ) -> list[torch.Tensor]:
+        own = self._own(role, batch, seconds, seed, tokens)
         if own is not None:
             return own
         part = self.parts[role]
@@ -69,15 +84,17 @@ class ExampleInputs:
         sources = [self.producer[fed[spec.name]] for spec in part.signature.inputs]
         # Each upstream network runs once, however many of this model's inputs it feeds.
         produced = {
-            upstream: self._outputs(upstream, batch, seconds, seed)
+            upstream: self._outputs(upstream, batch, seconds, seed, tokens)
             for upstream in dict.fromkeys(upstream for upstream, _ in sources)
         }
         return [produced[upstream][name] for upstream, name in sources]
 
-    def _outputs(self, role: str, batch: int, seconds: float, seed: int) -> dict[str, torch.Tensor]:
+    def _outputs(
+        self, role: str, batch: int, seconds: float, seed: int, tokens: int | None
+    ) -> dict[str, torch.Tensor]:
         part = self.parts[role]
         assert isinstance(part.component, NetworkComponent)
         module = part.component.make_module(part.settings, self.seed)
         with torch.no_grad():
-            outputs = as_outputs(module(*self.inputs(role, batch, seconds, seed)))
+            outputs = as_outputs(module(*self.inputs(role, batch, seconds, seed, tokens)))
         return {spec.name: out for spec, out in zip(part.signature.outputs, outputs, strict=True)}

@@ -30,6 +30,12 @@ def exported_unit(
     export = replace(export, inputs=inputs, outputs=outputs)
     serving = serving_for(cfg, role, cfg.target.device_kind)
     if cfg.target.python_backend_only:
+        # Written only where used, so the configs of networks without it stay as they were.
+        sized_like = (
+            {"sized_like": json.dumps(export.sized_like, sort_keys=True)}
+            if export.sized_like
+            else {}
+        )
         return ModelUnit(
             name=name,
             role=role,
@@ -45,6 +51,7 @@ def exported_unit(
                 "artifact": exporter.artifact_filename,
                 "length_of": json.dumps(export.length_of, sort_keys=True),
                 "input_checks": json.dumps(checks, sort_keys=True),
+                **sized_like,
             },
         )
 

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import Component, NetworkComponent, PythonComponent
-from modelrepo_gen.config.checks import check_build_settings, check_parity_batches
-from modelrepo_gen.config.validation import plain, require, typed
+from modelrepo_gen.config.checks import (
+    check_build_settings,
+    check_parity_batches,
+    check_parity_tokens,
+)
+from modelrepo_gen.config.validation import plain, require, resolver_errors, typed
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
 from modelrepo_gen.plan.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
@@ -43,6 +47,15 @@ class Part:
     settings: Any
     where: str  # e.g. `model` for `acoustic_model: ${model}`
     signature: Signature
+    # Setting -> the key a user overrides, for settings that only repeat another key
+    # (`path: ${model.path}` under pipeline.models.network: model.path).
+    user_keys: dict[str, str] = field(default_factory=dict)
+
+    def in_user_terms(self, text: str) -> str:
+        """`text` with each repeated setting named by the key a user overrides."""
+        for setting, key in self.user_keys.items():
+            text = re.sub(rf"{re.escape(setting)}(?![A-Za-z0-9_])", key, text)
+        return text
 
 
 def _read_parts(cfg: DictConfig) -> dict[str, Part]:
@@ -61,7 +74,8 @@ def _read_parts(cfg: DictConfig) -> dict[str, Part]:
         )
         source = INTERPOLATION.fullmatch(str(declared[role]))
         where = source.group(1) if source else f"pipeline.models.{role}"
-        node = plain(models[role])
+        with resolver_errors():  # e.g. a part read from a file
+            node = plain(models[role])
         require(
             isinstance(node, dict) and "component" in node,
             f"{where} must name the component that makes model '{role}' (component: NAME)",
@@ -70,11 +84,24 @@ def _read_parts(cfg: DictConfig) -> dict[str, Part]:
             component = COMPONENTS.get(str(node["component"]))
         except UserError as error:
             raise UserError(f"{where}.component: {error}") from None
-        settings = typed(
-            component.settings_schema, {k: v for k, v in node.items() if k != "component"}, where
-        )
-        component.check(settings, where)
-        parts[role] = Part(role, component, settings, where, component.signature(settings))
+        raw = declared[role] if isinstance(declared[role], dict) else {}
+        user_keys = {
+            f"{where}.{key}": found.group(1)
+            for key, value in raw.items()
+            if (found := INTERPOLATION.fullmatch(str(value)))
+        }
+        part = Part(role, component, None, where, None, user_keys)
+        try:
+            settings = typed(
+                component.settings_schema,
+                {k: v for k, v in node.items() if k != "component"},
+                where,
+            )
+            component.check(settings, where)
+            signature = component.signature(settings)
+        except UserError as error:
+            raise UserError(part.in_user_terms(str(error))) from None
+        parts[role] = replace(part, settings=settings, signature=signature)
     return parts
 
 
@@ -132,6 +159,14 @@ def _unit(
         )
     assert isinstance(component, NetworkComponent)
     seed = int(cfg.seed)
+    imported = component.imported(settings)
+    if imported is not None:
+        require(
+            cfg.backend == "onnx" and cfg.precision.name == "fp32",
+            f"model '{part.role}' is an imported ONNX file ({part.where}.onnx), served as it "
+            f"is: build it with backend=onnx precision=fp32 (got backend={cfg.backend} "
+            f"precision={cfg.precision.name})",
+        )
     return exported_unit(
         cfg,
         name,
@@ -145,6 +180,13 @@ def _unit(
             make_inputs=examples.maker(part.role),
             tolerance=float(cfg.precision.parity_tolerance),
             length_of=dict(component.length_of),
+            sized_like={
+                name: rule
+                for name, rule in component.sized_like.items()
+                if name in {s.name for s in part.signature.outputs}
+            },
+            imported=imported,
+            mask_input=component.mask_input,
         ),
         checks=component.request_checks(settings, bounds),
     )
@@ -182,6 +224,15 @@ def resolve(cfg: DictConfig) -> BuildPlan:
         cfg.precision.name in exporter.precisions,
         f"precision={cfg.precision.name} is not supported by backend={cfg.backend}",
     )
+    check_parity_tokens(
+        cfg,
+        [
+            role
+            for role, part in parts.items()
+            if isinstance(part.component, NetworkComponent)
+            and part.component.example_length == "tokens"
+        ],
+    )
     examples = ExampleInputs(parts, graph, int(cfg.seed))
     units: list[ModelUnit] = []
     steps, notes, sources = [], [], {}
@@ -196,7 +247,7 @@ def resolve(cfg: DictConfig) -> BuildPlan:
             weights = part.component.weights(part.settings, part.where, int(cfg.seed))
             if weights is not None:
                 sources[unit.name] = weights.record
-                notes.extend([weights.note] if weights.note else [])
+                notes.extend([part.in_user_terms(weights.note)] if weights.note else [])
         return unit
 
     for step in graph.steps:

@@ -2,7 +2,8 @@
 
 Jasper BxR: blocks of R (conv, batch-norm, ReLU) sub-blocks with dense residuals (every block
 adds a 1x1 projection of every earlier block's output). QuartzNet BxR: the same blocks with
-time-channel separable convolutions (depthwise, then pointwise) and plain residuals. Every
+time-channel separable convolutions (depthwise, then pointwise) and plain residuals. Citrinet:
+separable blocks with squeeze-and-excitation, some striding with a strided residual. Every
 convolution masks the frames past each utterance's length, so padded batches equal single runs.
 """
 
@@ -23,6 +24,12 @@ class ConvBlockConfig:
     residual: bool = False
     separable: bool = False
     times: int = 1  # how many identical blocks of this shape follow each other
+    # Citrinet-style options (NeMo's JasperBlock): squeeze-and-excitation after the last unit,
+    # only the last unit strides, and the residual projection strides with it.
+    se: bool = False
+    se_reduction_ratio: int = 8
+    stride_last: bool = False
+    residual_stride: bool = False
 
 
 @dataclass
@@ -73,18 +80,36 @@ class MaskedConv1d(nn.Module):
         return self.conv(x), new_lengths
 
 
+class SqueezeExcite(nn.Module):
+    """Scales each channel by a gate computed from its mean over the valid frames."""
+
+    def __init__(self, channels: int, reduction_ratio: int) -> None:
+        super().__init__()
+        hidden = channels // reduction_ratio
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden, bias=False),
+            nn.ReLU(),
+            nn.Linear(hidden, channels, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(x.shape[2], device=x.device)[None, :] < lengths[:, None]).unsqueeze(1)
+        x = x * mask.to(x.dtype)
+        mean = x.sum(dim=2, keepdim=True) / lengths.view(-1, 1, 1).to(x.dtype)
+        gate = torch.sigmoid(self.fc(mean.transpose(1, 2)).transpose(1, 2))
+        return x * gate
+
+
 class ConvUnit(nn.Module):
     """One convolution (separable or not) followed by batch norm."""
 
-    def __init__(self, in_ch: int, out_ch: int, spec: ConvBlockConfig) -> None:
+    def __init__(self, in_ch: int, out_ch: int, spec: ConvBlockConfig, stride: int) -> None:
         super().__init__()
         if spec.separable:
-            self.depthwise = MaskedConv1d(
-                in_ch, in_ch, spec.kernel, spec.stride, spec.dilation, groups=in_ch
-            )
+            self.depthwise = MaskedConv1d(in_ch, in_ch, spec.kernel, stride, spec.dilation, in_ch)
             self.pointwise = nn.Conv1d(in_ch, out_ch, 1, bias=False)
         else:
-            self.depthwise = MaskedConv1d(in_ch, out_ch, spec.kernel, spec.stride, spec.dilation)
+            self.depthwise = MaskedConv1d(in_ch, out_ch, spec.kernel, stride, spec.dilation)
             self.pointwise = nn.Identity()
         self.norm = nn.BatchNorm1d(out_ch, eps=1e-3)
 
@@ -100,13 +125,18 @@ class ConvBlock(nn.Module):
         super().__init__()
         units = []
         channels = in_ch
-        for _ in range(spec.repeat):
-            units.append(ConvUnit(channels, spec.filters, spec))
+        for i in range(spec.repeat):
+            last = i == spec.repeat - 1
+            stride = spec.stride if last or not spec.stride_last else 1
+            units.append(ConvUnit(channels, spec.filters, spec, stride))
             channels = spec.filters
         self.units = nn.ModuleList(units)
+        self.se = SqueezeExcite(spec.filters, spec.se_reduction_ratio) if spec.se else None
+        residual_stride = spec.stride if spec.residual_stride else 1
         self.residuals = nn.ModuleList(
             nn.Sequential(
-                nn.Conv1d(ch, spec.filters, 1, bias=False), nn.BatchNorm1d(spec.filters, eps=1e-3)
+                nn.Conv1d(ch, spec.filters, 1, stride=residual_stride, bias=False),
+                nn.BatchNorm1d(spec.filters, eps=1e-3),
             )
             for ch in residual_channels
         )
@@ -119,6 +149,8 @@ class ConvBlock(nn.Module):
             x, lengths = unit(x, lengths)
             if i < last:
                 x = torch.relu(x)
+        if self.se is not None:
+            x = self.se(x, lengths)
         for j, project in enumerate(self.residuals):
             x = x + project(sources[j])
         return torch.relu(x), lengths

@@ -17,6 +17,21 @@ def _changes_length(block: ConvBlockConfig) -> bool:
     return block.stride > 1 or (block.dilation * (block.kernel - 1)) % 2 == 1
 
 
+def _check_strided_residual(block: ConvBlockConfig, label: str) -> None:
+    """A strided residual (1x1, stride S) matches a main path that strides once by S."""
+    strided_units = 1 if block.stride_last else block.repeat
+    require(
+        block.residual and (block.stride == 1 or strided_units == 1),
+        f"{label}.residual_stride needs a residual block whose convolutions stride once "
+        f"(stride_last, or repeat 1); got repeat {block.repeat}, stride {block.stride}",
+    )
+    require(
+        block.dilation * (block.kernel - 1) % 2 == 0,
+        f"{label} is residual, so its kernel must keep the frames aligned (an even dilation * "
+        f"(kernel - 1)); got kernel {block.kernel}, dilation {block.dilation}",
+    )
+
+
 def check_conv_asr(config: ConvASRConfig, num_classes: int, where: str = "model") -> None:
     """Raise UserError naming the first setting that cannot make a working network."""
     check_number(f"{where}.feat_in", config.feat_in, at_least=1)
@@ -25,11 +40,20 @@ def check_conv_asr(config: ConvASRConfig, num_classes: int, where: str = "model"
         label = f"{where}.blocks.{i}"
         for key in ("filters", "kernel", "repeat", "stride", "dilation", "times"):
             check_number(f"{label}.{key}", getattr(block, key), at_least=1)
+        if block.residual_stride:
+            _check_strided_residual(block, label)
+        else:
+            require(
+                not (block.residual and _changes_length(block)),
+                f"{label} is residual, so it must keep the time length (stride 1 and an even "
+                f"dilation * (kernel - 1)); got stride {block.stride}, kernel {block.kernel}, "
+                f"dilation {block.dilation}",
+            )
+        check_number(f"{label}.se_reduction_ratio", block.se_reduction_ratio, at_least=1)
         require(
-            not (block.residual and _changes_length(block)),
-            f"{label} is residual, so it must keep the time length (stride 1 and an even "
-            f"dilation * (kernel - 1)); got stride {block.stride}, kernel {block.kernel}, "
-            f"dilation {block.dilation}",
+            not block.se or block.filters // block.se_reduction_ratio >= 1,
+            f"{label}.se_reduction_ratio ({block.se_reduction_ratio}) leaves no hidden units "
+            f"for {block.filters} filters",
         )
     _check_dense_residual_lengths(config, where)
     _check_size(config, num_classes, where)

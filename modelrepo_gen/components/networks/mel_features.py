@@ -43,9 +43,10 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 def mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, slaney_norm: bool = True
 ) -> np.ndarray:
-    """Slaney-normalised triangular filters, shape [n_mels, n_fft // 2 + 1]."""
+    """Triangular filters on the Slaney mel scale, shape [n_mels, n_fft // 2 + 1], each
+    normalised to unit area unless `slaney_norm` is False (librosa's norm=None)."""
     fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     mel_points = np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2)
     hz_points = _mel_to_hz(mel_points)
@@ -54,7 +55,8 @@ def mel_filterbank(
     lower = -ramps[:-2] / widths[:-1, None]
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper))
-    weights *= (2.0 / (hz_points[2:] - hz_points[:-2]))[:, None]
+    if slaney_norm:
+        weights *= (2.0 / (hz_points[2:] - hz_points[:-2]))[:, None]
     return weights.astype(np.float32)
 
 

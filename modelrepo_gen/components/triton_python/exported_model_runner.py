@@ -6,8 +6,11 @@ own valid length. Settings come from the `parameters` of config.pbtxt:
   format        onnx | torchscript
   artifact      file name of the exported network in the version folder
   length_of     JSON {output: [length output, axis]}: trim `output` along `axis` per request
+  sized_like    JSON {output: [input, axis]}: trim `output` along `axis` to the request's own
+                size of `input` along that axis (optional)
   input_checks  JSON {"finite": [input...], "max_length": {input: [n, axis]},
-                      "lengths": {input: [of, axis]}}
+                      "lengths": {input: [of, axis]}, "same_shape": {input: other},
+                      "value_range": {input: [low, high]}}
 """
 
 import json
@@ -32,6 +35,19 @@ def find_problem(named: dict, checks: dict) -> str | None:
     for name, (limit, axis) in checks.get("max_length", {}).items():
         if named[name].shape[axis] > limit:
             return f"{name} is {named[name].shape[axis]} long, more than the maximum of {limit}"
+    for name, other in checks.get("same_shape", {}).items():
+        if named[name].shape != named[other].shape:
+            return (
+                f"{name} has shape {list(named[name].shape)} but {other} has "
+                f"{list(named[other].shape)}; they must match"
+            )
+    for name, (low, high) in checks.get("value_range", {}).items():
+        array = named[name]
+        if array.size and (array.min() < low or array.max() > high):
+            return (
+                f"{name} must hold values from {low} to {high}, got "
+                f"{array.min().item()}..{array.max().item()}"
+            )
     for name, (of, axis) in checks.get("lengths", {}).items():
         values = named[name].reshape(-1)
         size = named[of].shape[axis]
@@ -54,14 +70,20 @@ def pad_and_stack(arrays: list) -> np.ndarray:
     return np.concatenate(padded, axis=0)
 
 
-def split_outputs(outputs: dict, batch_sizes: list, length_of: dict) -> list:
-    """Per request: its rows of every output, trimmed to its own longest valid length."""
+def split_outputs(
+    outputs: dict, batch_sizes: list, length_of: dict, sized_like=None, requests=()
+) -> list:
+    """Per request: its rows of every output, trimmed to its own longest valid length, or to its
+    own size of an input (`sized_like`; `requests`: each request's named inputs)."""
     per_request = []
     start = 0
-    for size in batch_sizes:
+    for index, size in enumerate(batch_sizes):
         rows = {name: array[start : start + size] for name, array in outputs.items()}
         for name, (length_name, axis) in length_of.items():
             keep = int(rows[length_name].max()) if size else 0
+            rows[name] = np.take(rows[name], np.arange(keep), axis=axis)
+        for name, (input_name, axis) in (sized_like or {}).items():
+            keep = requests[index][input_name].shape[axis]
             rows[name] = np.take(rows[name], np.arange(keep), axis=axis)
         per_request.append(rows)
         start += size
@@ -102,6 +124,7 @@ class TritonPythonModel:
         self.input_names = [t["name"] for t in config["input"]]
         self.outputs = [(t["name"], t["data_type"]) for t in config["output"]]
         self.length_of = json.loads(params.get("length_of", "{}"))
+        self.sized_like = json.loads(params.get("sized_like", "{}"))
         self.checks = json.loads(params.get("input_checks", "{}"))
         artifact = Path(args["model_repository"]) / args["model_version"] / params["artifact"]
         output_names = [name for name, _ in self.outputs]
@@ -131,7 +154,9 @@ class TritonPythonModel:
             stacked = [pad_and_stack([named[n] for _, named in accepted]) for n in self.input_names]
             outputs = self.run(stacked)
             sizes = [named[self.input_names[0]].shape[0] for _, named in accepted]
-            per_request = split_outputs(outputs, sizes, self.length_of)
+            per_request = split_outputs(
+                outputs, sizes, self.length_of, self.sized_like, [named for _, named in accepted]
+            )
         except Exception as exc:  # a failed run must answer every request, not crash the stub
             for index, _ in accepted:
                 responses[index] = self._error(f"inference failed: {exc}")

@@ -1,0 +1,88 @@
+"""Client for a served NLP ensemble: text in, a structured answer out.
+
+    python -m modelrepo_gen.ask nlp_qa --question "Who wrote it?" --context "..."
+    python -m modelrepo_gen.ask nlp_punctuation "hello how are you"
+    python -m modelrepo_gen.ask nlp_token_classification --json - < article.txt
+
+The model's inputs and task are read from the server. Every user error ends with one
+`error:` line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from modelrepo_gen.clients.text_client import TextModel
+from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, PROTOCOLS
+from modelrepo_gen.errors import UserError
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="the served ensemble, e.g. nlp_qa")
+    parser.add_argument("text", nargs="?", help="the text ('-' reads standard input)")
+    parser.add_argument("--question", help="question answering: the question")
+    parser.add_argument("--context", help="question answering: the context ('-': stdin)")
+    parser.add_argument("--url", help="host:port (default: 127.0.0.1:8000 http, :8001 grpc)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    return parser.parse_args(argv)
+
+
+def _read(value: str | None) -> str | None:
+    if value != "-":
+        return value
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"standard input is not valid UTF-8 ({error.reason})") from None
+
+
+def describe(task: str, answer: dict) -> list[str]:
+    """The answer as lines for a person to read."""
+    if task == "question_answering":
+        if answer["start"] < 0:
+            return [f"no answer (score {answer['score']:.4f})"]
+        return [
+            f"answer: {answer['answer']}",
+            f"characters {answer['start']}-{answer['end']} of the context, "
+            f"score {answer['score']:.4f}",
+        ]
+    if task == "sequence_classification":
+        lines = [f"label: {answer['label']} ({answer['score']:.4f})"]
+        lines += [f"  {name}: {p:.4f}" for name, p in answer["probabilities"].items()]
+        return lines
+    if task == "punctuation":
+        return [answer["text"]]
+    lines = []
+    if task == "intent_slot":
+        lines.append(f"intent: {answer['intent']} ({answer['intent_score']:.4f})")
+    entities = answer["entities"] if task == "token_classification" else answer["slots"]
+    for e in entities:
+        lines.append(f"{e['label']}\t{e['text']}\t[{e['start']}, {e['end']})\t{e['score']:.4f}")
+    if not entities:
+        lines.append("no entities" if task == "token_classification" else "no slots")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        text, context = _read(args.text), _read(args.context)
+        model = TextModel(args.url or DEFAULT_URLS[args.protocol], args.protocol, args.model)
+        answer = model.ask(model.request_texts(text, args.question, context))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(describe(model.task, answer)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Benchmark of the NLP pipelines (text classification and question answering) on the real
+all-MiniLM-L6-v2 encoder: builds, the network in PyTorch eager vs onnxruntime, and the served
+ensemble under closed-loop load (concurrency 1 and 8, dynamic batching on and off) against the
+same pipeline run in-process (tokenizer + the repository's ONNX + the answer logic).
+
+The task heads are seeded (no trained head installs offline): answers are meaningless, and
+times do not depend on the weights' values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from modelrepo_gen.bench.build import build_process, repository_mib, time_calls
+from modelrepo_gen.bench.serving import closed_loop, latency_row, model_counts, server_version
+from modelrepo_gen.repository.publish import MANIFEST
+
+# Short texts (10-20 tokens), as a classifier of messages or reviews receives them.
+SHORT_TEXTS = [
+    "The delivery was quick and the package arrived in perfect condition.",
+    "I waited two hours on the phone and nobody could help me.",
+    "Great value for the price, I would buy it again.",
+    "The app crashes every time I open the settings page.",
+    "Our flight was delayed but the crew kept everyone informed.",
+    "This café in Zürich serves the best croissants I have had.",
+    "Battery life is shorter than advertised and it charges slowly.",
+    "Thanks for the quick reply, the issue is solved now.",
+    "The hotel room was small, noisy and not very clean.",
+    "Lovely staff, calm atmosphere and a beautiful view of the lake.",
+    "The update removed the one feature I used every day.",
+    "Fast shipping, easy setup, works exactly as described.",
+]
+CONTEXT = (
+    "The Amazon rainforest covers much of the Amazon basin of South America. The basin "
+    "encompasses seven million square kilometres, of which five and a half million square "
+    "kilometres are covered by the rainforest. The region includes territory belonging to nine "
+    "nations. The majority of the forest is contained within Brazil, with 60% of the "
+    "rainforest, followed by Peru with 13%, Colombia with 10%, and with minor amounts in "
+    "Venezuela, Ecuador, Bolivia, Guyana, Suriname and French Guiana. The rainforest likely "
+    "formed during the Eocene era, following a reduction of tropical temperatures when the "
+    "Atlantic Ocean had widened enough to provide a warm, moist climate to the Amazon basin."
+)
+QUESTIONS = [
+    "Which country holds most of the rainforest?",
+    "How large is the basin?",
+    "When did the rainforest form?",
+    "How many nations have territory in the region?",
+    "What share of the forest lies in Peru?",
+    "Which ocean widened?",
+]
+
+
+@dataclass(frozen=True)
+class NlpSettings:
+    pipelines: tuple[str, ...] = ("nlp_text_classification", "nlp_qa")
+    concurrencies: tuple[int, ...] = (1, 8)
+    modes: tuple[str, ...] = ("default", "disabled")  # dynamic_batching options
+    requests: dict = field(default_factory=lambda: {"nlp_text_classification": 240, "nlp_qa": 48})
+    network_repeats: int = 20
+
+    @classmethod
+    def quick(cls) -> NlpSettings:
+        return cls(
+            pipelines=("nlp_text_classification",),
+            requests={"nlp_text_classification": 24},
+            network_repeats=3,
+        )
+
+
+def requests_for(pipeline: str) -> list[dict[str, str]]:
+    if pipeline == "nlp_qa":
+        return [{"QUESTION": q, "CONTEXT": CONTEXT} for q in QUESTIONS]
+    return [{"TEXT": text} for text in SHORT_TEXTS]
+
+
+def _plan(repository: Path):
+    from omegaconf import OmegaConf
+
+    from modelrepo_gen.plan.resolver import resolve
+
+    manifest = json.loads((repository / MANIFEST).read_text())
+    return resolve(OmegaConf.create(manifest["config"]))
+
+
+class InProcessPipeline:
+    """The served computation without serving: the repository's tokenizer.json, its ONNX
+    network in onnxruntime (or the PyTorch module) and the same answer logic, one text at a
+    time."""
+
+    def __init__(self, repository: Path, runtime: str) -> None:
+        from modelrepo_gen.clients.text_reference import TextReference, onnx_runner
+
+        self.reference = TextReference.from_repository(repository)
+        if runtime == "onnxruntime":
+            plan = _plan(repository)
+            network = next(u for u in plan.units if u.role == "network")
+            artifact = repository / network.name / "1" / network.artifact
+            self.run = onnx_runner(artifact, self.reference.task)
+        else:
+            self.run = self.reference.run
+
+    def answer(self, texts: dict[str, str]) -> dict:
+        from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, answer
+
+        reference = self.reference
+        text = texts.get("CONTEXT", texts.get("TEXT"))
+        windows = reference.windows(text, texts.get("QUESTION"))
+        arrays = [windows.input_ids, windows.attention_mask, windows.token_type_ids]
+        outputs = dict(zip(NETWORK_OUTPUTS[reference.task], self.run(arrays)))
+        return answer(
+            reference.task,
+            text,
+            windows,
+            outputs,
+            reference.labels,
+            reference.max_answer_length,
+            reference.allow_no_answer,
+        )
+
+
+def in_process_rate(pipeline: InProcessPipeline, items: list[dict], passes: int) -> dict:
+    pipeline.answer(items[0])  # warm-up
+    times = time_calls(lambda: [pipeline.answer(item) for item in items], 0, passes)
+    wall = sum(times)
+    count = len(items) * passes
+    return {"requests": count, "requests_per_s": count / wall, "latency_mean_s": wall / count}
+
+
+def network_timings(repository: Path, items: list[dict], repeats: int) -> list[dict]:
+    """The network alone on the first windows of the texts, batch 1 and 8 (padded to the
+    longest): PyTorch eager vs onnxruntime, median seconds per call."""
+    rows = []
+    eager = InProcessPipeline(repository, "eager")
+    onnx = InProcessPipeline(repository, "onnxruntime")
+    windows = [eager.reference.windows(*_text_and_question(item)) for item in items]
+    for batch in (1, 8):
+        chosen = [windows[i % len(windows)] for i in range(batch)]
+        width = max(w.input_ids.shape[1] for w in chosen)
+        arrays = [
+            np.concatenate(
+                [
+                    np.pad(getattr(w, n)[:1], [(0, 0), (0, width - getattr(w, n).shape[1])])
+                    for w in chosen
+                ]
+            )
+            for n in ("input_ids", "attention_mask", "token_type_ids")
+        ]
+        timed = {}
+        for name, runner in (("eager", eager.run), ("onnxruntime", onnx.run)):
+            timed[name] = float(np.median(time_calls(lambda r=runner, a=arrays: r(a), 2, repeats)))
+        rows.append(
+            {
+                "batch": batch,
+                "tokens": width,
+                "eager_s": timed["eager"],
+                "onnxruntime_s": timed["onnxruntime"],
+                "eager_over_onnxruntime": timed["eager"] / timed["onnxruntime"],
+            }
+        )
+    return rows
+
+
+def _text_and_question(item: dict) -> tuple[str, str | None]:
+    return item.get("CONTEXT", item.get("TEXT")), item.get("QUESTION")
+
+
+def served_rows(
+    repository: Path,
+    pipeline: str,
+    mode: str,
+    items: list[dict],
+    settings: NlpSettings,
+    log: Callable[[str], None],
+) -> tuple[list[dict], list[dict]]:
+    """Closed-loop load at each concurrency; rows, and the answers of the first pass."""
+    from modelrepo_gen.clients.text_client import TextModel, infer_answer
+    from modelrepo_gen.serve.server import TritonServer
+
+    network = next(u.name for u in _plan(repository).units if u.role == "network")
+    rows = []
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
+        model = TextModel(server.http_url, "http", pipeline)
+        version = server_version(server.http_url)
+
+        def send(client, index: int) -> dict:
+            return infer_answer(client, "http", model, items[index % len(items)])
+
+        _, answers = closed_loop(server.http_url, len(items), 1, send)  # warm-up
+        closed_loop(server.http_url, 16, 8, send)
+        for concurrency in settings.concurrencies:
+            before = model_counts(server.http_url, network)
+            spans, _ = closed_loop(server.http_url, settings.requests[pipeline], concurrency, send)
+            after = model_counts(server.http_url, network)
+            row = latency_row(spans, concurrency)
+            executions = after[1] - before[1]
+            row["network_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
+            row["dynamic_batching"] = mode
+            row["server_version"] = version
+            rows.append(row)
+            log(
+                f"  {pipeline} dynamic_batching={mode} concurrency {concurrency}: "
+                f"{row['requests_per_s']:.1f} req/s, p50 {row['latency_p50_s'] * 1000:.1f} ms, "
+                f"p99 {row['latency_p99_s'] * 1000:.1f} ms, network batch "
+                f"{row['network_mean_batch']:.2f}"
+            )
+    return rows, answers
+
+
+def pipeline_part(pipeline: str, settings: NlpSettings, work: Path, log) -> dict:
+    items = requests_for(pipeline)
+    result: dict = {"pipeline": pipeline, "builds": [], "served": []}
+    repositories = {}
+    for mode in settings.modes:
+        log(f"build {pipeline} dynamic_batching={mode}")
+        path = work / f"{pipeline}-{mode}"
+        wall, report = build_process([f"pipeline={pipeline}", f"dynamic_batching={mode}"], path)
+        network = report["units"]["network"]
+        result["builds"].append(
+            {
+                "dynamic_batching": mode,
+                "process_wall_s": wall,
+                "network_export_s": report["seconds"][f"export {network}"],
+                "network_parity_s": report["seconds"][f"parity {network}"],
+                "repository_mib": repository_mib(path),
+            }
+        )
+        repositories[mode] = path
+    default = repositories[settings.modes[0]]
+    log(f"{pipeline}: network alone, PyTorch eager vs onnxruntime")
+    result["network"] = network_timings(default, items, settings.network_repeats)
+    log(f"{pipeline}: in-process pipeline")
+    passes = max(1, settings.requests[pipeline] // len(items))
+    onnx_pipeline = InProcessPipeline(default, "onnxruntime")
+    result["in_process"] = {
+        "onnxruntime": in_process_rate(onnx_pipeline, items, passes),
+        "eager": in_process_rate(InProcessPipeline(default, "eager"), items, passes),
+    }
+    expected = [onnx_pipeline.answer(item) for item in items]
+    for mode in settings.modes:
+        rows, answers = served_rows(repositories[mode], pipeline, mode, items, settings, log)
+        result["served"] += rows
+        if mode == settings.modes[0]:
+            result["served_answers_equal_in_process"] = sum(
+                _same(a, b) for a, b in zip(answers, expected)
+            )
+            result["answers"] = len(items)
+    result["ratios"] = _ratios(result, settings)
+    return result
+
+
+def _same(served: dict, local: dict) -> bool:
+    """Equal answers: the same labels and texts, scores within 1e-4."""
+    for key, value in local.items():
+        if isinstance(value, float):
+            if abs(served[key] - value) > 1e-4:
+                return False
+        elif isinstance(value, dict):
+            if any(abs(served[key][k] - v) > 1e-4 for k, v in value.items()):
+                return False
+        elif served[key] != value:
+            return False
+    return True
+
+
+def _ratios(result: dict, settings: NlpSettings) -> dict:
+    by_key = {(r["dynamic_batching"], r["concurrency"]): r for r in result["served"]}
+    on, off = settings.modes[0], settings.modes[-1]
+    local = result["in_process"]["onnxruntime"]["requests_per_s"]
+    return {
+        "batching_on_over_off": {
+            str(c): by_key[on, c]["requests_per_s"] / by_key[off, c]["requests_per_s"]
+            for c in settings.concurrencies
+        },
+        "served_over_in_process": {
+            str(c): by_key[on, c]["requests_per_s"] / local for c in settings.concurrencies
+        },
+        "onnxruntime_over_eager_in_process": local
+        / result["in_process"]["eager"]["requests_per_s"],
+    }
+
+
+def nlp_part(settings: NlpSettings, work: Path, log) -> dict:
+    parts = [pipeline_part(p, settings, work, log) for p in settings.pipelines]
+    return {
+        "pipelines": parts,
+        "concurrencies": list(settings.concurrencies),
+        "server_version": parts[0]["served"][0]["server_version"],
+    }

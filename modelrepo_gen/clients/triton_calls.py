@@ -1,0 +1,70 @@
+"""Calls to a Triton server shared by the clients: connect, ask for metadata, and turn every
+client failure into one UserError line that says what failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from modelrepo_gen.clients.transcribe_args import PROTOCOLS, check_url
+from modelrepo_gen.errors import UserError
+
+REQUEST_TIMEOUT_S = 300.0  # long audio or long text on a CPU server takes a while
+
+
+def client_module(protocol: str) -> Any:
+    if protocol == "http":
+        import tritonclient.http as module
+    elif protocol == "grpc":
+        import tritonclient.grpc as module
+    else:
+        raise UserError(f"protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    return module
+
+
+def connect(url: str, protocol: str) -> Any:
+    module = client_module(protocol)
+    # Checked here: a client built from a bad URL fails, then prints a traceback at exit.
+    check_url(url)
+    try:
+        if protocol == "http":
+            client = module.InferenceServerClient(
+                url, connection_timeout=10.0, network_timeout=REQUEST_TIMEOUT_S
+            )
+        else:
+            client = module.InferenceServerClient(url)
+    except Exception as error:  # bad URL syntax and the like, raised by either client
+        raise UserError(f"cannot connect to Triton at '{url}' over {protocol}: {error}") from None
+    return client
+
+
+def server_message(error: Exception) -> str:
+    message = error.message() if hasattr(error, "message") else None
+    text = " ".join(str(message or error).split())  # gRPC messages span lines
+    if "Connection refused" in text:
+        return f"{text} (is a Triton server running at this address?)"
+    return text
+
+
+def ask(url: str, protocol: str, what: str, call: Callable[[], Any]) -> Any:
+    """Run one metadata call, turning any client failure into a UserError."""
+    try:
+        return call()
+    except UserError:
+        raise
+    except Exception as error:  # connection refused, timeouts, server errors: all user-facing
+        raise UserError(
+            f"Triton at '{url}' ({protocol}) failed to {what}: {server_message(error)}"
+        ) from None
+
+
+def model_config(client: Any, protocol: str, name: str) -> dict:
+    if protocol == "grpc":
+        return client.get_model_config(name, as_json=True).get("config", {})
+    return client.get_model_config(name)
+
+
+def ready_models(client: Any, protocol: str) -> list[str]:
+    index = client.get_model_repository_index(**({"as_json": True} if protocol == "grpc" else {}))
+    entries = index.get("models", []) if protocol == "grpc" else index
+    return sorted({e["name"] for e in entries if e.get("state") == "READY"})

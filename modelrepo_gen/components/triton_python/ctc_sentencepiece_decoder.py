@@ -1,0 +1,78 @@
+"""Triton python-backend model: greedy CTC decoding of token log-probabilities into text with
+a SentencePiece model.
+
+Per frame (up to each utterance's length) take the most likely class, collapse repeats, drop
+the blank (the class after the last token), and decode the ids with `sentencepiece`. Settings
+from config.pbtxt `parameters`:
+  tokenizer  file name of the SentencePiece model in the version folder
+  classes    tokens in the model (the blank is class `classes`)
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+try:  # only importable inside Triton's python stub
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
+    pb_utils = None
+
+
+def greedy_ids(logprobs: np.ndarray, length: int, blank: int) -> list:
+    """logprobs [frames, classes] -> token ids, repeats collapsed and blanks dropped."""
+    best = np.argmax(logprobs[:length], axis=-1)
+    ids = []
+    previous = -1
+    for index in best.tolist():
+        if index != previous and index != blank:
+            ids.append(index)
+        previous = index
+    return ids
+
+
+def load_tokenizer(path):
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_file=str(path))
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.model_name = config["name"]
+        self.classes = int(params["classes"])
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.tokenizer = load_tokenizer(folder / params["tokenizer"])
+        self.logprobs_name, self.length_name = [t["name"] for t in config["input"]]
+        self.output_name = config["output"][0]["name"]
+
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            logprobs = pb_utils.get_input_tensor_by_name(request, self.logprobs_name).as_numpy()
+            lengths = pb_utils.get_input_tensor_by_name(request, self.length_name).as_numpy()
+            lengths = lengths.reshape(-1)
+            frames, classes = logprobs.shape[1], logprobs.shape[2]
+            if classes != self.classes + 1:
+                message = f"expected {self.classes + 1} classes, got {classes}"
+            elif (
+                lengths.size != logprobs.shape[0] or np.any(lengths < 0) or np.any(lengths > frames)
+            ):
+                message = f"{self.length_name} must be between 0 and {frames} per item"
+            else:
+                message = None
+            if message:
+                error = pb_utils.TritonError(f"{self.model_name}: {message}")
+                responses.append(pb_utils.InferenceResponse(error=error))
+                continue
+            texts = [
+                self.tokenizer.decode_ids(greedy_ids(item, int(n), self.classes)).encode("utf-8")
+                for item, n in zip(logprobs, lengths)
+            ]
+            transcript = np.array(texts, dtype=np.object_).reshape(-1, 1)
+            responses.append(
+                pb_utils.InferenceResponse([pb_utils.Tensor(self.output_name, transcript)])
+            )
+        return responses

@@ -1,0 +1,160 @@
+"""Triton python-backend model: token windows -> a task's answer (QA span, entities, label,
+intent and slots, punctuated text), calling the task's network itself.
+
+The windows of every text of every request in one execution go to the network together
+(Triton's business-logic scripting), padded to the longest window and max_batch_size rows at
+a time; each text's answer comes from text_answers.py. Settings from config.pbtxt `parameters`:
+  task               question_answering | token_classification | sequence_classification |
+                     intent_slot | punctuation
+  labels             JSON {network output: [label per class]}
+  calls              JSON {"network": {"model": name, "max_batch_size": n}}
+  max_answer_length  tokens (question answering)
+  allow_no_answer    true | false (question answering)
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+try:  # only importable inside Triton's python stub
+    import triton_python_backend_utils as pb_utils
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # helpers beside model.py
+except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
+    pb_utils = None
+
+try:  # beside model.py in a repository
+    from text_answers import NETWORK_OUTPUTS, answer, to_tensors
+    from text_windows import Windows, unstack_windows
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.text_answers import (
+        NETWORK_OUTPUTS,
+        answer,
+        to_tensors,
+    )
+    from modelrepo_gen.components.triton_python.text_windows import Windows, unstack_windows
+
+WINDOW_INPUTS = {
+    "INPUT_IDS": "input_ids",
+    "ATTENTION_MASK": "attention_mask",
+    "TOKEN_TYPE_IDS": "token_type_ids",
+    "TOKEN_OFFSETS": "offsets",
+    "WORD_IDS": "word_ids",
+}
+NETWORK_INPUTS = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS"]
+SEQUENCE_LEVEL = {"LOGITS", "INTENT_LOGITS"}  # one row per window; the others, per token
+
+
+def pad_rows(arrays: list) -> np.ndarray:
+    """[rows, tokens, ...] arrays of different token counts -> one array, zero-padded."""
+    width = max(a.shape[1] for a in arrays)
+    return np.concatenate(
+        [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2)) for a in arrays]
+    )
+
+
+def read_request(request) -> list:
+    """(text, Windows) per item of the request; ValueError says what is wrong."""
+    get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
+    stacked = Windows(**{field: get(name) for name, field in WINDOW_INPUTS.items()})
+    counts = get("WINDOW_COUNT").reshape(-1)
+    texts = get("TEXT").reshape(-1)
+    items = []
+    for index, (text, count) in enumerate(zip(texts, counts)):
+        text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
+        items.append((text, unstack_windows(stacked, int(count), index)))
+    return items
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.model_name = config["name"]
+        self.task = params["task"]
+        self.labels = json.loads(params["labels"])
+        self.network = json.loads(params["calls"])["network"]
+        self.max_answer_length = int(params.get("max_answer_length", "30"))
+        self.allow_no_answer = params.get("allow_no_answer", "true") == "true"
+        self.network_outputs = NETWORK_OUTPUTS[self.task]
+
+    def _run_network(self, windows: list) -> list:
+        """The network's outputs for every Windows, as dicts row-aligned with each."""
+        inputs = {
+            name: pad_rows([getattr(w, WINDOW_INPUTS[name]) for w in windows])
+            for name in NETWORK_INPUTS
+        }
+        rows = len(inputs["INPUT_IDS"])
+        step = int(self.network["max_batch_size"])
+        results = {name: [] for name in self.network_outputs}
+        for start in range(0, rows, step):
+            request = pb_utils.InferenceRequest(
+                model_name=self.network["model"],
+                requested_output_names=self.network_outputs,
+                inputs=[
+                    pb_utils.Tensor(name, np.ascontiguousarray(array[start : start + step]))
+                    for name, array in inputs.items()
+                ],
+            )
+            response = request.exec()
+            if response.has_error():
+                raise RuntimeError(f"{self.network['model']}: {response.error().message()}")
+            for name in self.network_outputs:
+                tensor = pb_utils.get_output_tensor_by_name(response, name)
+                results[name].append(np.array(tensor.as_numpy()))
+        # The network may give a batch back wider than it was sent (batched with others).
+        merged = {
+            name: np.concatenate(parts) if name in SEQUENCE_LEVEL else pad_rows(parts)
+            for name, parts in results.items()
+        }
+        per_text, start = [], 0
+        for w in windows:
+            width = w.input_ids.shape[1]
+            own = {}
+            for name, array in merged.items():
+                rows_of_text = array[start : start + w.count]
+                own[name] = rows_of_text if name in SEQUENCE_LEVEL else rows_of_text[:, :width]
+            per_text.append(own)
+            start += w.count
+        return per_text
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        accepted = []  # (request index, [(text, windows)])
+        for index, request in enumerate(requests):
+            try:
+                accepted.append((index, read_request(request)))
+            except (ValueError, UnicodeDecodeError) as error:
+                message = f"{self.model_name}: {error}"
+                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+        items = [item for _, request_items in accepted for item in request_items]
+        if not items:
+            return responses
+        try:
+            outputs = self._run_network([w for _, w in items])
+            answers = [
+                answer(
+                    self.task,
+                    text,
+                    w,
+                    own,
+                    self.labels,
+                    self.max_answer_length,
+                    self.allow_no_answer,
+                )
+                for (text, w), own in zip(items, outputs)
+            ]
+        except Exception as exc:  # a failed call must answer every request, not crash the stub
+            for index, _ in accepted:
+                message = f"{self.model_name}: {exc}"
+                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+            return responses
+        start = 0
+        for index, request_items in accepted:
+            own = [to_tensors(self.task, a) for a in answers[start : start + len(request_items)]]
+            start += len(request_items)
+            tensors = [pb_utils.Tensor(name, np.stack([t[name] for t in own])) for name in own[0]]
+            responses[index] = pb_utils.InferenceResponse(tensors)
+        return responses

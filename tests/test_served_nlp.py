@@ -1,0 +1,250 @@
+"""The five NLP pipelines, built from checkpoint folders a user brings and served by the real
+Triton server, answer raw text exactly as the in-process reference (same tokenizer.json,
+PyTorch network, answer logic) does: real sentences with accents, CJK and emoji, one word, and
+texts several windows long; concurrent mixed batches answer as one by one; bad requests get a
+clean error and the server keeps serving.
+
+Each pipeline gets one build and one server (a tiny BERT with the real MiniLM vocabulary and a
+confident random head, so labels differ from word to word and a wrong wiring shows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from text_fixtures import SENTENCES, save_tiny_text_folder
+
+from modelrepo_gen.clients.text_client import TextModel
+from modelrepo_gen.clients.text_reference import TextReference
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.serve.server import TritonServer
+
+pytestmark = pytest.mark.server
+
+PIPELINES = [
+    "nlp_qa",
+    "nlp_token_classification",
+    "nlp_text_classification",
+    "nlp_intent_slot",
+    "nlp_punctuation",
+    "nlp_text_classification+onnx",  # the folder's model exported elsewhere, served as it is
+]
+MAX_SEQ_LENGTH = 32  # small windows: a paragraph needs several
+LONG_TEXT = (
+    " ".join(s.lower().rstrip(".😀") for s in SENTENCES[:3])
+    + " "
+    + " ".join(f"sentence number {i} goes on and on" for i in range(12))
+)
+QUESTIONS = [
+    ("Who wrote novels?", SENTENCES[0]),
+    ("Where did the café open?", SENTENCES[1]),
+    ("What is the capital?", SENTENCES[2]),
+    ("What?", "hello"),
+    ("Which sentence number goes on?", LONG_TEXT),
+]
+
+
+@pytest.fixture(scope="module", params=PIPELINES)
+def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    from asr_fixtures import compose_config
+
+    from modelrepo_gen.build.run import build_repository
+
+    pipeline, _, imported = request.param.partition("+")
+    root = tmp_path_factory.mktemp(pipeline)
+    folder = save_tiny_text_folder(root / "checkpoint", pipeline)
+    overrides = [
+        f"pipeline={pipeline}",
+        f"model.path={folder}",
+        f"model.max_seq_length={MAX_SEQ_LENGTH}",
+        "pipeline.models.tokenizer.doc_stride=8",
+    ]
+    if imported:
+        overrides.append(f"model.onnx={export_elsewhere(folder, root / 'model.onnx')}")
+    build_repository(compose_config(overrides), root / "repo")
+    reference = TextReference.from_repository(root / "repo")
+    with TritonServer(root / "repo", http_port=0, grpc_port=0, metrics_port=0) as server:
+        yield pipeline, server, reference
+
+
+def export_elsewhere(folder: Path, path: Path) -> Path:
+    """What a user's own export script does: transformers' model, Hugging Face tensor names,
+    dynamic batch and length axes."""
+    import warnings
+
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            example,
+            str(path),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+def requests_for(pipeline: str) -> list[dict]:
+    if pipeline == "nlp_qa":
+        return [{"QUESTION": q, "CONTEXT": c} for q, c in QUESTIONS]
+    return [{"TEXT": text} for text in [*SENTENCES, LONG_TEXT]]
+
+
+def expected(reference: TextReference, texts: dict) -> dict:
+    if "QUESTION" in texts:
+        return reference.answer(texts["CONTEXT"], texts["QUESTION"])
+    return reference.answer(texts["TEXT"])
+
+
+def assert_same_answer(served: dict, wanted: dict) -> None:
+    """Labels, texts and offsets exactly; scores and probabilities to 1e-4."""
+    assert served.keys() == wanted.keys()
+    for key, value in wanted.items():
+        if isinstance(value, float):
+            assert served[key] == pytest.approx(value, abs=1e-4), key
+        elif isinstance(value, dict):
+            assert served[key] == pytest.approx(value, abs=1e-4), key
+        elif isinstance(value, list):  # entities / slots
+            assert [{k: v for k, v in e.items() if k != "score"} for e in served[key]] == [
+                {k: v for k, v in e.items() if k != "score"} for e in value
+            ], key
+            assert [e["score"] for e in served[key]] == pytest.approx(
+                [e["score"] for e in value], abs=1e-4
+            )
+        else:
+            assert served[key] == value, key
+
+
+def test_served_answers_equal_the_in_process_reference(served) -> None:
+    pipeline, server, reference = served
+    model = TextModel(server.http_url, "http", pipeline)
+    long_windows = reference.windows(LONG_TEXT, "Which sentence?" if pipeline == "nlp_qa" else None)
+    if pipeline != "nlp_text_classification":
+        assert long_windows.count > 2, "the long text spans several windows"
+    answers = []
+    for texts in requests_for(pipeline):
+        answer = model.ask(texts)
+        assert_same_answer(answer, expected(reference, texts))
+        answers.append(answer)
+    assert len({repr(a) for a in answers}) > 1, "different texts, different answers"
+
+
+def test_concurrent_mixed_lengths_answer_as_one_by_one(served) -> None:
+    pipeline, server, _ = served
+    texts = requests_for(pipeline) * 3
+    one_by_one = [TextModel(server.grpc_url, "grpc", pipeline).ask(t) for t in texts[:5]]
+
+    def ask(item: dict) -> dict:
+        return TextModel(server.grpc_url, "grpc", pipeline).ask(item)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(ask, texts))
+    for index, answer in enumerate(together):
+        assert_same_answer(answer, one_by_one[index % 5])
+
+
+def raw_request(server: TritonServer, model: str, inputs: dict) -> Exception | dict:
+    """Send input tensors as given (any dtype); the error, or the outputs."""
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(server.http_url)
+    try:
+        tensors = []
+        for name, array in inputs.items():
+            dtype = "BYTES" if array.dtype == object else http.np_to_triton_dtype(array.dtype)
+            tensor = http.InferInput(name, list(array.shape), dtype)
+            tensor.set_data_from_numpy(array)
+            tensors.append(tensor)
+        try:
+            result = client.infer(model, tensors)
+        except Exception as error:
+            return error
+        return {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
+    finally:
+        client.close()
+
+
+def text_tensor(value: bytes | str) -> np.ndarray:
+    data = value if isinstance(value, bytes) else value.encode("utf-8")
+    return np.array([[data]], dtype=object)
+
+
+def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(served) -> None:
+    pipeline, server, reference = served
+    good = requests_for(pipeline)[0]
+    names = list(good)
+    bad = {
+        "empty": ({n: text_tensor("") for n in names}, "is empty"),
+        "whitespace": ({n: text_tensor(" \t\n ") for n in names}, "is empty"),
+        "not UTF-8": ({n: text_tensor(b"caf\xe9 \xff") for n in names}, "not valid UTF-8"),
+        "far too long": (
+            {n: text_tensor("word " * 30_000) for n in names},
+            "more than the maximum",
+        ),
+        "wrong type": ({n: np.array([[1.5]], dtype=np.float32) for n in names}, "expects 'BYTES'"),
+    }
+    if pipeline == "nlp_qa":
+        bad["missing context"] = ({"QUESTION": text_tensor("Who?")}, "CONTEXT")
+    for label, (inputs, message) in bad.items():
+        error = raw_request(server, pipeline, inputs)
+        assert isinstance(error, Exception), label
+        assert message in str(error), (label, str(error))
+    model = TextModel(server.http_url, "http", pipeline)
+    assert_same_answer(model.ask(good), expected(reference, good))
+
+
+def test_the_client_refuses_what_the_model_does_not_take(served) -> None:
+    pipeline, server, _ = served
+    model = TextModel(server.http_url, "http", pipeline)
+    if pipeline == "nlp_qa":
+        with pytest.raises(UserError, match="needs both --question and --context"):
+            model.request_texts(None, "Who?", None)
+        with pytest.raises(UserError, match="not a text"):
+            model.request_texts("hello", None, None)
+    else:
+        with pytest.raises(UserError, match="not --question/--context"):
+            model.request_texts(None, "Who?", "x")
+    with pytest.raises(UserError, match="is not ready"):
+        TextModel(server.http_url, "http", "nlp_missing")
+
+
+def test_ask_command_prints_the_served_answer(served) -> None:
+    import json
+    import subprocess
+    import sys
+
+    pipeline, server, _ = served
+    texts = requests_for(pipeline)[0]
+    if "QUESTION" in texts:
+        arguments = ["--question", texts["QUESTION"], "--context", texts["CONTEXT"]]
+    else:
+        arguments = [texts["TEXT"]]
+    command = [sys.executable, "-m", "modelrepo_gen.ask", pipeline, *arguments]
+    done = subprocess.run(
+        [*command, "--url", server.http_url, "--json"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert_same_answer(
+        json.loads(done.stdout), TextModel(server.http_url, "http", pipeline).ask(texts)
+    )
+    readable = subprocess.run(
+        [*command, "--url", server.grpc_url, "--protocol", "grpc"], capture_output=True, text=True
+    )
+    assert readable.returncode == 0 and readable.stdout.strip(), readable.stderr
+    nobody = subprocess.run([*command, "--url", "127.0.0.1:9"], capture_output=True, text=True)
+    assert nobody.returncode != 0 and nobody.stdout == ""
+    assert nobody.stderr.startswith("error: ") and nobody.stderr.count("\n") == 1, nobody.stderr
