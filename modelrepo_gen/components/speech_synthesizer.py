@@ -1,0 +1,128 @@
+"""Component `speech_synthesizer`: symbol ids per sentence -> one clip of speech (python).
+
+It calls the pipeline's networks itself, sentence by sentence (see
+triton_python/speech_synthesizer.py): `chain: voice` calls one model (`voice`: ids -> audio, a
+Piper voice); `chain: acoustic_vocoder` calls an acoustic model (`acoustic`: ids -> mel, e.g.
+Tacotron 2 or FastPitch) and a vocoder (`vocoder`: mel -> audio, e.g. WaveGlow or HiFi-GAN).
+What those models exchange beyond ids, mel and audio is declared here, so the YAML binds
+the calls and the graph check sees every tensor: PACE when `pace` is set (FastPitch), STOPPED
+when `reports_stop` (Tacotron 2), NOISE when `noise_sigma` is set (WaveGlow, noise made here
+from `noise_seed`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
+
+BOOL, FP32, INT32, INT64 = "TYPE_BOOL", "TYPE_FP32", "TYPE_INT32", "TYPE_INT64"
+CHAINS = ("voice", "acoustic_vocoder")
+SYMBOLS = ("SYMBOL_IDS", "SYMBOL_COUNT")
+
+
+@dataclass
+class SpeechSynthesizerSettings:
+    chain: str = MISSING  # voice | acoustic_vocoder
+    sample_rate: int = MISSING  # of the audio the voice or vocoder gives
+    sentence_silence_seconds: float = MISSING  # between two sentences of a text
+    hop_length: int | None = None  # audio samples per mel frame (acoustic_vocoder)
+    pace: float | None = None  # sent as PACE (FastPitch: > 1 speaks faster); null: none
+    reports_stop: bool = False  # the acoustic model gives STOPPED (Tacotron 2)
+    noise_sigma: float | None = None  # the vocoder takes NOISE (WaveGlow); null: none
+    noise_seed: int = 0  # seeds each request's noise
+    # Triton request parameters a request may set: `pace` replaces the configured pace, the
+    # others go to the voice or acoustic model (e.g. a Piper voice's noise_scale).
+    request_parameters: list[str] = field(default_factory=list)
+
+
+class SpeechSynthesizer(PythonComponent):
+    settings_schema = SpeechSynthesizerSettings
+    code = "speech_synthesizer"
+
+    def check(self, settings: SpeechSynthesizerSettings, where: str) -> None:
+        require(
+            settings.chain in CHAINS,
+            f"{where}.chain must be one of {list(CHAINS)}, got {settings.chain!r}",
+        )
+        check_number(f"{where}.sample_rate", settings.sample_rate, above=0, unit="Hz")
+        check_number(
+            f"{where}.sentence_silence_seconds",
+            settings.sentence_silence_seconds,
+            at_least=0,
+            at_most=10,
+            unit="seconds",
+        )
+        mel_only = {
+            "hop_length": settings.hop_length,
+            "pace": settings.pace,
+            "noise_sigma": settings.noise_sigma,
+        }
+        require(
+            "pace" not in settings.request_parameters or settings.pace is not None,
+            f"{where}.request_parameters: 'pace' needs a default pace ({where}.pace)",
+        )
+        if settings.chain == "voice":
+            set_keys = [k for k, v in mel_only.items() if v is not None]
+            require(
+                not set_keys and not settings.reports_stop,
+                f"{where}: chain 'voice' calls no acoustic model or vocoder; "
+                f"{set_keys or ['reports_stop']} must be unset",
+            )
+            return
+        require(
+            settings.hop_length is not None and settings.hop_length >= 1,
+            f"{where}.hop_length must be >= 1 audio samples per mel frame, "
+            f"got {settings.hop_length}",
+        )
+        if settings.pace is not None:
+            check_number(f"{where}.pace", settings.pace, above=0)
+        if settings.noise_sigma is not None:
+            check_number(f"{where}.noise_sigma", settings.noise_sigma, at_least=0)
+
+    def signature(self, settings: SpeechSynthesizerSettings) -> Signature:
+        if settings.chain == "voice":
+            calls = {"voice": (*SYMBOLS, "AUDIO", "AUDIO_LENGTH")}
+        else:
+            acoustic = [*SYMBOLS, "MEL", "MEL_LENGTH"]
+            acoustic += ["PACE"] if settings.pace is not None else []
+            acoustic += ["STOPPED"] if settings.reports_stop else []
+            vocoder = ["MEL", "MEL_LENGTH", "AUDIO", "AUDIO_LENGTH"]
+            vocoder += ["NOISE"] if settings.noise_sigma is not None else []
+            calls = {"acoustic": tuple(acoustic), "vocoder": tuple(vocoder)}
+        return Signature(
+            inputs=(
+                TensorSpec("SYMBOL_IDS", INT64, (-1,), ragged=True),
+                TensorSpec("SENTENCE_LENGTHS", INT32, (-1,), ragged=True),
+            ),
+            outputs=(
+                TensorSpec("AUDIO", FP32, (-1,)),
+                TensorSpec("AUDIO_LENGTH", INT32, (1,)),
+                TensorSpec("TRUNCATED", BOOL, (1,)),
+            ),
+            calls=calls,
+        )
+
+    def parameters(self, settings: SpeechSynthesizerSettings) -> dict[str, str]:
+        def optional(value: float | None) -> str:
+            return "" if value is None else repr(float(value))
+
+        return {
+            "chain": settings.chain,
+            "silence_samples": str(round(settings.sentence_silence_seconds * settings.sample_rate)),
+            "hop_length": str(settings.hop_length or 0),
+            "pace": optional(settings.pace),
+            "reports_stop": "true" if settings.reports_stop else "false",
+            "noise_sigma": optional(settings.noise_sigma),
+            "noise_seed": str(settings.noise_seed),
+            "request_parameters": json.dumps(list(settings.request_parameters)),
+        }
+
+
+COMPONENTS.register("speech_synthesizer")(SpeechSynthesizer())

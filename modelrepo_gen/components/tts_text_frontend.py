@@ -1,0 +1,99 @@
+"""Component `tts_text_frontend`: text -> symbol ids per sentence (python backend).
+
+Shared by every speech synthesis pipeline: English normalization with the rules of a
+conf/text_normalization/ file, sentence splitting, and the encoding of a conf/tts_symbols/ set
+(characters for Tacotron 2 / FastPitch, espeak-ng phonemes through a Piper voice's
+phoneme_id_map). The model code's two helper files travel beside its model.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.components.piper_voice_source import voice_facts, voice_file, voice_json
+from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.plan.graph import Signature
+
+INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
+HELPERS = ("text_normalization", "symbol_encoding")
+VOICE_JSON = "voice.onnx.json"
+RULE_KEYS = ("characters", "abbreviations", "currencies", "currency_and", "symbols", "numbers")
+CHARACTER_KEYS = ("pad", "special", "punctuation", "letters", "lowercase")
+PHONEME_KEYS = ("voice_path", "espeak_command", "espeak_voice")
+
+
+@dataclass
+class TextFrontendSettings:
+    rules: dict[str, Any] = field(default_factory=dict)  # a conf/text_normalization/ file
+    symbols: dict[str, Any] = field(default_factory=dict)  # a conf/tts_symbols/ file
+    max_characters: int = 2000  # longer texts are refused
+
+
+class TextFrontend(PythonComponent):
+    settings_schema = TextFrontendSettings
+    code = "tts_text_frontend"
+
+    def check(self, settings: TextFrontendSettings, where: str) -> None:
+        check_number(f"{where}.max_characters", settings.max_characters, at_least=1)
+        missing = [k for k in RULE_KEYS if k not in settings.rules]
+        require(not missing, f"{where}.rules lacks {missing} (see conf/text_normalization/)")
+        symbols = settings.symbols
+        encoding = symbols.get("encoding")
+        keys = {"characters": CHARACTER_KEYS, "piper_phonemes": PHONEME_KEYS}.get(encoding)
+        require(
+            keys is not None,
+            f"{where}.symbols.encoding must be characters or piper_phonemes, got {encoding!r}",
+        )
+        missing = [k for k in keys if k not in symbols]
+        require(not missing, f"{where}.symbols lacks {missing} (see conf/tts_symbols/)")
+        if encoding == "characters":
+            table = [symbols["pad"], *symbols["special"], *symbols["punctuation"]]
+            table += list(symbols["letters"])
+            repeated = sorted({s for s in table if table.count(s) > 1})
+            require(not repeated, f"{where}.symbols lists {repeated} more than once")
+        else:
+            facts = voice_facts(symbols["voice_path"], f"{where}.symbols.voice_path")
+            for symbol in ("_", "^", "$"):
+                require(
+                    symbol in facts["phoneme_id_map"],
+                    f"the Piper voice's phoneme_id_map has no '{symbol}' (pad, BOS, EOS)",
+                )
+            require(
+                shutil.which(symbols["espeak_command"]) is not None,
+                f"{where}.symbols.espeak_command: '{symbols['espeak_command']}' is not "
+                "installed (Debian: apt-get install espeak-ng, or `make speech`)",
+            )
+
+    def signature(self, settings: TextFrontendSettings) -> Signature:
+        return Signature(
+            inputs=(TensorSpec("TEXT", STRING, (1,)),),
+            outputs=(
+                TensorSpec("SYMBOL_IDS", INT64, (-1,)),
+                TensorSpec("SENTENCE_LENGTHS", INT32, (-1,)),
+            ),
+        )
+
+    def parameters(self, settings: TextFrontendSettings) -> dict[str, str]:
+        phonemes = settings.symbols["encoding"] == "piper_phonemes"
+        return {
+            "rules": json.dumps(settings.rules, sort_keys=True),
+            "symbols": json.dumps(settings.symbols, sort_keys=True),
+            "phoneme_id_map": VOICE_JSON if phonemes else "",
+            "max_characters": str(settings.max_characters),
+        }
+
+    def files(self, settings: TextFrontendSettings) -> dict[str, Path]:
+        files = {f"{name}.py": code_path(name) for name in HELPERS}
+        if settings.symbols["encoding"] == "piper_phonemes":
+            files[VOICE_JSON] = voice_json(voice_file(settings.symbols["voice_path"]))
+        return files
+
+
+COMPONENTS.register("tts_text_frontend")(TextFrontend())

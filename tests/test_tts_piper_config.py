@@ -1,0 +1,125 @@
+"""tts_piper's config: the voice's .onnx.json feeds the plan, overrides reach the served
+settings, and a voice that is missing or is not a Piper voice stops the build with one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import compose_config, run_cli
+from onnx import TensorProto, helper
+
+from modelrepo_gen.components.piper_voice_source import voice_file
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.plan.resolver import resolve
+
+
+def plan_of(*overrides: str):
+    return resolve(compose_config(["pipeline=tts_piper", *overrides]))
+
+
+def test_the_voice_json_feeds_the_plan() -> None:
+    facts = json.loads(voice_file(None).with_suffix(".onnx.json").read_text())
+    plan = plan_of()
+    units = {u.role: u for u in plan.units}
+    assert list(units) == ["frontend", "voice", "synthesizer"]
+    voice = units["voice"].parameters
+    assert float(voice["noise_scale"]) == facts["inference"]["noise_scale"]
+    assert float(voice["length_scale"]) == facts["inference"]["length_scale"]
+    assert float(voice["noise_w"]) == facts["inference"]["noise_w"]
+    assert plan.ensemble.parameters["sample_rate"] == str(facts["audio"]["sample_rate"])
+    symbols = json.loads(units["frontend"].parameters["symbols"])
+    assert symbols["espeak_voice"] == facts["espeak"]["voice"]
+    assert units["synthesizer"].calls == {"voice": "tts_piper_voice"}
+    assert units["synthesizer"].parameters["silence_samples"] == str(
+        round(0.2 * facts["audio"]["sample_rate"])
+    )
+
+
+def test_overrides_reach_the_served_settings() -> None:
+    units = {u.role: u for u in plan_of("model.noise_scale=0", "model.length_scale=1.5").units}
+    assert units["voice"].parameters["noise_scale"] == "0.0"
+    assert units["voice"].parameters["length_scale"] == "1.5"
+
+
+def copy_voice(folder: Path, onnx_bytes: bytes | None = None) -> Path:
+    """The installed voice's JSON beside `onnx_bytes` (default: the real ONNX)."""
+    source = voice_file(None)
+    target = folder / "voice.onnx"
+    if onnx_bytes is None:
+        try:  # a second name for the same 63 MB, where the file system allows it
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    else:
+        target.write_bytes(onnx_bytes)
+    shutil.copyfile(source.with_suffix(".onnx.json"), folder / "voice.onnx.json")
+    return target
+
+
+def not_a_voice() -> bytes:
+    """A valid ONNX graph whose inputs are not a Piper voice's."""
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    opsets = [helper.make_opsetid("", 15)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("onnx_bytes", "message"),
+    [
+        (b"not an onnx file", "does not load in onnxruntime"),
+        (not_a_voice(), "not a Piper voice's inputs"),
+    ],
+    ids=["garbage", "another_graph"],
+)
+def test_a_file_that_is_no_piper_voice_is_named(
+    tmp_path: Path, onnx_bytes: bytes, message: str
+) -> None:
+    path = copy_voice(tmp_path, onnx_bytes)
+    with pytest.raises(UserError, match=message):
+        plan_of(f"model.path={path}")
+
+
+def test_a_voice_from_a_path(tmp_path: Path) -> None:
+    path = copy_voice(tmp_path)
+    facts = json.loads((tmp_path / "voice.onnx.json").read_text())
+    facts["inference"]["noise_scale"] = 0.5
+    (tmp_path / "voice.onnx.json").write_text(json.dumps(facts))
+    units = {u.role: u for u in plan_of(f"model.path={path}").units}
+    assert units["voice"].files["voice.onnx"] == path
+    assert units["voice"].parameters["noise_scale"] == "0.5"  # read from that voice's JSON
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.noise_w=-0.1", "model.noise_w must be >= 0, got -0.1"),
+        ("pipeline.models.synthesizer.noise_sigma=0.5",
+         "pipeline.models.synthesizer: chain 'voice' calls no acoustic model or vocoder"),
+        ("pipeline.models.frontend.max_characters=0",
+         "pipeline.models.frontend.max_characters must be >= 1, got 0"),
+    ],
+)  # fmt: skip
+def test_bad_settings_are_refused(override: str, message: str) -> None:
+    with pytest.raises(UserError) as refused:
+        plan_of(override)
+    assert str(refused.value).startswith(message)
+
+
+def test_a_missing_voice_is_one_line(tmp_path: Path) -> None:
+    output = tmp_path / "repo"
+    done = run_cli("pipeline=tts_piper", "model.path=/nowhere/voice.onnx", f"output_dir={output}")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "error: model.path: no Piper voice at /nowhere/voice.onnx (expected a .onnx file)\n"
+    )
+    assert not output.exists()
