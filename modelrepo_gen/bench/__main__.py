@@ -18,9 +18,11 @@ Measures in one run (so the ratios compare numbers taken together) and writes
      the network in PyTorch and onnxruntime, served requests/s and latency at concurrency 1
      and 8 with dynamic batching on and off, against the same pipeline in-process;
   7. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
-     second served at several concurrencies and in-process.
+     second served at several concurrencies and in-process; then Tacotron 2 -> WaveGlow and
+     FastPitch -> HiFi-GAN (seeded weights): cold build with each network's export time,
+     audio seconds per wall second served and in-process.
 The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py,
-bench/nemo_import.py, bench/nlp.py and bench/speech.py.
+bench/nemo_import.py, bench/nlp.py, bench/speech.py and bench/speech_chains.py.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from modelrepo_gen.bench.serving import (
     served_load,
 )
 from modelrepo_gen.bench.speech import SpeechSettings, speech_part
+from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.build.manifest import package_versions
 from modelrepo_gen.build.render import ENVIRONMENT
@@ -81,6 +84,7 @@ class Settings:
     whisper: WhisperSettings
     nlp: NlpSettings
     speech: SpeechSettings
+    speech_chains: SpeechChainSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -97,6 +101,7 @@ class Settings:
             whisper=WhisperSettings(),
             nlp=NlpSettings(),
             speech=SpeechSettings(),
+            speech_chains=SpeechChainSettings.full(),
         )
 
     @classmethod
@@ -111,6 +116,7 @@ class Settings:
             whisper=WhisperSettings.quick(),
             nlp=NlpSettings.quick(),
             speech=SpeechSettings.quick(),
+            speech_chains=SpeechChainSettings.quick(),
         )
 
 
@@ -168,6 +174,7 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results["nlp"] = nlp_part(settings.nlp, work, log)
     if "tts" in parts:
         results["speech"] = speech_part(settings.speech, work, log)
+        results["speech_chains"] = speech_chains_part(settings.speech_chains, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results

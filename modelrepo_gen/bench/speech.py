@@ -70,14 +70,16 @@ def in_process_speed(texts: list[str], passes: int) -> dict:
             "speed": audio_s / wall}  # fmt: skip
 
 
-def served_speed(url: str, texts: list[str], requests: int, concurrency: int) -> dict:
-    """`requests` texts (cycled) through the ensemble, `concurrency` threads each with its own
-    HTTP client (the model's config is read once, before the clock starts)."""
+def served_speed(
+    url: str, texts: list[str], requests: int, concurrency: int, model: str = MODEL
+) -> dict:
+    """`requests` texts (cycled) through the ensemble `model`, `concurrency` threads each with
+    its own HTTP client (the model's config is read once, before the clock starts)."""
     import tritonclient.http as httpclient
 
     from modelrepo_gen.clients.tts_client import check_tts_model, infer_speech
 
-    config = check_tts_model(url, "http", MODEL)
+    config = check_tts_model(url, "http", model)
 
     lock = threading.Lock()
     queue = list(range(requests))
@@ -94,7 +96,7 @@ def served_speed(url: str, texts: list[str], requests: int, concurrency: int) ->
                         return
                     text = texts[queue.pop() % len(texts)]
                 started = time.perf_counter()
-                speech = infer_speech(client, "http", MODEL, config, text)
+                speech = infer_speech(client, "http", model, config, text)
                 elapsed = time.perf_counter() - started
                 with lock:
                     latencies.append(elapsed)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from modelrepo_gen.components.base import Weights
+from modelrepo_gen.errors import UserError
 from modelrepo_gen.loaders.state_dict import check_fits, load_checkpoint, read_state_dict
 
 SYMBOLS_PER_SECOND = 15  # characters of read English speech: parity `seconds` -> symbol count
@@ -42,7 +43,10 @@ def state_dict_weights(
         )
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
         module = skeleton()
-    check_fits(read_state_dict(checkpoint), module, checkpoint, f"model '{settings.name}'")
+    try:
+        check_fits(read_state_dict(checkpoint), module, checkpoint, f"model '{settings.name}'")
+    except UserError as error:  # the loaders say model.checkpoint: name the key the user set
+        raise UserError(str(error).replace("model.checkpoint", f"{where}.checkpoint")) from None
     return Weights({"source": "checkpoint", "path": str(checkpoint)})
 
 

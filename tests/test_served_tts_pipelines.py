@@ -1,0 +1,227 @@
+"""tts_tacotron2_waveglow and tts_fastpitch_hifigan at their small sizes, built from conf/ and
+served by the real Triton server, speak as the in-process reference (ChainReference: the
+front-end's code, the PyTorch modules, the synthesizer's own chain and noise) does.
+
+Tacotron 2's checkpoint has a gate that ends the test sentences at different steps, two of
+them cut at max_decoder_steps (a seeded one stops every sentence at once, or never). One build
+and one server per pipeline.
+"""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+from served_requests import connect, infer
+from tts_fixtures import module_of, stop_items_apart
+
+from modelrepo_gen.clients.tts_chain_reference import ChainReference
+from modelrepo_gen.clients.wav_writer import pcm16
+from modelrepo_gen.serve.server import TritonServer
+from modelrepo_gen.synthesize import main as synthesize_main
+
+pytestmark = pytest.mark.server
+
+RATE = 22050
+TEXTS = [
+    "Hello, world.",
+    "Dr. Smith paid $3.50 on May 1st, 1999! Did he? Yes.",  # four sentences, digits, currency
+    "Yes",
+    "The meeting is at 10:30; bring 2 copies and a pen.",
+]
+MINI = {
+    "tts_tacotron2_waveglow": ("tacotron2_mini", "waveglow_mini"),
+    "tts_fastpitch_hifigan": ("fastpitch_mini", "hifigan_mini"),
+}
+TOLERANCE = 1e-4  # exported (TorchScript, ONNX) vs PyTorch, batched vs alone
+
+
+@dataclass
+class Served:
+    name: str
+    server: TritonServer
+    reference: ChainReference
+    stops: list  # Tacotron 2's stop step per sentence of TEXTS (None: cut); [] for FastPitch
+    spoken: dict = field(default_factory=dict)
+
+    def expected(self, text: str, pace: float | None = None) -> tuple[np.ndarray, bool]:
+        """The reference's audio and truncation flag, each text and pace spoken once."""
+        if (text, pace) not in self.spoken:
+            self.spoken[text, pace] = self.reference.speak(text, pace)
+        return self.spoken[text, pace]
+
+
+def _overrides(name: str) -> list[str]:
+    acoustic, vocoder = MINI[name]
+    return [
+        f"pipeline={name}",
+        f"model@pipeline.models.acoustic={acoustic}",
+        f"model@pipeline.models.vocoder={vocoder}",
+    ]
+
+
+def _tacotron2_checkpoint(path: Path) -> list:
+    """A tacotron2_mini state dict whose gate ends TEXTS' sentences apart; their stops."""
+    reference = ChainReference(compose_config(_overrides("tts_tacotron2_waveglow")))
+    sentences = [s for text in TEXTS for s in reference.sentence_ids(text)]
+    ids = torch.zeros(len(sentences), max(map(len, sentences)), dtype=torch.int64)
+    for row, sentence in zip(ids, sentences, strict=True):
+        row[: len(sentence)] = torch.tensor(sentence)
+    counts = torch.tensor([[len(s)] for s in sentences], dtype=torch.int32)
+    module = module_of("tacotron2_mini")
+    stops = stop_items_apart(module, ids, counts)
+    torch.save(module.state_dict(), path)
+    return stops
+
+
+def _serve(name: str, folder: Path) -> Iterator[Served]:
+    from modelrepo_gen.build.run import build_repository
+
+    overrides, stops = _overrides(name), []
+    if name == "tts_tacotron2_waveglow":
+        stops = _tacotron2_checkpoint(folder / "tacotron2.pt")
+        overrides.append(f"pipeline.models.acoustic.checkpoint={folder / 'tacotron2.pt'}")
+    cfg = compose_config(overrides)
+    build_repository(cfg, folder / "repo")
+    reference = ChainReference.from_repository(folder / "repo")
+    with TritonServer(folder / "repo", 0, 0, 0) as triton:
+        yield Served(name, triton, reference, stops)
+
+
+@pytest.fixture(scope="module")
+def tacotron2_waveglow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve("tts_tacotron2_waveglow", tmp_path_factory.mktemp("t2wg"))
+
+
+@pytest.fixture(scope="module")
+def fastpitch_hifigan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    yield from _serve("tts_fastpitch_hifigan", tmp_path_factory.mktemp("fphg"))
+
+
+@pytest.fixture(params=["tacotron2_waveglow", "fastpitch_hifigan"])
+def served(request: pytest.FixtureRequest) -> Served:
+    return request.getfixturevalue(request.param)
+
+
+def speak(served: Served, texts: list, parameters: dict | None = None) -> dict[str, np.ndarray]:
+    """One request holding `texts`."""
+    module, client = connect(served.server, "http")
+    try:
+        raw = [t.encode("utf-8") if isinstance(t, str) else t for t in texts]
+        request = module.InferInput("TEXT", [len(raw), 1], "BYTES")
+        request.set_data_from_numpy(np.array(raw, dtype=np.object_).reshape(-1, 1))
+        names = ["AUDIO", "AUDIO_LENGTH", "TRUNCATED"]
+        outputs = [module.InferRequestedOutput(n) for n in names]
+        extra = {"parameters": parameters} if parameters else {}
+        result = client.infer(served.name, [request], outputs=outputs, **extra)
+        return {n: result.as_numpy(n) for n in names}
+    finally:
+        client.close()
+
+
+def audio_of(result: dict[str, np.ndarray], row: int = 0) -> np.ndarray:
+    return result["AUDIO"][row, : int(result["AUDIO_LENGTH"][row, 0])]
+
+
+def assert_same_audio(served: np.ndarray, expected: np.ndarray) -> float:
+    assert served.shape == expected.shape
+    error = float(np.max(np.abs(served - expected)))
+    assert error <= TOLERANCE
+    return error
+
+
+def test_served_audio_equals_the_reference(served: Served) -> None:
+    result = speak(served, TEXTS)  # one request: the sentences of all texts batch together
+    worst = 0.0
+    for row, text in enumerate(TEXTS):
+        audio, truncated = served.expected(text)
+        assert int(result["AUDIO_LENGTH"][row, 0]) == len(audio)
+        worst = max(worst, assert_same_audio(audio_of(result, row), audio))
+        assert not result["AUDIO"][row, len(audio) :].any()
+        assert bool(result["TRUNCATED"][row, 0]) is truncated
+    print(f"{served.name}: served vs reference audio, max abs error {worst:.2e}")
+
+
+def test_served_acoustic_model_gives_the_pytorch_mel(served: Served) -> None:
+    module, client = connect(served.server, "http")
+    lengths = []
+    try:
+        for text in TEXTS:
+            for ids in served.reference.sentence_ids(text):
+                request = {
+                    "SYMBOL_IDS": (np.array([ids], dtype=np.int64), "INT64"),
+                    "SYMBOL_COUNT": (np.array([[len(ids)]], dtype=np.int32), "INT32"),
+                }
+                if served.name == "tts_fastpitch_hifigan":
+                    request["PACE"] = (np.array([[1.0]], dtype=np.float32), "FP32")
+                got = infer(
+                    module, client, f"{served.name}_acoustic", request, ["MEL", "MEL_LENGTH"]
+                )
+                mel, length, _ = served.reference.mel(ids)
+                assert int(got["MEL_LENGTH"].item()) == length
+                np.testing.assert_allclose(got["MEL"][0], mel, rtol=0, atol=TOLERANCE)
+                lengths.append(length)
+    finally:
+        client.close()
+    assert len(set(lengths)) >= 3  # sentences of different lengths, not one fixed size
+
+
+def test_tacotron2_stops_apart_and_a_cut_sentence_is_truncated(
+    tacotron2_waveglow: Served,
+) -> None:
+    stops = tacotron2_waveglow.stops
+    assert None in stops and len({s for s in stops if s is not None}) >= 2
+    result = speak(tacotron2_waveglow, TEXTS)
+    sentences = [len(tacotron2_waveglow.reference.sentence_ids(t)) for t in TEXTS]
+    first = np.cumsum([0, *sentences[:-1]])
+    cut = [None in stops[f : f + n] for f, n in zip(first, sentences, strict=True)]
+    assert True in cut and False in cut
+    assert [bool(t) for t in result["TRUNCATED"][:, 0]] == cut
+
+
+def test_pace_request_parameter_changes_the_length(fastpitch_hifigan: Served) -> None:
+    text = TEXTS[3]
+    normal = audio_of(speak(fastpitch_hifigan, [text]))
+    for pace in (0.5, 2.0):
+        faster = audio_of(speak(fastpitch_hifigan, [text], {"pace": pace}))
+        expected, _ = fastpitch_hifigan.expected(text, pace)
+        assert_same_audio(faster, expected)
+        assert (len(faster) < len(normal)) is (pace > 1)
+
+
+def test_synthesize_writes_the_served_audio(served: Served, tmp_path: Path, capsys) -> None:
+    text = TEXTS[1]
+    out = tmp_path / "speech.wav"
+    assert synthesize_main([text, "-o", str(out), "--url", served.server.http_url]) == 0
+    assert f"{out}: " in capsys.readouterr().out
+    expected, _ = served.expected(text)
+    with wave.open(str(out), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (RATE, 1, 2)
+        assert wav.getnframes() == int(speak(served, [text])["AUDIO_LENGTH"][0, 0])
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    assert np.max(np.abs(samples.astype(int) - pcm16(expected))) <= 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"", "TEXT is empty"),
+        (b"?! ... --", "TEXT has nothing to speak"),
+        (b"caf\xe9 \xff", "TEXT is not valid UTF-8"),
+    ],
+    ids=["empty", "symbols_only", "not_utf8"],
+)
+def test_bad_text_is_refused_and_the_server_keeps_serving(
+    served: Served, text: bytes, message: str
+) -> None:
+    with pytest.raises(Exception, match=message) as refused:
+        speak(served, [text])
+    assert f"{served.name}_frontend" in str(refused.value)
+    expected, _ = served.expected("Still here.")
+    assert_same_audio(audio_of(speak(served, ["Still here."])), expected)
