@@ -228,6 +228,8 @@ def test_ask_command_prints_the_served_answer(served) -> None:
     import sys
 
     pipeline, server, _ = served
+    if pipeline not in ("nlp_qa", "nlp_token_classification", "nlp_punctuation"):
+        pytest.skip("the command is the same for every text pipeline: three of them suffice")
     texts = requests_for(pipeline)[0]
     if "QUESTION" in texts:
         arguments = ["--question", texts["QUESTION"], "--context", texts["CONTEXT"]]
