@@ -228,8 +228,6 @@ def test_ask_command_prints_the_served_answer(served) -> None:
     import sys
 
     pipeline, server, _ = served
-    if pipeline not in ("nlp_qa", "nlp_token_classification", "nlp_punctuation"):
-        pytest.skip("the command is the same for every text pipeline: three of them suffice")
     texts = requests_for(pipeline)[0]
     if "QUESTION" in texts:
         arguments = ["--question", texts["QUESTION"], "--context", texts["CONTEXT"]]
@@ -243,6 +241,8 @@ def test_ask_command_prints_the_served_answer(served) -> None:
     assert_same_answer(
         json.loads(done.stdout), TextModel(server.http_url, "http", pipeline).ask(texts)
     )
+    if pipeline not in ("nlp_qa", "nlp_token_classification"):
+        return  # the printing and error paths are shared: two pipelines show them
     readable = subprocess.run(
         [*command, "--url", server.grpc_url, "--protocol", "grpc"], capture_output=True, text=True
     )
