@@ -59,7 +59,9 @@ QUESTIONS = [
 class NlpSettings:
     pipelines: tuple[str, ...] = ("nlp_text_classification", "nlp_qa")
     concurrencies: tuple[int, ...] = (1, 8)
-    modes: tuple[str, ...] = ("default", "disabled")  # dynamic_batching options
+    # dynamic_batching options: the default first, without batching last; `throughput` waits
+    # up to 10 ms to fill batches of 8.
+    modes: tuple[str, ...] = ("default", "throughput", "disabled")
     requests: dict = field(default_factory=lambda: {"nlp_text_classification": 240, "nlp_qa": 48})
     network_repeats: int = 20
 
@@ -67,6 +69,7 @@ class NlpSettings:
     def quick(cls) -> NlpSettings:
         return cls(
             pipelines=("nlp_text_classification",),
+            modes=("default", "disabled"),
             requests={"nlp_text_classification": 24},
             network_repeats=3,
         )
@@ -274,6 +277,12 @@ def _ratios(result: dict, settings: NlpSettings) -> dict:
     return {
         "batching_on_over_off": {
             str(c): by_key[on, c]["requests_per_s"] / by_key[off, c]["requests_per_s"]
+            for c in settings.concurrencies
+        },
+        "other_batching_over_off": {
+            f"{mode}, concurrency {c}": by_key[mode, c]["requests_per_s"]
+            / by_key[off, c]["requests_per_s"]
+            for mode in settings.modes[1:-1]
             for c in settings.concurrencies
         },
         "served_over_in_process": {
