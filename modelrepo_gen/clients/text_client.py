@@ -14,11 +14,9 @@ import numpy as np
 
 from modelrepo_gen.clients.triton_calls import (
     REQUEST_TIMEOUT_S,
-    ask,
     client_module,
     connect,
-    model_config,
-    ready_models,
+    ready_model_config,
     server_message,
 )
 from modelrepo_gen.components.triton_python.text_answers import OUTPUT_TENSORS, from_tensors
@@ -34,42 +32,21 @@ class TextModel:
 
     def __init__(self, url: str, protocol: str, name: str) -> None:
         self.url, self.protocol, self.name = url, protocol, name
-        client = connect(url, protocol)
-        try:
-            ask(url, protocol, "answer", client.is_server_live)
-            if not ask(url, protocol, f"check '{name}'", lambda: client.is_model_ready(name)):
-                ready = ask(
-                    url, protocol, "list its models", lambda: ready_models(client, protocol)
-                )
-                raise UserError(
-                    f"model '{name}' is not ready on the server at '{url}' "
-                    f"(ready models: {', '.join(ready) or 'none'})"
-                )
-            config = ask(
-                url, protocol, f"describe '{name}'", lambda: model_config(client, protocol, name)
+        config = ready_model_config(url, protocol, name)
+        self.task = _parameter(config, "task")
+        if self.task not in OUTPUT_TENSORS:
+            raise UserError(
+                f"model '{name}' is not an NLP ensemble of this tool (its `task` parameter "
+                f"is {self.task!r}; expected one of {', '.join(OUTPUT_TENSORS)})"
             )
-            self.task = _parameter(config, "task")
-            if self.task not in OUTPUT_TENSORS:
-                raise UserError(
-                    f"model '{name}' is not an NLP ensemble of this tool (its `task` parameter "
-                    f"is {self.task!r}; expected one of {', '.join(OUTPUT_TENSORS)})"
-                )
-            self.inputs = [t["name"] for t in config.get("input", [])]
-            self.class_labels = self._class_labels(client, config)
-        finally:
-            client.close()
+        self.inputs = [t["name"] for t in config.get("input", [])]
+        self.class_labels = self._class_labels(config)
 
-    def _class_labels(self, client: Any, config: dict) -> list[str]:
+    def _class_labels(self, config: dict) -> list[str]:
         """The class names of PROBABILITIES, from the step that produces it."""
         for step in config.get("ensemble_scheduling", {}).get("step", []):
             if "PROBABILITIES" in step.get("output_map", {}).values():
-                name = step["model_name"]
-                step_config = ask(
-                    self.url,
-                    self.protocol,
-                    f"describe '{name}'",
-                    lambda name=name: model_config(client, self.protocol, name),
-                )
+                step_config = ready_model_config(self.url, self.protocol, step["model_name"])
                 labels = json.loads(_parameter(step_config, "labels") or "{}")
                 return labels.get("LOGITS", [])
         return []

@@ -68,3 +68,22 @@ def ready_models(client: Any, protocol: str) -> list[str]:
     index = client.get_model_repository_index(**({"as_json": True} if protocol == "grpc" else {}))
     entries = index.get("models", []) if protocol == "grpc" else index
     return sorted({e["name"] for e in entries if e.get("state") == "READY"})
+
+
+def ready_model_config(url: str, protocol: str, name: str) -> dict:
+    """The config of model `name`, after checking that the server answers and the model is
+    ready (else a UserError naming the ready models)."""
+    client = connect(url, protocol)
+    try:
+        ask(url, protocol, "answer", client.is_server_live)
+        if not ask(url, protocol, f"check '{name}'", lambda: client.is_model_ready(name)):
+            ready = ask(url, protocol, "list its models", lambda: ready_models(client, protocol))
+            raise UserError(
+                f"model '{name}' is not ready on the server at '{url}' "
+                f"(ready models: {', '.join(ready) or 'none'})"
+            )
+        return ask(
+            url, protocol, f"describe '{name}'", lambda: model_config(client, protocol, name)
+        )
+    finally:
+        client.close()

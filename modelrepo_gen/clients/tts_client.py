@@ -15,11 +15,9 @@ import numpy as np
 
 from modelrepo_gen.clients.triton_calls import (
     REQUEST_TIMEOUT_S,
-    ask,
     client_module,
     connect,
-    model_config,
-    ready_models,
+    ready_model_config,
     server_message,
 )
 from modelrepo_gen.errors import UserError
@@ -45,25 +43,7 @@ class Speech:
 
 def check_tts_model(url: str, protocol: str, model_name: str) -> dict:
     """The model's config; fails early, and clearly, if it is not loaded or not TTS-shaped."""
-    client = connect(url, protocol)
-    try:
-        ask(url, protocol, "answer", client.is_server_live)
-        if not ask(
-            url, protocol, f"check '{model_name}'", lambda: client.is_model_ready(model_name)
-        ):
-            ready = ask(url, protocol, "list its models", lambda: ready_models(client, protocol))
-            raise UserError(
-                f"model '{model_name}' is not ready on the server at '{url}' "
-                f"(ready models: {', '.join(ready) or 'none'})"
-            )
-        config = ask(
-            url,
-            protocol,
-            f"describe '{model_name}'",
-            lambda: model_config(client, protocol, model_name),
-        )
-    finally:
-        client.close()
+    config = ready_model_config(url, protocol, model_name)
     inputs = {t.get("name") for t in config.get("input", [])}
     outputs = {t.get("name") for t in config.get("output", [])}
     if TEXT_INPUT not in inputs or not {AUDIO_OUTPUT, LENGTH_OUTPUT} <= outputs:
