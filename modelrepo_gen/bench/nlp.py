@@ -10,6 +10,7 @@ times do not depend on the weights' values.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,9 +198,12 @@ def served_rows(
         closed_loop(server.http_url, 16, 8, send)
         for concurrency in settings.concurrencies:
             before = model_counts(server.http_url, network)
+            cpu = time.process_time()
             spans, _ = closed_loop(server.http_url, settings.requests[pipeline], concurrency, send)
+            cpu = time.process_time() - cpu  # the client threads: they share the cores
             after = model_counts(server.http_url, network)
             row = latency_row(spans, concurrency)
+            row["client_cpu_ms_per_request"] = 1000 * cpu / len(spans)
             executions = after[1] - before[1]
             row["network_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
             row["dynamic_batching"] = mode
