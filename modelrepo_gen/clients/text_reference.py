@@ -16,7 +16,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, answer
+from modelrepo_gen.components.triton_python.text_answers import (
+    NETWORK_OUTPUTS,
+    SEQUENCE_LEVEL,
+    answer,
+)
 from modelrepo_gen.components.triton_python.text_windows import (
     Windows,
     load_tokenizer,
@@ -43,7 +47,11 @@ def onnx_runner(path: Path, task: str):
 
 
 class TextReference:
-    def __init__(self, cfg: DictConfig, repository: Path | None = None) -> None:
+    def __init__(
+        self, cfg: DictConfig, repository: Path | None = None, runtime: str = "pytorch"
+    ) -> None:
+        """`runtime`: "pytorch" runs the PyTorch module; "onnxruntime" the repository's ONNX
+        network (always, for a network imported as ONNX)."""
         plan = resolve(cfg)
         units = {unit.name: unit for unit in plan.units}
         steps = [units[step.model_name] for step in plan.ensemble.steps]
@@ -59,12 +67,12 @@ class TextReference:
             int(tokenizer.parameters["max_seq_length"]),
             int(tokenizer.parameters["doc_stride"]),
         )
-        if network.export.imported is None:
+        if network.export.imported is None and runtime == "pytorch":
             self.network = network.export.make_module().eval()
             self.run = self._run_module
         else:
             if repository is None:
-                raise ValueError("an imported ONNX network runs from its repository")
+                raise ValueError("an ONNX network runs from its repository")
             self.run = onnx_runner(repository / network.name / "1" / network.artifact, self.task)
 
     def _run_module(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -73,9 +81,9 @@ class TextReference:
         return [output.numpy() for output in outputs]
 
     @classmethod
-    def from_repository(cls, repository: Path) -> TextReference:
+    def from_repository(cls, repository: Path, runtime: str = "pytorch") -> TextReference:
         manifest = json.loads((Path(repository) / MANIFEST).read_text())
-        return cls(OmegaConf.create(manifest["config"]), repository)
+        return cls(OmegaConf.create(manifest["config"]), repository, runtime)
 
     def windows(self, text: str, question: str | None = None) -> Windows:
         return tokenize_windows(self.tokenizer, text, question, self.max_windows)
@@ -95,7 +103,7 @@ class TextReference:
         width = windows.input_ids.shape[1]
         merged = {}
         for name, parts in rows.items():
-            if parts[0].ndim >= 2 and name not in ("LOGITS", "INTENT_LOGITS"):
+            if name not in SEQUENCE_LEVEL:
                 parts = [
                     np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2))
                     for p in parts

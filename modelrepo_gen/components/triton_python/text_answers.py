@@ -36,6 +36,9 @@ NETWORK_OUTPUTS = {
     "punctuation": ["PUNCT_LOGITS", "CAPIT_LOGITS"],
 }
 
+# Network outputs with one row per window; the others have one row per token.
+SEQUENCE_LEVEL = {"LOGITS", "INTENT_LOGITS"}
+
 # Served output tensor -> (answer key, Triton type); JSON strings hold lists of records.
 OUTPUT_TENSORS = {
     "question_answering": {

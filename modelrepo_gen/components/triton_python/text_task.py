@@ -26,11 +26,12 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from text_answers import NETWORK_OUTPUTS, answer, to_tensors
+    from text_answers import NETWORK_OUTPUTS, SEQUENCE_LEVEL, answer, to_tensors
     from text_windows import Windows, unstack_windows
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.text_answers import (
         NETWORK_OUTPUTS,
+        SEQUENCE_LEVEL,
         answer,
         to_tensors,
     )
@@ -44,7 +45,6 @@ WINDOW_INPUTS = {
     "WORD_IDS": "word_ids",
 }
 NETWORK_INPUTS = ["INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS"]
-SEQUENCE_LEVEL = {"LOGITS", "INTENT_LOGITS"}  # one row per window; the others, per token
 
 
 def pad_rows(arrays: list) -> np.ndarray:
