@@ -9,7 +9,6 @@ times do not depend on the weights' values.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo_gen.bench.build import build_process, repository_mib, time_calls
-from modelrepo_gen.bench.serving import closed_loop, latency_row, model_counts, server_version
-from modelrepo_gen.repository.publish import MANIFEST
+from modelrepo_gen.bench.serving import (
+    closed_loop,
+    latency_row,
+    model_counts,
+    repository_models,
+    server_version,
+)
+from modelrepo_gen.clients.text_reference import TextReference
 
 # Short texts (10-20 tokens), as a classifier of messages or reviews receives them.
 SHORT_TEXTS = [
@@ -82,54 +87,16 @@ def requests_for(pipeline: str) -> list[dict[str, str]]:
     return [{"TEXT": text} for text in SHORT_TEXTS]
 
 
-def _plan(repository: Path):
-    from omegaconf import OmegaConf
-
-    from modelrepo_gen.plan.resolver import resolve
-
-    manifest = json.loads((repository / MANIFEST).read_text())
-    return resolve(OmegaConf.create(manifest["config"]))
+def _text_and_question(item: dict) -> tuple[str, str | None]:
+    return item.get("CONTEXT", item.get("TEXT")), item.get("QUESTION")
 
 
-class InProcessPipeline:
-    """The served computation without serving: the repository's tokenizer.json, its ONNX
-    network in onnxruntime (or the PyTorch module) and the same answer logic, one text at a
-    time."""
-
-    def __init__(self, repository: Path, runtime: str) -> None:
-        from modelrepo_gen.clients.text_reference import TextReference, onnx_runner
-
-        self.reference = TextReference.from_repository(repository)
-        if runtime == "onnxruntime":
-            plan = _plan(repository)
-            network = next(u for u in plan.units if u.role == "network")
-            artifact = repository / network.name / "1" / network.artifact
-            self.run = onnx_runner(artifact, self.reference.task)
-        else:
-            self.run = self.reference.run
-
-    def answer(self, texts: dict[str, str]) -> dict:
-        from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, answer
-
-        reference = self.reference
-        text = texts.get("CONTEXT", texts.get("TEXT"))
-        windows = reference.windows(text, texts.get("QUESTION"))
-        arrays = [windows.input_ids, windows.attention_mask, windows.token_type_ids]
-        outputs = dict(zip(NETWORK_OUTPUTS[reference.task], self.run(arrays)))
-        return answer(
-            reference.task,
-            text,
-            windows,
-            outputs,
-            reference.labels,
-            reference.max_answer_length,
-            reference.allow_no_answer,
-        )
-
-
-def in_process_rate(pipeline: InProcessPipeline, items: list[dict], passes: int) -> dict:
-    pipeline.answer(items[0])  # warm-up
-    times = time_calls(lambda: [pipeline.answer(item) for item in items], 0, passes)
+def in_process_rate(pipeline: TextReference, items: list[dict], passes: int) -> dict:
+    """The served computation without serving: the repository's tokenizer.json, its network
+    and the same answer logic, one request at a time."""
+    requests = [_text_and_question(item) for item in items]
+    pipeline.answer(*requests[0])  # warm-up
+    times = time_calls(lambda: [pipeline.answer(*r) for r in requests], 0, passes)
     wall = sum(times)
     count = len(items) * passes
     return {"requests": count, "requests_per_s": count / wall, "latency_mean_s": wall / count}
@@ -139,9 +106,9 @@ def network_timings(repository: Path, items: list[dict], repeats: int) -> list[d
     """The network alone on the first windows of the texts, batch 1 and 8 (padded to the
     longest): PyTorch eager vs onnxruntime, median seconds per call."""
     rows = []
-    eager = InProcessPipeline(repository, "eager")
-    onnx = InProcessPipeline(repository, "onnxruntime")
-    windows = [eager.reference.windows(*_text_and_question(item)) for item in items]
+    eager = TextReference.from_repository(repository)
+    onnx = TextReference.from_repository(repository, "onnxruntime")
+    windows = [eager.windows(*_text_and_question(item)) for item in items]
     for batch in (1, 8):
         chosen = [windows[i % len(windows)] for i in range(batch)]
         width = max(w.input_ids.shape[1] for w in chosen)
@@ -169,10 +136,6 @@ def network_timings(repository: Path, items: list[dict], repeats: int) -> list[d
     return rows
 
 
-def _text_and_question(item: dict) -> tuple[str, str | None]:
-    return item.get("CONTEXT", item.get("TEXT")), item.get("QUESTION")
-
-
 def served_rows(
     repository: Path,
     pipeline: str,
@@ -185,7 +148,7 @@ def served_rows(
     from modelrepo_gen.clients.text_client import TextModel, infer_answer
     from modelrepo_gen.serve.server import TritonServer
 
-    network = next(u.name for u in _plan(repository).units if u.role == "network")
+    network = repository_models(repository)["network"]
     rows = []
     with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
         model = TextModel(server.http_url, "http", pipeline)
@@ -242,12 +205,12 @@ def pipeline_part(pipeline: str, settings: NlpSettings, work: Path, log) -> dict
     result["network"] = network_timings(default, items, settings.network_repeats)
     log(f"{pipeline}: in-process pipeline")
     passes = max(1, settings.requests[pipeline] // len(items))
-    onnx_pipeline = InProcessPipeline(default, "onnxruntime")
+    onnx_pipeline = TextReference.from_repository(default, "onnxruntime")
     result["in_process"] = {
         "onnxruntime": in_process_rate(onnx_pipeline, items, passes),
-        "eager": in_process_rate(InProcessPipeline(default, "eager"), items, passes),
+        "eager": in_process_rate(TextReference.from_repository(default), items, passes),
     }
-    expected = [onnx_pipeline.answer(item) for item in items]
+    expected = [onnx_pipeline.answer(*_text_and_question(item)) for item in items]
     for mode in settings.modes:
         rows, answers = served_rows(repositories[mode], pipeline, mode, items, settings, log)
         result["served"] += rows
