@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bert_onnx_import import Logits, export_elsewhere
 from text_fixtures import SENTENCES, save_tiny_text_folder
 
 from modelrepo_gen.clients.text_client import TextModel
@@ -64,38 +64,15 @@ def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]
         "pipeline.models.tokenizer.doc_stride=8",
     ]
     if imported:
-        overrides.append(f"model.onnx={export_elsewhere(folder, root / 'model.onnx')}")
+        from transformers import AutoModelForSequenceClassification
+
+        model = Logits(AutoModelForSequenceClassification.from_pretrained(folder))
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        overrides.append(f"model.onnx={export_elsewhere(model, root / 'model.onnx', names)}")
     build_repository(compose_config(overrides), root / "repo")
     reference = TextReference.from_repository(root / "repo")
     with TritonServer(root / "repo", http_port=0, grpc_port=0, metrics_port=0) as server:
         yield pipeline, server, reference
-
-
-def export_elsewhere(folder: Path, path: Path) -> Path:
-    """What a user's own export script does: transformers' model, Hugging Face tensor names,
-    dynamic batch and length axes."""
-    import warnings
-
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in names} | {"logits": {0: "batch"}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-    return path
 
 
 def requests_for(pipeline: str) -> list[dict]:
