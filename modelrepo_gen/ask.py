@@ -29,7 +29,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", help="host:port (default: 127.0.0.1:8000 http, :8001 grpc)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
-    return parser.parse_args(argv)
+    # Intermixed: plain parse_args binds `model` and the optional `text` together at the first
+    # positional, so `MODEL --url U TEXT` would reject TEXT as an unrecognized argument.
+    return parser.parse_intermixed_args(argv)
 
 
 def _read(value: str | None) -> str | None:
