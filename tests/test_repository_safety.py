@@ -6,9 +6,11 @@ from __future__ import annotations
 import errno
 import os
 import py_compile
+import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from importlib.util import cache_from_source
 from pathlib import Path
 
@@ -175,6 +177,59 @@ def test_cannot_write_names_the_users_path_never_a_hidden_one(tmp_path) -> None:
         error = OSError(errno.EACCES, os.strerror(errno.EACCES), filename)
         assert str(cannot_write(error, repo)) == f"cannot write {named}: Permission denied"
     assert cannot_write(OSError(errno.EACCES, "x", "/etc/elsewhere"), repo) is None
+
+
+def test_cannot_write_names_the_destination_of_a_copy(tmp_path) -> None:
+    # As shutil.copyfile raises it on a full disk: the source (anywhere) first, then the
+    # destination, the file that could not be written.
+    repo = tmp_path / "repo"
+    source = Path(sys.prefix) / "lib" / "voice.onnx"
+    staging = tmp_path / ".repo.building-abcd1234" / "tts" / "1" / "voice.onnx"
+    full = errno.ENOSPC, os.strerror(errno.ENOSPC)
+    for destination, named in [(staging, repo), (repo / "m" / "x.py", repo / "m" / "x.py")]:
+        error = OSError(*full, str(source), None, str(destination))
+        assert str(cannot_write(error, repo)) == f"cannot write {named}: No space left on device"
+    assert cannot_write(OSError(*full, str(source), None, "/etc/elsewhere"), repo) is None
+
+
+@pytest.fixture
+def tiny_disk(tmp_path) -> Iterator[Callable[[int], Path]]:
+    """Mounts a tmpfs of a given size (a real disk that fills up); always unmounted."""
+    mounted: list[Path] = []
+
+    def mount(size: int) -> Path:
+        disk = tmp_path / f"disk{len(mounted)}"
+        disk.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+        mounted.append(disk)
+        return disk
+
+    if shutil.which("mount") is None or shutil.which("umount") is None:
+        pytest.skip("no mount/umount command to make a small real disk")
+    yield mount
+    for disk in mounted:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_real_disk_is_one_line_and_leaves_it_empty(tmp_path, tiny_disk) -> None:
+    # A disk with room for the first exported network only: the next file, copied by shutil
+    # (whose error names the source first), finds it full.
+    measured = tmp_path / "measured"
+    build_repository(compose_config(SMALL), measured)
+    first = measured / "asr_quartznet_feature_extractor" / "1" / "model.onnx"
+    page = os.sysconf("SC_PAGE_SIZE")
+    disk = tiny_disk(-(-first.stat().st_size // page) * page)
+    repo = disk / "repo"  # its hidden staging folder is made beside it, on the same disk
+    line = one_error_line(cli(f"output_dir={repo}"))
+    assert line == f"error: cannot write {repo}: No space left on device"
+    assert listing(disk) == {}
 
 
 def test_a_failed_build_removes_the_parent_folders_it_created(tmp_path) -> None:

@@ -77,13 +77,24 @@ def cannot_write(exc: OSError, path: Path) -> UserError | None:
     Names the file when it is `path`, inside it or above it, and `path` itself for the build's
     hidden folders beside it; None when the error concerns some other file.
     """
-    if exc.filename is None:  # e.g. a write that ran out of space
-        named = path
-    else:
-        named = Path(os.fsdecode(exc.filename)).absolute()
-        hidden = next((p for p in (named, *named.parents) if LEFTOVER.match(p.name)), None)
-        if hidden is not None and hidden.parent == path.parent:
-            named = path
-        elif not (named in (path, *path.parents) or path.parent in named.parents):
-            return None
-    return UserError(f"cannot write {named}: {exc.strerror or exc}")
+    cause = exc.strerror or exc
+    # A copy or a rename names two files (shutil's copy on a full disk: source, destination):
+    # the destination is the one written, and the source may lie anywhere, e.g. site-packages.
+    names = [name for name in (exc.filename2, exc.filename) if name is not None]
+    if not names:  # e.g. a write that ran out of space
+        return UserError(f"cannot write {path}: {cause}")
+    for name in names:
+        named = _users_path(Path(os.fsdecode(name)).absolute(), path)
+        if named is not None:
+            return UserError(f"cannot write {named}: {cause}")
+    return None
+
+
+def _users_path(named: Path, path: Path) -> Path | None:
+    """`named` if it is `path`, inside it or above it; `path` for a hidden folder beside it."""
+    hidden = next((p for p in (named, *named.parents) if LEFTOVER.match(p.name)), None)
+    if hidden is not None and hidden.parent == path.parent:
+        return path
+    if named in (path, *path.parents) or path.parent in named.parents:
+        return named
+    return None
