@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,27 @@ def plain_pickle(path: Path) -> Path:
     return path
 
 
+class RunsCode:
+    """Pickles as a call of os.system: unpickling it runs `command`."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def ran_marker(path: Path) -> Path:
+    return path.with_name(path.name + ".ran")
+
+
+def pickled_code(path: Path) -> Path:
+    torch.save(
+        {"w": torch.zeros(2), "x": RunsCode(f"touch {shlex.quote(str(ran_marker(path)))}")}, path
+    )
+    return path
+
+
 def not_a_dict(path: Path) -> Path:
     torch.save([torch.zeros(2)], path)
     return path
@@ -98,7 +120,12 @@ ROWS: list[tuple[Callable[[Path], Path], str]] = [
     (foreign_zip, "is a zip archive but not a PyTorch checkpoint (no data.pkl inside; it holds"),
     (truncated_zip, "is a damaged zip archive, likely a truncated PyTorch checkpoint"),
     (truncated_legacy, "is not a readable PyTorch checkpoint: it is truncated or damaged"),
-    (whole_module, "refuses (it needs torch.nn.modules.linear.Linear); save only the weights"),
+    (whole_module, "pickled Python objects (torch.nn.modules.linear.Linear), not plain tensors"),
+    (
+        pickled_code,
+        "it holds pickled Python objects (posix.system), not plain tensors, and unpickling them "
+        "could run code, so it was not loaded; save only the weights",
+    ),
     (plain_pickle, "is not a PyTorch checkpoint (it is a plain Python pickle)"),
     (not_a_dict, "holds no state dict"),
     (unreadable, "cannot be read: Input/output error"),
@@ -124,6 +151,14 @@ def test_bad_checkpoint_is_one_clear_line(outcomes, row: int) -> None:
     if not str(path).startswith("/proc/"):  # /proc/self is another process there
         assert str(path.resolve()) in lines[0]
     assert not out.parent.exists()
+
+
+def test_code_pickled_in_a_checkpoint_never_runs(outcomes) -> None:
+    result, path, _ = outcomes[[make for make, _ in ROWS].index(pickled_code)]
+    assert "weights_only=False" not in result["stderr"]  # torch's advice: run the file's code
+    assert not ran_marker(path).exists()
+    torch.load(path, weights_only=False)  # as that advice would: the code does run
+    assert ran_marker(path).exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

@@ -4,10 +4,13 @@ work, and nothing written."""
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from bert_fixtures import compose_team, save_hf_bert, save_joint_bert, write_network_pipelines
 from conftest import run_cli
 from safetensors.torch import load_file, save_file
@@ -74,6 +77,33 @@ def test_bad_folders(team_conf: Path, ner: Path, tmp_path: Path) -> None:
     assert "holds neither tokenizer.json nor vocab.txt" in _refused(
         team_conf, head, f"model.path={no_tokenizer}"
     )
+
+
+class RunsCode:
+    """Pickles as a call of os.system: unpickling it runs `command`."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_code_pickled_in_pytorch_model_bin_never_runs(
+    team_conf: Path, ner: Path, tmp_path: Path
+) -> None:
+    folder = _copy(ner, tmp_path / "pickled_code")
+    (folder / "model.safetensors").unlink()
+    weights, marker = folder / "pytorch_model.bin", tmp_path / "code_ran"
+    state = {"bert.pooler.dense.bias": RunsCode(f"touch {shlex.quote(str(marker))}")}
+    torch.save(state, weights)
+    message = _refused(team_conf, "token_classification", f"model.path={folder}")  # one line
+    assert f"{weights} was not loaded: it holds pickled Python objects (posix.system)" in message
+    assert "not plain tensors, and unpickling them could run code" in message
+    assert "weights_only=False" not in message  # torch's advice: run the file's code
+    assert not marker.exists()
+    torch.load(weights, weights_only=False)  # as that advice would: the code does run
+    assert marker.exists()
 
 
 def test_weights_that_do_not_fit(team_conf: Path, ner: Path, tmp_path: Path) -> None:

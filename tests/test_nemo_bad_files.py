@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -164,6 +166,30 @@ def test_weights_that_do_not_fit_are_listed_by_their_nemo_names(tmp_path: Path) 
     assert "missing: encoder.encoder.1.mconv.0.conv.weight" in message
     assert "unused: encoder.encoder.9.extra.weight" in message
     assert "mis-shaped: decoder.decoder_layers.0.bias ([5], the network needs [29])" in message
+
+
+class RunsCode:
+    """Pickles as a call of os.system: unpickling it runs `command`."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_code_pickled_in_the_weights_never_runs(tmp_path: Path) -> None:
+    members, marker = _members(QUARTZNET), tmp_path / "code_ran"
+    buffer = io.BytesIO()
+    torch.save({"w": RunsCode(f"touch {shlex.quote(str(marker))}")}, buffer)
+    members["model_weights.ckpt"] = buffer.getvalue()
+    message = _refusal(_pack(tmp_path / "model.nemo", members))  # one line
+    expected = "model_weights.ckpt was not loaded: it holds pickled Python objects (posix.system)"
+    assert expected in message
+    assert "weights_only=False" not in message  # torch's advice: run the file's code
+    assert not marker.exists()
+    torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)  # the code does run
+    assert marker.exists()
 
 
 def test_a_gzipped_nemo_file_is_read_like_a_plain_one(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from modelrepo_gen.errors import UserError
 
 EXPECTED = "expected a file written by torch.save holding a state dict"
+SAVE_WEIGHTS = "save only the weights: torch.save(model.state_dict(), PATH)"
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTOCOL = 0x80  # first byte of a pickle (protocol 2+)
 # torch's legacy (non-zip) format: a pickle that starts with torch's magic number.
@@ -75,16 +76,27 @@ def _looks_like(head: bytes) -> str:
     return "it looks like a text file"
 
 
+def refused_pickle(error: Exception) -> str | None:
+    """Why torch.load(weights_only=True) refused a file, in one line; None for other failures.
+
+    Never torch's own message: it advises retrying with weights_only=False, which runs any
+    code the file carries, the one thing not to do with a file from elsewhere.
+    """
+    text = str(error)
+    if "Weights only load failed" not in text:
+        return None
+    needed = re.search(r"GLOBAL ([\w.]+)", text)
+    return (
+        f"it holds pickled Python objects{f' ({needed.group(1)})' if needed else ''}, not plain "
+        "tensors, and unpickling them could run code"
+    )
+
+
 def describe_load_failure(error: Exception) -> str:
     """A one-line reason for a torch.load failure on a file that passed the checks above."""
     text = str(error).strip()
-    if "Weights only load failed" in text:
-        needed = re.search(r"GLOBAL ([\w.]+)", text)
-        return (
-            "it holds pickled Python objects that safe loading (torch.load weights_only=True) "
-            f"refuses{f' (it needs {needed.group(1)})' if needed else ''}; save only the "
-            "weights: torch.save(model.state_dict(), PATH)"
-        )
+    if refused := refused_pickle(error):
+        return f"{refused}, so it was not loaded; {SAVE_WEIGHTS}"
     # torch's first sentence says what broke; the rest is advice for torch users.
     first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else "unexpected end of file"
     return f"it is truncated or damaged ({first}); {EXPECTED}"

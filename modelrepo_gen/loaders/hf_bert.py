@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.loaders.checkpoint_file import SAVE_WEIGHTS, refused_pickle
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 ENCODER_PREFIX = "bert."
@@ -61,6 +62,11 @@ def _read_tensors(weights: Path) -> dict[str, torch.Tensor]:
             return load_file(str(weights))
         state = torch.load(str(weights), map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file: name it, no traceback
+        if refused := refused_pickle(error):
+            raise UserError(
+                f"{weights} was not loaded: {refused}; save the model with save_pretrained "
+                f"(model.safetensors), or {SAVE_WEIGHTS}"
+            ) from None
         raise UserError(f"{weights} is not a readable weights file ({error})") from None
     if not isinstance(state, dict):
         raise UserError(f"{weights} holds no state dict")
