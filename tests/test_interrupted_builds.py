@@ -84,6 +84,58 @@ def test_signal_mid_export_cleans_up_and_exits_with_one_line(tmp_path, out, sign
     assert not repo.parent.exists()  # staging and the parent folder it created are gone
 
 
+def catches(pid: int, signum: int) -> bool | None:
+    """Whether process `pid` handles `signum` (its SigCgt mask); None without Linux's /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
+def wait_for_its_own_code(process: subprocess.Popen, fallback_s: float = 0.5) -> None:
+    """Until the command handles SIGTERM itself (its own code runs), or at the latest
+    `fallback_s` after Python handles SIGINT at all. Python's own start-up in between (site,
+    .pth files; ~25 ms, more on a busy machine) runs no code of ours."""
+    deadline = time.monotonic() + 60
+    while catches(process.pid, signal.SIGINT) is False:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.002)
+    fallback = time.monotonic() + fallback_s
+    while catches(process.pid, signal.SIGTERM) is False and time.monotonic() < fallback:
+        time.sleep(0.002)
+
+
+def test_a_signal_before_the_build_starts_is_one_line(tmp_path) -> None:
+    # While torch and Hydra import, the config composes, the plan resolves: before the first
+    # log line. One at a time: side by side they would slow each other's start-up.
+    moments = [(delay, signal.SIGINT) for delay in (0.0, 0.1, 0.3, 0.6, 1.0, 1.5)]
+    moments += [(0.4, signal.SIGTERM), (0.2, signal.SIGHUP)]
+    for delay, signum in moments:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "modelrepo_gen", *SMALL, f"output_dir={tmp_path / 'repo'}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_its_own_code(process)
+            time.sleep(delay)
+            assert process.poll() is None, process.communicate()
+            process.send_signal(signum)
+            stdout, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        name = signal.Signals(signum).name
+        expected = f"error: build interrupted by {name}; nothing was written\n"
+        assert (process.returncode, stderr) == (128 + signum, expected), (delay, stdout)
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_the_next_build_removes_what_a_killed_build_left(tmp_path, out) -> None:
     build = PausedBuild(tmp_path, "export", *SMALL, f"output_dir={out / 'killed'}")
     build.wait_until_paused()
