@@ -62,3 +62,18 @@ def varied_lengths(librivox: list) -> list[np.ndarray]:
         audios += [audio, audio[: int(0.3 * audio.size)], audio[: int(0.65 * audio.size)]]
     assert len({a.size for a in audios}) == len(audios)
     return audios
+
+
+# -- what kind of failure ------------------------------------------------------------------------
+BAD_REQUEST = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
+SERVER_FAULT = {"http": "500", "grpc": "StatusCode.INTERNAL"}
+
+
+def status_of(error: Exception) -> str:
+    """Triton's answer code as tritonclient gives it: '400' (HTTP), 'StatusCode.INTERNAL' ..."""
+    return str(error.status())  # type: ignore[attr-defined]
+
+
+def is_bad_request(error: Exception) -> bool:
+    """HTTP 400 or gRPC INVALID_ARGUMENT: what a client must not send again as it is."""
+    return status_of(error) in BAD_REQUEST.values()

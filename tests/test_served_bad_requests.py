@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from served_requests import connect, one_utterance, transcripts, varied_lengths
+from served_requests import (
+    BAD_REQUEST,
+    connect,
+    infer,
+    one_utterance,
+    status_of,
+    transcripts,
+    varied_lengths,
+)
 
 from modelrepo_gen.clients.asr_reference import AsrReference
 from modelrepo_gen.serve.server import TritonServer
@@ -130,8 +138,10 @@ def test_bad_request_is_refused_clearly_and_the_server_keeps_serving(
     audio, lengths, audio_type, length_type, message = _bad_requests(clip)[case]
     module, client = connect(server, protocol)
     try:
-        with pytest.raises(InferenceServerException, match=message):
+        with pytest.raises(InferenceServerException, match=message) as refused:
             transcripts(module, client, "asr_quartznet", audio, lengths, audio_type, length_type)
+        # Triton's own checks and the models' checks alike: a bad request, not a server fault.
+        assert status_of(refused.value) == BAD_REQUEST[protocol]
         valid = transcripts(module, client, "asr_quartznet", *one_utterance(clip))
     finally:
         client.close()
@@ -159,8 +169,9 @@ def test_audio_longer_than_max_audio_seconds_is_refused(
         with pytest.raises(
             InferenceServerException,
             match=rf"AUDIO_SIGNAL is {limit + 1} long, more than the maximum of {limit}",
-        ):
+        ) as caught:
             transcripts(module, client, name, *one_utterance(too_long))
+        assert status_of(caught.value) == BAD_REQUEST[protocol]
         at_limit = librivox[1][1][:limit]
         valid = transcripts(module, client, name, *one_utterance(at_limit))
         valid += transcripts(module, client, name, *one_utterance(clip))
@@ -201,3 +212,36 @@ def test_bad_requests_among_concurrent_good_ones_fail_alone(
             assert answer == references["asr_quartznet"].transcribe(audio)
         else:
             assert answer.startswith("refused: ") and "NaN or infinite" in answer
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_ctc_decoder_refuses_nan_log_probabilities(
+    protocol: str, server: TritonServer, references: dict[str, AsrReference], clip: np.ndarray
+) -> None:
+    """Greedy decoding of NaN picks class 0 everywhere: a made-up transcript, not an answer."""
+    from tritonclient.utils import InferenceServerException
+
+    decoder = "asr_quartznet_ctc_decoder"
+    logprobs = np.log(np.full((1, 20, NUM_CLASSES), 1 / NUM_CLASSES, dtype=np.float32))
+    lengths = np.array([[20]], dtype=np.int32)
+    module, client = connect(server, protocol)
+    try:
+        for value in (np.nan, np.inf):
+            bad = logprobs.copy()
+            bad[0, 7, 3] = value
+            tensors = {"LOGPROBS": (bad, "FP32"), "ENCODED_LENGTHS": (lengths, "INT32")}
+            with pytest.raises(InferenceServerException) as refused:
+                infer(module, client, decoder, tensors, ["TRANSCRIPT"])
+            assert refused.value.message().endswith(
+                f"{decoder}: LOGPROBS contains NaN or +inf values"
+            )
+            assert status_of(refused.value) == BAD_REQUEST[protocol]
+        # -inf is a probability of 0: a valid input.
+        fine = logprobs.copy()
+        fine[0, :, :-1] = -np.inf  # every frame the blank
+        tensors = {"LOGPROBS": (fine, "FP32"), "ENCODED_LENGTHS": (lengths, "INT32")}
+        assert infer(module, client, decoder, tensors, ["TRANSCRIPT"])["TRANSCRIPT"][0, 0] == b""
+        valid = transcripts(module, client, "asr_quartznet", *one_utterance(clip))
+    finally:
+        client.close()
+    assert valid == [references["asr_quartznet"].transcribe(clip)]

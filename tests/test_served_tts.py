@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from served_requests import connect, infer
+from served_requests import connect, infer, is_bad_request
 from tts_fixtures import VOICE_COUNTS, VoicesBuild, module_of, symbol_batch
 
 from modelrepo_gen.serve.server import TritonServer
@@ -142,8 +142,11 @@ def test_concurrent_requests_get_what_pytorch_gives_each_alone(server, voices_bu
     [
         ({"PACE": np.array([[np.nan]], dtype=np.float32)}, "PACE contains NaN or infinite values"),
         ({"SYMBOL_COUNT": np.array([[99]], dtype=np.int32)}, "SYMBOL_COUNT must be between 1 and"),
-        # Caught by the network itself: its run fails with its own error.
-        ({"SYMBOL_IDS": np.array([[5, 148, 7]], dtype=np.int64)}, "inference failed"),
+        (
+            {"SYMBOL_IDS": np.array([[5, 148, 7]], dtype=np.int64)},
+            "SYMBOL_IDS must hold values from 0 to 147, got 5..148",
+        ),
+        # Caught by the network itself: its run fails with its own error, a server fault.
         ({"NOISE": np.zeros((1, 100), dtype=np.float32)}, "voices_waveglow: inference failed"),
     ],
     ids=["nan_pace", "count_beyond_ids", "symbol_out_of_range", "short_noise"],
@@ -156,8 +159,10 @@ def test_bad_request_is_refused_and_the_server_keeps_serving(server, change, mes
         request["SYMBOL_COUNT"] = (np.array([[3]], dtype=np.int32), "INT32")
     for name, array in change.items():
         request[name] = (array, request[name][1])
-    with pytest.raises(tritonclient.utils.InferenceServerException, match=message):
+    with pytest.raises(tritonclient.utils.InferenceServerException, match=message) as failed:
         _served(server, request)
+    # Through the ensemble, as the models answered: a bad request, or (NOISE) a server fault.
+    assert is_bad_request(failed.value) is ("NOISE" not in change), failed.value
     assert _served(server, _requests()[3])["HG_AUDIO"].size > 0
 
 

@@ -38,6 +38,7 @@ from modelrepo_gen.repository.publish import (
 
 log = logging.getLogger("modelrepo_gen")
 VERSION = "1"
+REQUEST_CHECKS = "request_checks"  # beside every python model's model.py
 
 
 @dataclass
@@ -128,6 +129,8 @@ def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
             entry.update(_export_unit(unit, version_dir, cfg, report))
         if unit.component:
             shutil.copyfile(code_path(unit.component), version_dir / "model.py")
+            # How every python model refuses a bad request (HTTP 400 / gRPC INVALID_ARGUMENT).
+            shutil.copyfile(code_path(REQUEST_CHECKS), version_dir / f"{REQUEST_CHECKS}.py")
         for file_name, source in sorted(unit.files.items()):
             shutil.copyfile(source, version_dir / file_name)
         text = render_model_config(unit, plan.pipeline)

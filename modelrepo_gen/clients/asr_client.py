@@ -26,7 +26,7 @@ from modelrepo_gen.clients.triton_calls import (
     model_config,
     ready_model_config,
     ready_models,
-    server_message,
+    request_failure,
 )
 from modelrepo_gen.errors import UserError
 
@@ -148,9 +148,7 @@ def iter_transcripts(
                 except Exception as error:  # the server's refusal, a dropped connection
                     outcome = (
                         False,
-                        UserError(
-                            f"{labels[index]}: '{model_name}' failed: {server_message(error)}"
-                        ),
+                        UserError(f"{labels[index]}: {request_failure(model_name, error)}"),
                     )
                 with changed:
                     results[index] = outcome

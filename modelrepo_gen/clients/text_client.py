@@ -17,7 +17,7 @@ from modelrepo_gen.clients.triton_calls import (
     client_module,
     connect,
     ready_model_config,
-    server_message,
+    request_failure,
 )
 from modelrepo_gen.components.triton_python.text_answers import OUTPUT_TENSORS, from_tensors
 from modelrepo_gen.errors import UserError
@@ -92,6 +92,6 @@ def infer_answer(client: Any, protocol: str, model: TextModel, texts: dict[str, 
     try:
         result = client.infer(model.name, inputs, outputs=outputs, **timeout)
     except Exception as error:  # the server's refusal, a timeout, a dropped connection
-        raise UserError(f"'{model.name}' failed: {server_message(error)}") from None
+        raise UserError(request_failure(model.name, error)) from None
     tensors = {name: result.as_numpy(name)[0] for name in names}
     return from_tensors(model.task, tensors, model.class_labels)

@@ -46,6 +46,38 @@ def server_message(error: Exception) -> str:
     return text
 
 
+# Triton's codes, as tritonclient's errors give them (status()): a bad request, a model that is
+# not loaded (being reloaded, say), and the rest: a fault of the server.
+_BAD_REQUEST = {"400": "HTTP 400", "StatusCode.INVALID_ARGUMENT": "gRPC INVALID_ARGUMENT"}
+_UNAVAILABLE = {
+    "404": "HTTP 404",
+    "503": "HTTP 503",
+    "StatusCode.NOT_FOUND": "gRPC NOT_FOUND",
+    "StatusCode.UNAVAILABLE": "gRPC UNAVAILABLE",
+}
+
+
+def request_failure(model_name: str, error: Exception) -> str:
+    """What a failed inference call means for the user, in one line: a request the model
+    refused (sending it again will not help), a model not available now, a server fault
+    (worth a retry), or no answer at all (a connection error)."""
+    status = error.status() if hasattr(error, "status") else None
+    status = str(status) if status else ""
+    message = server_message(error)
+    if status in _BAD_REQUEST:
+        return (
+            f"'{model_name}' refused the request ({_BAD_REQUEST[status]}, bad request): {message}"
+        )
+    if status in _UNAVAILABLE:
+        return f"'{model_name}' is not available ({_UNAVAILABLE[status]}): {message}"
+    if status:
+        code = (
+            f"HTTP {status}" if status.isdigit() else f"gRPC {status.removeprefix('StatusCode.')}"
+        )
+        return f"'{model_name}' failed ({code}, server fault): {message}"
+    return f"'{model_name}' failed: {message}"
+
+
 def ask(url: str, protocol: str, what: str, call: Callable[[], Any]) -> Any:
     """Run one metadata call, turning any client failure into a UserError."""
     try:

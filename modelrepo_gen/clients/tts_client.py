@@ -18,7 +18,7 @@ from modelrepo_gen.clients.triton_calls import (
     client_module,
     connect,
     ready_model_config,
-    server_message,
+    request_failure,
 )
 from modelrepo_gen.errors import UserError
 
@@ -84,7 +84,7 @@ def infer_speech(
     try:
         result = client.infer(model_name, [request], outputs=outputs, **extra)
     except Exception as error:  # the server's refusal of the text, or a lost connection
-        raise UserError(f"'{model_name}' refused the text: {server_message(error)}") from None
+        raise UserError(request_failure(model_name, error)) from None
     length = int(result.as_numpy(LENGTH_OUTPUT).reshape(-1)[0])
     audio = result.as_numpy(AUDIO_OUTPUT).reshape(-1)
     if not 0 <= length <= audio.size:

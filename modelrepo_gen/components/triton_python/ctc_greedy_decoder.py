@@ -14,6 +14,11 @@ try:  # only importable inside Triton's python stub
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
+try:  # beside model.py in a repository
+    from request_checks import refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import refusal
+
 
 def greedy_decode(logprobs: np.ndarray, length: int, vocabulary: list) -> str:
     """logprobs [frames, classes] -> text."""
@@ -44,17 +49,20 @@ class TritonPythonModel:
             lengths = pb_utils.get_input_tensor_by_name(request, self.length_name).as_numpy()
             lengths = lengths.reshape(-1)
             frames, classes = logprobs.shape[1], logprobs.shape[2]
-            if classes != len(self.vocabulary) + 1:
-                message = f"expected {len(self.vocabulary) + 1} classes, got {classes}"
+            wanted = len(self.vocabulary) + 1  # and the blank
+            if classes != wanted:
+                message = f"{self.logprobs_name} must have {wanted} classes, got {classes}"
             elif (
                 lengths.size != logprobs.shape[0] or np.any(lengths < 0) or np.any(lengths > frames)
             ):
                 message = f"{self.length_name} must be between 0 and {frames} per item"
+            elif np.any(np.isnan(logprobs) | np.isposinf(logprobs)):  # -inf: probability 0
+                # argmax over NaN picks a class: the answer would be a made-up transcript
+                message = f"{self.logprobs_name} contains NaN or +inf values"
             else:
                 message = None
             if message:
-                error = pb_utils.TritonError(f"{self.model_name}: {message}")
-                responses.append(pb_utils.InferenceResponse(error=error))
+                responses.append(refusal(self.model_name, message))
                 continue
             texts = [
                 greedy_decode(item, int(n), self.vocabulary).encode("utf-8")

@@ -18,6 +18,11 @@ try:  # only importable inside Triton's python stub
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
+try:  # beside model.py in a repository
+    from request_checks import refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import refusal
+
 
 def greedy_ids(logprobs: np.ndarray, length: int, blank: int) -> list:
     """logprobs [frames, classes] -> token ids, repeats collapsed and blanks dropped."""
@@ -56,16 +61,20 @@ class TritonPythonModel:
             lengths = lengths.reshape(-1)
             frames, classes = logprobs.shape[1], logprobs.shape[2]
             if classes != self.classes + 1:
-                message = f"expected {self.classes + 1} classes, got {classes}"
+                message = (
+                    f"{self.logprobs_name} must have {self.classes + 1} classes, got {classes}"
+                )
             elif (
                 lengths.size != logprobs.shape[0] or np.any(lengths < 0) or np.any(lengths > frames)
             ):
                 message = f"{self.length_name} must be between 0 and {frames} per item"
+            elif np.any(np.isnan(logprobs) | np.isposinf(logprobs)):  # -inf: probability 0
+                # argmax over NaN picks a class: the answer would be a made-up transcript
+                message = f"{self.logprobs_name} contains NaN or +inf values"
             else:
                 message = None
             if message:
-                error = pb_utils.TritonError(f"{self.model_name}: {message}")
-                responses.append(pb_utils.InferenceResponse(error=error))
+                responses.append(refusal(self.model_name, message))
                 continue
             texts = [
                 self.tokenizer.decode_ids(greedy_ids(item, int(n), self.classes)).encode("utf-8")

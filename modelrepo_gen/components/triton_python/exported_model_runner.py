@@ -23,6 +23,11 @@ try:  # only importable inside Triton's python stub
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
+try:  # beside model.py in a repository
+    from request_checks import fault, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+
 
 def find_problem(named: dict, checks: dict) -> str | None:
     """The first reason this request's inputs cannot be run, or None."""
@@ -130,11 +135,6 @@ class TritonPythonModel:
         output_names = [name for name, _ in self.outputs]
         self.run = load_runner(params["format"], artifact, self.input_names, output_names)
 
-    def _error(self, message):
-        return pb_utils.InferenceResponse(
-            error=pb_utils.TritonError(f"{self.model_name}: {message}")
-        )
-
     def execute(self, requests):
         responses = [None] * len(requests)
         accepted = []
@@ -145,7 +145,7 @@ class TritonPythonModel:
             }
             problem = find_problem(named, self.checks)
             if problem:
-                responses[index] = self._error(problem)
+                responses[index] = refusal(self.model_name, problem)
             else:
                 accepted.append((index, named))
         if not accepted:
@@ -159,7 +159,7 @@ class TritonPythonModel:
             )
         except Exception as exc:  # a failed run must answer every request, not crash the stub
             for index, _ in accepted:
-                responses[index] = self._error(f"inference failed: {exc}")
+                responses[index] = fault(self.model_name, f"inference failed: {exc}")
             return responses
         for (index, _), rows in zip(accepted, per_request):
             tensors = [

@@ -26,6 +26,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
+    from request_checks import fault, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+
+try:  # beside model.py in a repository
     from text_answers import NETWORK_OUTPUTS, SEQUENCE_LEVEL, answer, to_tensors
     from text_windows import Windows, unstack_windows
 except ImportError:  # imported from the package
@@ -55,16 +60,51 @@ def pad_rows(arrays: list) -> np.ndarray:
     )
 
 
+def windows_problem(stacked: Windows, counts: np.ndarray, texts: np.ndarray) -> str | None:
+    """The first reason these windows cannot be read back into their texts, or None."""
+    grid = stacked.input_ids.shape
+    if len(grid) != 3 or any(
+        getattr(stacked, field).shape[:3] != grid for field in ("attention_mask", "word_ids")
+    ):
+        return "the window tensors must all be [texts, windows, tokens]"
+    if stacked.offsets.shape != (*grid, 2):
+        shape = list(stacked.offsets.shape)
+        return f"TOKEN_OFFSETS must be [texts, windows, tokens, 2], got {shape}"
+    if counts.size != grid[0] or texts.size != grid[0]:
+        return "WINDOW_COUNT and TEXT must hold one value per text"
+    if np.any(counts < 1) or np.any(counts > grid[1]):
+        return f"WINDOW_COUNT must be between 1 and {grid[1]}, got {counts.tolist()}"
+    return None
+
+
+def offsets_problem(text: str, offsets: np.ndarray) -> str | None:
+    """Spans must lie inside the text (or be -1, -1 for tokens of no span): answers and entities
+    are cut from the text with them."""
+    starts, ends = offsets[..., 0], offsets[..., 1]
+    none = (starts == -1) & (ends == -1)
+    inside = (starts >= 0) & (starts <= ends) & (ends <= len(text))
+    if not np.all(none | inside):
+        return f"TOKEN_OFFSETS must be spans within the text's {len(text)} characters (or -1, -1)"
+    return None
+
+
 def read_request(request) -> list:
     """(text, Windows) per item of the request; ValueError says what is wrong."""
     get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
     stacked = Windows(**{field: get(name) for name, field in WINDOW_INPUTS.items()})
     counts = get("WINDOW_COUNT").reshape(-1)
     texts = get("TEXT").reshape(-1)
+    problem = windows_problem(stacked, counts, texts)
+    if problem:
+        raise ValueError(problem)
     items = []
     for index, (text, count) in enumerate(zip(texts, counts)):
         text = text.decode("utf-8") if isinstance(text, bytes) else str(text)
-        items.append((text, unstack_windows(stacked, int(count), index)))
+        windows = unstack_windows(stacked, int(count), index)
+        problem = offsets_problem(text, windows.offsets)
+        if problem:
+            raise ValueError(problem)
+        items.append((text, windows))
     return items
 
 
@@ -127,8 +167,7 @@ class TritonPythonModel:
             try:
                 accepted.append((index, read_request(request)))
             except (ValueError, UnicodeDecodeError) as error:
-                message = f"{self.model_name}: {error}"
-                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+                responses[index] = refusal(self.model_name, str(error))
         items = [item for _, request_items in accepted for item in request_items]
         if not items:
             return responses
@@ -148,8 +187,7 @@ class TritonPythonModel:
             ]
         except Exception as exc:  # a failed call must answer every request, not crash the stub
             for index, _ in accepted:
-                message = f"{self.model_name}: {exc}"
-                responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+                responses[index] = fault(self.model_name, str(exc))
             return responses
         start = 0
         for index, request_items in accepted:

@@ -24,6 +24,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
+    from request_checks import fault, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+
+try:  # beside model.py in a repository
     from text_windows import TextTooLong, load_tokenizer, stack_windows, tokenize_windows
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.text_windows import (
@@ -100,7 +105,8 @@ class TritonPythonModel:
         for request in requests:
             try:
                 responses.append(pb_utils.InferenceResponse(self._windows(request)))
-            except (ValueError, TextTooLong) as error:
-                message = f"{self.model_name}: {error}"
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)))
+            except (ValueError, TextTooLong) as error:  # the text cannot be used
+                responses.append(refusal(self.model_name, str(error)))
+            except Exception as error:  # answer, do not crash the stub
+                responses.append(fault(self.model_name, f"tokenizing failed: {error}"))
         return responses

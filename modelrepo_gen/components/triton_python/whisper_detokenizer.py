@@ -18,6 +18,11 @@ try:  # only importable inside Triton's python stub
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
+try:  # beside model.py in a repository
+    from request_checks import refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import refusal
+
 
 def window_ids(ids: list, eos: int) -> list:
     """The ids split at each end-of-text id: one list per window."""
@@ -63,11 +68,11 @@ class TritonPythonModel:
                 or np.any(tokens < 0)
                 or np.any(tokens >= self.vocabulary_size)
             ):
-                error = pb_utils.TritonError(
-                    f"{self.model_name}: TOKEN_COUNT must be between 0 and {tokens.shape[1]} "
-                    f"per item and token ids between 0 and {self.vocabulary_size - 1}"
+                message = (
+                    f"TOKEN_COUNT must be between 0 and {tokens.shape[1]} per item and TOKENS "
+                    f"between 0 and {self.vocabulary_size - 1}"
                 )
-                responses.append(pb_utils.InferenceResponse(error=error))
+                responses.append(refusal(self.model_name, message))
                 continue
             texts = [
                 detokenize(self.tokenizer, row[: int(n)].tolist(), self.eos).encode("utf-8")
