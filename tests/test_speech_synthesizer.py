@@ -14,11 +14,10 @@ import re
 import numpy as np
 import pytest
 
+from modelrepo_gen.components.triton_python.request_checks import BadRequest, numeric_parameters
 from modelrepo_gen.components.triton_python.speech_synthesizer import (
-    BadParameters,
     chain_settings,
     find_problem,
-    request_parameters,
     split_sentences,
     synthesize,
     vocoder_noise,
@@ -144,26 +143,30 @@ def test_packed_sentences_and_bad_lengths() -> None:
 def test_chain_settings_from_parameters() -> None:
     params = {"chain": "voice", "silence_samples": "4410", "hop_length": "0", "pace": "",
               "reports_stop": "false", "noise_sigma": "", "noise_seed": "0",
-              "request_parameters": '["noise_w"]'}  # fmt: skip
+              "request_parameters": '{"noise_w": [0.0, 2.0]}'}  # fmt: skip
     settings = chain_settings(params)
     assert settings["pace"] is None and settings["noise_sigma"] is None
     assert settings["silence_samples"] == 4410 and settings["reports_stop"] is False
-    assert settings["request_parameters"] == ["noise_w"]
+    assert settings["request_parameters"] == {"noise_w": [0.0, 2.0]}
 
 
-def test_request_parameters() -> None:
-    allowed = ["pace", "noise_w"]
-    assert request_parameters("", allowed) == {}
-    assert request_parameters('{"pace": 1.5, "noise_w": "0"}', allowed) == {
+def test_request_parameters_are_numbers_within_their_ranges() -> None:
+    ranges = {"pace": [0.25, 4.0], "noise_w": [0.0, 2.0]}
+    assert numeric_parameters("", ranges) == {}
+    assert numeric_parameters('{"pace": 1.5, "noise_w": "0"}', ranges) == {
         "noise_w": 0.0,
         "pace": 1.5,
     }
+    assert numeric_parameters('{"pace": 4, "noise_w": 2}', ranges) == {"noise_w": 2, "pace": 4}
     for raw, message in [
-        ('{"speed": 2}', "unknown request parameter 'speed' (this model takes: pace, noise_w)"),
-        ('{"pace": -1}', "request parameter 'pace' must be a number >= 0, got -1"),
-        ('{"pace": "fast"}', "request parameter 'pace' must be a number >= 0, got 'fast'"),
-        ('{"pace": true}', "request parameter 'pace' must be a number >= 0, got True"),
-        ('{"pace": "nan"}', "must be a number >= 0"),
+        ('{"speed": 2}', "unknown request parameter 'speed' (this model takes: noise_w, pace)"),
+        ('{"pace": -1}', "request parameter 'pace' must be a number from 0.25 to 4, got -1"),
+        ('{"pace": 0}', "request parameter 'pace' must be a number from 0.25 to 4, got 0"),
+        ('{"pace": 1000}', "request parameter 'pace' must be a number from 0.25 to 4, got 1000"),
+        ('{"pace": "fast"}', "must be a number from 0.25 to 4, got 'fast'"),
+        ('{"pace": true}', "must be a number from 0.25 to 4, got True"),
+        ('{"pace": "nan"}', "must be a number from 0.25 to 4, got 'nan'"),
+        ('{"noise_w": "inf"}', "request parameter 'noise_w' must be a number from 0 to 2"),
     ]:
-        with pytest.raises(BadParameters, match=re.escape(message)):
-            request_parameters(raw, allowed)
+        with pytest.raises(BadRequest, match=re.escape(message)):
+            numeric_parameters(raw, ranges)

@@ -44,7 +44,8 @@ def test_settings_of_each_chain_reach_the_synthesizer() -> None:
         u.role: u for u in resolve(compose_config(["pipeline=tts_fastpitch_hifigan"])).units
     }
     assert fastpitch["synthesizer"].parameters["pace"] == "1.0"
-    assert fastpitch["synthesizer"].parameters["request_parameters"] == '["pace"]'
+    # A request's pace must lie within FastPitch's own [min_pace, max_pace].
+    assert fastpitch["synthesizer"].parameters["request_parameters"] == '{"pace": [0.25, 4.0]}'
     assert fastpitch["synthesizer"].parameters["noise_sigma"] == ""
 
 

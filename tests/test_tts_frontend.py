@@ -26,8 +26,10 @@ from modelrepo_gen.components.triton_python.text_normalization import (
 )
 from modelrepo_gen.components.triton_python.tts_text_frontend import (
     BadText,
+    cut_near_middle,
     decode_text,
     encode_text,
+    fitted,
     pack,
 )
 
@@ -139,7 +141,7 @@ def test_piper_ids_interleave_the_pad(piper_encoder: SymbolEncoder) -> None:
 
 
 def test_encode_text_per_sentence(piper_encoder: SymbolEncoder) -> None:
-    sentences = encode_text("One. Two!", RULES, piper_encoder)
+    sentences = encode_text("One. Two!", RULES, piper_encoder, 600, 15000)
     assert len(sentences) == 2
     ids, lengths = pack([sentences, [[5, 6]]])
     assert lengths.tolist() == [[len(sentences[0]), len(sentences[1])], [2, 0]]
@@ -163,4 +165,58 @@ def test_bad_text(raw: bytes, message: str) -> None:
 
 def test_nothing_to_speak() -> None:
     with pytest.raises(BadText, match="nothing to speak"):
-        encode_text("... !? --", RULES, SymbolEncoder(CHARACTERS))
+        encode_text("... !? --", RULES, SymbolEncoder(CHARACTERS), 300, 7500)
+
+
+def test_digit_runs_longer_than_the_scales_name_are_read_digit_by_digit() -> None:
+    largest = "9" * 15  # 999 trillion ...: the largest number "trillion" can name
+    assert normalize(largest, RULES).startswith("nine hundred ninety-nine trillion")
+    assert normalize("1" + "0" * 15, RULES) == "one " + " ".join(["zero"] * 15)
+    assert normalize("card 4111111111111111.", RULES) == "card four " + "one " * 14 + "one."
+    # Python refuses int() of more than 4300 digits: a text of digits still normalizes.
+    assert normalize("7" * 5000, RULES) == " ".join(["seven"] * 5000)
+    assert normalize("$" + "1" * 20, RULES) == " ".join(["one"] * 20) + " dollars"
+    assert normalize("12345678901234567890th", RULES).startswith("one two three")
+    assert normalize("1" * 20 + ".5", RULES) == " ".join(["one"] * 20) + " point five"
+
+
+def test_a_long_sentence_is_cut_at_a_clause_break_then_a_space_near_its_middle() -> None:
+    clause = "first part of it, and the second part of it"
+    assert cut_near_middle(clause) == ("first part of it,", "and the second part of it")
+    # A comma far from the middle is not used: the space nearest the middle is.
+    lopsided = "yes, " + "word " * 20 + "end"
+    head, tail = cut_near_middle(lopsided)
+    assert abs(len(head) - len(tail)) <= 6 and not head.endswith(",")
+    assert cut_near_middle("x" * 9) == ("xxxx", "xxxxx")  # one long word: its middle
+
+
+@pytest.mark.parametrize("limit", [8, 20, 57, 300])
+def test_every_piece_of_a_fitted_sentence_fits_and_keeps_every_word(limit: int) -> None:
+    encoder = SymbolEncoder(CHARACTERS)
+    sentence = normalize("Count " + "1" * 400 + ", then stop; " + "w" * 90 + " at the end.", RULES)
+    pieces = fitted(sentence, encoder.encode, limit)
+    assert pieces and all(1 <= len(p) <= limit for p in pieces)
+    space = encoder.encode(" ")
+    # Rejoined with the spaces they were cut at, the pieces say the whole sentence.
+    joined = [i for p in pieces for i in [*p, *space]]
+    without_spaces = [i for i in joined if i not in space]
+    assert without_spaces == [i for i in encoder.encode(sentence) if i not in space]
+    if limit >= len(encoder.encode(sentence)):
+        assert pieces == [encoder.encode(sentence)]
+
+
+def test_the_probe_text_of_4000_digits_is_refused_by_the_total_limit_not_spoken_whole() -> None:
+    encoder = SymbolEncoder(CHARACTERS)
+    with pytest.raises(BadText, match="more than 7500 symbols to speak"):
+        encode_text("1" * 4000, RULES, encoder, 300, 7500)
+    # Within the total, a run of digits becomes sentences of at most 300 symbols.
+    sentences = encode_text("1" * 1000, RULES, encoder, 300, 7500)
+    assert len(sentences) > 10 and max(len(s) for s in sentences) <= 300
+
+
+def test_a_long_piper_sentence_fits_the_voice(piper_encoder: SymbolEncoder) -> None:
+    text = "The list goes on " + "and on " * 60 + "until it ends."
+    sentences = encode_text(text, RULES, piper_encoder, 120, 15000)
+    assert len(sentences) > 2 and max(len(s) for s in sentences) <= 120
+    bos, eos = piper_encoder.id_map["^"][0], piper_encoder.id_map["$"][0]
+    assert all(s[0] == bos and s[-1] == eos for s in sentences)  # each piece a whole utterance

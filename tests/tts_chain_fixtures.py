@@ -44,7 +44,7 @@ SETTINGS = SpeechSynthesizerSettings(
     reports_stop=True,
     noise_sigma=0.5,
     noise_seed=11,
-    request_parameters=["pace"],
+    request_parameters={"pace": [0.25, 4.0]},
 )
 
 ACOUSTIC_PY = f"""

@@ -51,6 +51,9 @@ class ChainReference:
         frontend, synthesizer = units["frontend"], units["synthesizer"]
         self.rules = json.loads(frontend.parameters["rules"])
         self.encoder = SymbolEncoder(json.loads(frontend.parameters["symbols"]))
+        self.limits = tuple(
+            int(frontend.parameters[key]) for key in ("max_sentence_symbols", "max_symbols")
+        )
         self.chain = chain_settings(synthesizer.parameters)
         self.networks = {slot: _Network(units[slot]) for slot in ("acoustic", "vocoder")}
         self.sample_rate = int(plan.ensemble.parameters["sample_rate"])
@@ -61,7 +64,7 @@ class ChainReference:
         return cls(OmegaConf.create(manifest["config"]))
 
     def sentence_ids(self, text: str) -> list[list[int]]:
-        return encode_text(text, self.rules, self.encoder)
+        return encode_text(text, self.rules, self.encoder, *self.limits)
 
     def mel(self, ids: list[int], pace: float | None = None) -> tuple[np.ndarray, int, bool]:
         """The acoustic model's mel [n_mel, frames], its length and whether it stopped on its

@@ -29,6 +29,7 @@ class PiperReference:
         models = plain(cfg.pipeline.models)
         frontend, synthesizer, voice = models["frontend"], models["synthesizer"], models["voice"]
         self.rules = frontend["rules"]
+        self.limits = (int(frontend["max_sentence_symbols"]), int(frontend["max_symbols"]))
         id_map = voice_facts(voice["path"])["phoneme_id_map"]
         self.encoder = SymbolEncoder(frontend["symbols"], id_map)
         options = onnxruntime.SessionOptions()
@@ -46,7 +47,7 @@ class PiperReference:
         }
 
     def sentence_ids(self, text: str) -> list[list[int]]:
-        return encode_text(text, self.rules, self.encoder)
+        return encode_text(text, self.rules, self.encoder, *self.limits)
 
     def _call(self, scales: np.ndarray, inputs: dict[str, np.ndarray]) -> Any:
         clips = [

@@ -27,6 +27,9 @@ class FastPitchSettings(FastPitchConfig):
     checkpoint: str | None = None
     sample_rate: int = 22050  # of the audio its mel describes (for the vocoder that follows)
     hop_length: int = 256  # audio samples per mel frame
+    # Symbols of one sentence at most (the front-end cuts longer ones): bounds its attention
+    # (symbols^2) and its mel (symbols x max_duration / min_pace frames).
+    max_symbols: int = 300
 
 
 class FastPitchComponent(NetworkComponent):
@@ -43,6 +46,7 @@ class FastPitchComponent(NetworkComponent):
     def check(self, settings: FastPitchSettings, where: str) -> None:
         for key in (
             "n_symbols",
+            "max_symbols",
             "n_mel",
             "symbols_embedding_dim",
             "in_fft_n_layers",
@@ -110,10 +114,15 @@ class FastPitchComponent(NetworkComponent):
         return [*example_symbols(batch, seconds, seed, settings.n_symbols), example_paces(batch)]
 
     def request_checks(self, settings: FastPitchSettings, bounds: dict[str, int]) -> dict:
-        checks: dict = {"finite": ["PACE"], "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]}}
-        if "SYMBOL_IDS" in bounds:
-            checks["max_length"] = {"SYMBOL_IDS": [bounds["SYMBOL_IDS"], 1]}
-        return checks
+        # Ids outside the set would fail the network's run; a longer sentence costs more
+        # memory than the pipeline allows (the front-end cuts sentences to max_symbols).
+        longest = min(settings.max_symbols, bounds.get("SYMBOL_IDS", settings.max_symbols))
+        return {
+            "finite": ["PACE"],
+            "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]},
+            "max_length": {"SYMBOL_IDS": [longest, 1]},
+            "value_range": {"SYMBOL_IDS": [0, settings.n_symbols - 1]},
+        }
 
     def weights(self, settings: FastPitchSettings, where: str, seed: int) -> Weights:
         return state_dict_weights(

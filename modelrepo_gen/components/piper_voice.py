@@ -8,8 +8,10 @@ come from the config, which reads them from the voice's .onnx.json unless overri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -19,11 +21,12 @@ from modelrepo_gen.components.piper_voice_source import (
     voice_facts,
     voice_file,
 )
-from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.config.validation import check_number, check_range, require
 from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32, INT64 = "TYPE_FP32", "TYPE_INT32", "TYPE_INT64"
+SCALES = ("noise_scale", "length_scale", "noise_w")  # the VITS scales, in the voice's order
 VOICE_FILE = "voice.onnx"
 
 
@@ -34,6 +37,11 @@ class PiperVoiceSettings:
     noise_scale: float = MISSING
     length_scale: float = MISSING
     noise_w: float = MISSING
+    # [lowest, highest] a build or a request may set each scale to (conf/model/piper_voice.yaml)
+    limits: dict[str, Any] = field(default_factory=dict)
+    # Phoneme ids of one sentence at most (the front-end cuts longer ones): bounds one run's
+    # audio and memory.
+    max_symbols: int = 600
     speaker_id: int | None = None  # multi-speaker voices only
     threads: int = 1  # onnxruntime intra-op threads per instance (0: onnxruntime's choice)
 
@@ -43,10 +51,16 @@ class PiperVoice(PythonComponent):
     code = "piper_voice"
 
     def check(self, settings: PiperVoiceSettings, where: str) -> None:
-        check_number(f"{where}.noise_scale", settings.noise_scale, at_least=0)
-        check_number(f"{where}.length_scale", settings.length_scale, above=0)
-        check_number(f"{where}.noise_w", settings.noise_w, at_least=0)
+        unknown = sorted(set(settings.limits) - set(SCALES))
+        require(not unknown, f"{where}.limits: unknown scales {unknown} (known: {list(SCALES)})")
+        for scale in SCALES:
+            require(scale in settings.limits, f"{where}.limits lacks {scale}: [low, high]")
+            floor = 0.01 if scale == "length_scale" else 0  # 0 would give no audio at all
+            label = f"{where}.limits.{scale}"
+            low, high = check_range(label, settings.limits[scale], at_least=floor)
+            check_number(f"{where}.{scale}", getattr(settings, scale), at_least=low, at_most=high)
         check_number(f"{where}.threads", settings.threads, at_least=0)
+        check_number(f"{where}.max_symbols", settings.max_symbols, at_least=8)
         multi_speaker = checked_voice(settings.path, f"{where}.path")
         speakers = int(voice_facts(settings.path, f"{where}.path").get("num_speakers", 1))
         if multi_speaker:
@@ -85,7 +99,12 @@ class PiperVoice(PythonComponent):
             "noise_w": repr(float(settings.noise_w)),
             "speaker_id": "" if settings.speaker_id is None else str(settings.speaker_id),
             "num_symbols": str(symbols),
+            "max_symbols": str(settings.max_symbols),
             "threads": str(settings.threads),
+            "limits": json.dumps(
+                {name: [float(v) for v in settings.limits[name]] for name in SCALES},
+                sort_keys=True,
+            ),
         }
 
     def files(self, settings: PiperVoiceSettings) -> dict[str, Path]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from omegaconf import MISSING
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
-from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.config.validation import check_number, check_range, require
 from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.plan.graph import Signature
 
@@ -37,9 +38,10 @@ class SpeechSynthesizerSettings:
     reports_stop: bool = False  # the acoustic model gives STOPPED (Tacotron 2)
     noise_sigma: float | None = None  # the vocoder takes NOISE (WaveGlow); null: none
     noise_seed: int = 0  # seeds each request's noise
-    # Triton request parameters a request may set: `pace` replaces the configured pace, the
-    # others go to the voice or acoustic model (e.g. a Piper voice's noise_scale).
-    request_parameters: list[str] = field(default_factory=list)
+    # Triton request parameters a request may set, each with the [lowest, highest] value it may
+    # take: `pace` replaces the configured pace, the others go to the voice or acoustic model
+    # (e.g. a Piper voice's noise_scale).
+    request_parameters: dict[str, Any] = field(default_factory=dict)
 
 
 class SpeechSynthesizer(PythonComponent):
@@ -64,10 +66,17 @@ class SpeechSynthesizer(PythonComponent):
             "pace": settings.pace,
             "noise_sigma": settings.noise_sigma,
         }
+        ranges = {
+            name: check_range(f"{where}.request_parameters.{name}", value, at_least=0)
+            for name, value in settings.request_parameters.items()
+        }
         require(
-            "pace" not in settings.request_parameters or settings.pace is not None,
+            "pace" not in ranges or settings.pace is not None,
             f"{where}.request_parameters: 'pace' needs a default pace ({where}.pace)",
         )
+        if "pace" in ranges and settings.pace is not None:
+            low, high = ranges["pace"]
+            check_number(f"{where}.pace", settings.pace, at_least=low, at_most=high)
         if settings.chain == "voice":
             set_keys = [k for k, v in mel_only.items() if v is not None]
             require(
@@ -121,7 +130,10 @@ class SpeechSynthesizer(PythonComponent):
             "reports_stop": "true" if settings.reports_stop else "false",
             "noise_sigma": optional(settings.noise_sigma),
             "noise_seed": str(settings.noise_seed),
-            "request_parameters": json.dumps(list(settings.request_parameters)),
+            "request_parameters": json.dumps(
+                {name: [float(v) for v in r] for name, r in settings.request_parameters.items()},
+                sort_keys=True,
+            ),
         }
 
 

@@ -31,6 +31,9 @@ class Tacotron2Settings(Tacotron2Config):
     checkpoint: str | None = None
     sample_rate: int = 22050  # of the audio its mel describes (for the vocoder that follows)
     hop_length: int = 256  # audio samples per mel frame
+    # Symbols of one sentence at most (the front-end cuts longer ones): about 1700 decoder steps
+    # at NVIDIA's ~5.6 frames per character, inside max_decoder_steps.
+    max_symbols: int = 300
 
 
 class Tacotron2Component(NetworkComponent):
@@ -44,6 +47,7 @@ class Tacotron2Component(NetworkComponent):
     def check(self, settings: Tacotron2Settings, where: str) -> None:
         for key in (
             "n_symbols",
+            "max_symbols",
             "symbols_embedding_dim",
             "encoder_n_convolutions",
             "attention_rnn_dim",
@@ -109,10 +113,14 @@ class Tacotron2Component(NetworkComponent):
         return example_symbols(batch, seconds, seed, settings.n_symbols)
 
     def request_checks(self, settings: Tacotron2Settings, bounds: dict[str, int]) -> dict:
-        checks: dict = {"lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]}}
-        if "SYMBOL_IDS" in bounds:
-            checks["max_length"] = {"SYMBOL_IDS": [bounds["SYMBOL_IDS"], 1]}
-        return checks
+        # Ids outside the set would fail the network's run; a longer sentence costs more
+        # memory than the pipeline allows (the front-end cuts sentences to max_symbols).
+        longest = min(settings.max_symbols, bounds.get("SYMBOL_IDS", settings.max_symbols))
+        return {
+            "lengths": {"SYMBOL_COUNT": ["SYMBOL_IDS", 1]},
+            "max_length": {"SYMBOL_IDS": [longest, 1]},
+            "value_range": {"SYMBOL_IDS": [0, settings.n_symbols - 1]},
+        }
 
     def weights(self, settings: Tacotron2Settings, where: str, seed: int) -> Weights:
         return state_dict_weights(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ class TextFrontendSettings:
     rules: dict[str, Any] = field(default_factory=dict)  # a conf/text_normalization/ file
     symbols: dict[str, Any] = field(default_factory=dict)  # a conf/tts_symbols/ file
     max_characters: int = 2000  # longer texts are refused
+    # Most ids of one sentence (the acoustic model's max_symbols): longer sentences are cut.
+    max_sentence_symbols: int = 300
+    # Most ids of one text, all sentences together (bounds a request's work): more is refused.
+    max_symbols: int = 7500
 
 
 class TextFrontend(PythonComponent):
@@ -42,6 +47,12 @@ class TextFrontend(PythonComponent):
 
     def check(self, settings: TextFrontendSettings, where: str) -> None:
         check_number(f"{where}.max_characters", settings.max_characters, at_least=1)
+        # A sentence cut to pieces shorter than this would hardly be speech (Piper: BOS, EOS
+        # and a pad after every phoneme).
+        check_number(f"{where}.max_sentence_symbols", settings.max_sentence_symbols, at_least=8)
+        check_number(
+            f"{where}.max_symbols", settings.max_symbols, at_least=settings.max_sentence_symbols
+        )
         missing = [k for k in RULE_KEYS if k not in settings.rules]
         require(not missing, f"{where}.rules lacks {missing} (see conf/text_normalization/)")
         symbols = settings.symbols
@@ -70,6 +81,7 @@ class TextFrontend(PythonComponent):
                 f"{where}.symbols.espeak_command: '{symbols['espeak_command']}' is not "
                 "installed (Debian: apt-get install espeak-ng, or `make speech`)",
             )
+            _check_espeak_voice(symbols["espeak_command"], symbols["espeak_voice"], where)
 
     def signature(self, settings: TextFrontendSettings) -> Signature:
         return Signature(
@@ -87,6 +99,8 @@ class TextFrontend(PythonComponent):
             "symbols": json.dumps(settings.symbols, sort_keys=True),
             "phoneme_id_map": VOICE_JSON if phonemes else "",
             "max_characters": str(settings.max_characters),
+            "max_sentence_symbols": str(settings.max_sentence_symbols),
+            "max_symbols": str(settings.max_symbols),
         }
 
     def files(self, settings: TextFrontendSettings) -> dict[str, Path]:
@@ -94,6 +108,22 @@ class TextFrontend(PythonComponent):
         if settings.symbols["encoding"] == "piper_phonemes":
             files[VOICE_JSON] = voice_json(voice_file(settings.symbols["voice_path"]))
         return files
+
+
+def _check_espeak_voice(command: str, voice: str, where: str) -> None:
+    """espeak-ng must know the voice the Piper voice names, or every request would fail."""
+    done = subprocess.run(
+        [command, "-q", "--ipa", "-v", voice, "--", "test"],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=30,
+        check=False,
+    )
+    require(
+        done.returncode == 0 and done.stdout.strip() != "",
+        f"{where}.symbols.espeak_voice: espeak-ng has no voice '{voice}' (set by the Piper "
+        "voice's .onnx.json espeak.voice; `espeak-ng --voices` lists those it has)",
+    )
 
 
 COMPONENTS.register("tts_text_frontend")(TextFrontend())

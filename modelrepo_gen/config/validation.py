@@ -118,3 +118,16 @@ def check_number(
 
 def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_range(label: str, value: Any, *, at_least: float = -math.inf) -> tuple[float, float]:
+    """A [low, high] pair of finite numbers with at_least <= low <= high, or UserError."""
+    pair = list(value) if isinstance(value, list | tuple) else None
+    numbers = pair is not None and len(pair) == 2
+    numbers = numbers and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pair
+    )
+    if not numbers or not at_least <= pair[0] <= pair[1]:
+        floor = f" with {_number(at_least)} <= low" if math.isfinite(at_least) else ""
+        raise UserError(f"{label} must be [low, high]{floor} and low <= high, got {value}")
+    return float(pair[0]), float(pair[1])

@@ -11,12 +11,14 @@ Settings from config.pbtxt `parameters`:
   noise_w      duration predictor noise (0: no randomness in the timing)
   speaker_id   speaker of a multi-speaker voice ("" for a single-speaker voice)
   threads      onnxruntime intra-op threads (0: onnxruntime's choice)
-A request's parameters noise_scale, length_scale and noise_w (numbers, or numbers as text)
-replace the configured scales for that request.
+  num_symbols  the voice's phoneme ids (0 .. num_symbols - 1)
+  max_symbols  most ids of one row (one sentence)
+  limits       JSON {scale: [low, high]}: the values a request may set
+A request's parameters noise_scale, length_scale and noise_w (numbers, or numbers as text,
+within `limits`) replace the configured scales for that request.
 """
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,16 @@ try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
+
+try:  # beside model.py in a repository
+    from request_checks import BadRequest, fault, numeric_parameters, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import (
+        BadRequest,
+        fault,
+        numeric_parameters,
+        refusal,
+    )
 
 
 def voice_inputs(ids: np.ndarray, scales: np.ndarray, speaker_id: int | None) -> dict:
@@ -48,34 +60,25 @@ def speak(session, ids: np.ndarray, scales: np.ndarray, speaker_id: int | None) 
 SCALES = ("noise_scale", "length_scale", "noise_w")
 
 
-def request_scales(raw: str, configured: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """The scales for one request (its parameters over the configured ones), or the problem."""
+def request_scales(raw: str, configured: np.ndarray, limits: dict) -> np.ndarray:
+    """The scales for one request: its parameters (within `limits`) over the configured ones;
+    BadRequest names a parameter that is unknown or out of its limits."""
     scales = configured.copy()
-    for name, value in json.loads(raw or "{}").items():
-        if name not in SCALES:
-            return (
-                None,
-                f"unknown request parameter '{name}' (this model takes: {', '.join(SCALES)})",
-            )
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        low_ok = number > 0 if name == "length_scale" else number >= 0
-        if isinstance(value, bool) or not math.isfinite(number) or not low_ok:
-            bound = "> 0" if name == "length_scale" else ">= 0"
-            return None, f"request parameter '{name}' must be a number {bound}, got {value!r}"
+    for name, number in numeric_parameters(raw, limits).items():
         scales[SCALES.index(name)] = number
-    return scales, None
+    return scales
 
 
-def find_problem(ids: np.ndarray, counts: np.ndarray, num_symbols: int) -> str | None:
+def find_problem(
+    ids: np.ndarray, counts: np.ndarray, num_symbols: int, max_symbols: int
+) -> str | None:
     """The first reason these rows cannot be spoken, or None."""
     counts = counts.reshape(-1)
     if ids.ndim != 2 or counts.size != ids.shape[0]:
         return "SYMBOL_COUNT must hold one count per row of SYMBOL_IDS"
-    if np.any(counts < 1) or np.any(counts > ids.shape[1]):
-        return f"SYMBOL_COUNT must be between 1 and {ids.shape[1]}, got {counts.tolist()}"
+    longest = min(ids.shape[1], max_symbols)
+    if np.any(counts < 1) or np.any(counts > longest):
+        return f"SYMBOL_COUNT must be between 1 and {longest}, got {counts.tolist()}"
     if np.any(ids < 0) or np.any(ids >= num_symbols):
         return f"SYMBOL_IDS must be between 0 and {num_symbols - 1}"
     return None
@@ -100,22 +103,30 @@ class TritonPythonModel:
         )
         self.speaker_id = int(params["speaker_id"]) if params["speaker_id"] else None
         self.num_symbols = int(params["num_symbols"])
+        self.max_symbols = int(params["max_symbols"])
+        self.limits = {name: json.loads(params["limits"])[name] for name in SCALES}
 
     def execute(self, requests):
         responses = []
         for request in requests:
             ids = pb_utils.get_input_tensor_by_name(request, "SYMBOL_IDS").as_numpy()
             counts = pb_utils.get_input_tensor_by_name(request, "SYMBOL_COUNT").as_numpy()
-            scales, problem = request_scales(request.parameters(), self.scales)
-            problem = problem or find_problem(ids, counts, self.num_symbols)
-            if problem:
-                error = pb_utils.TritonError(f"{self.model_name}: {problem}")
-                responses.append(pb_utils.InferenceResponse(error=error))
+            try:
+                scales = request_scales(request.parameters(), self.scales, self.limits)
+                problem = find_problem(ids, counts, self.num_symbols, self.max_symbols)
+                if problem:
+                    raise BadRequest(problem)
+            except BadRequest as error:
+                responses.append(refusal(self.model_name, str(error)))
                 continue
-            clips = [
-                speak(self.session, row[: int(n)], scales, self.speaker_id)
-                for row, n in zip(ids, counts.reshape(-1))
-            ]
+            try:
+                clips = [
+                    speak(self.session, row[: int(n)], scales, self.speaker_id)
+                    for row, n in zip(ids, counts.reshape(-1))
+                ]
+            except Exception as error:  # answer, do not crash the stub
+                responses.append(fault(self.model_name, f"the voice failed: {error}"))
+                continue
             audio = np.zeros((len(clips), max(len(c) for c in clips)), dtype=np.float32)
             for out, clip in zip(audio, clips):
                 out[: len(clip)] = clip

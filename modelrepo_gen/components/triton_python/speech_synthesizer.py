@@ -14,7 +14,8 @@ seeded with `noise_seed` afresh for every text, sentence after sentence: a text 
 audio however requests are batched, and an in-process run with the same seed gets it too.
 Out go AUDIO (FP32 [-1], zero padded), AUDIO_LENGTH (INT32 [1]) and TRUNCATED (BOOL [1]: some
 sentence reached the acoustic model's step limit before its stop gate fired).
-A request may carry Triton request parameters named in `request_parameters` (numbers >= 0):
+A request may carry the Triton request parameters named in `request_parameters`, each a number
+within its range (checked here: a called model's refusal would reach the client as a fault):
 `pace` replaces the configured PACE; any other is passed on to the voice or acoustic model as
 a parameter of its request (e.g. a Piper voice's noise_scale). Requests with different
 parameters are spoken in separate calls.
@@ -27,11 +28,10 @@ Settings from config.pbtxt `parameters`:
   reports_stop     "true": the acoustic model gives STOPPED
   noise_sigma      NOISE for the vocoder ("": it takes none)
   noise_seed       seed of each request's noise
-  request_parameters  JSON names a request may set
+  request_parameters  JSON {name: [low, high]} a request may set
 """
 
 import json
-import math
 
 import numpy as np
 
@@ -41,6 +41,16 @@ try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
+
+try:  # beside model.py in a repository
+    from request_checks import BadRequest, fault, numeric_parameters, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import (
+        BadRequest,
+        fault,
+        numeric_parameters,
+        refusal,
+    )
 
 
 def split_sentences(ids: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -66,28 +76,6 @@ def find_problem(ids: np.ndarray, lengths: np.ndarray) -> str | None:
             f"SYMBOL_IDS) per text, got {totals.tolist()}"
         )
     return None
-
-
-class BadParameters(ValueError):
-    """Request parameters this model does not take; the message goes back to the client."""
-
-
-def request_parameters(raw: str, allowed: list[str]) -> dict[str, float]:
-    """The request's parameters as numbers, or BadParameters saying which one is wrong."""
-    given = json.loads(raw or "{}")
-    values = {}
-    for name, value in sorted(given.items()):
-        if name not in allowed:
-            known = ", ".join(allowed) or "none"
-            raise BadParameters(f"unknown request parameter '{name}' (this model takes: {known})")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-            raise BadParameters(f"request parameter '{name}' must be a number >= 0, got {value!r}")
-        values[name] = number
-    return values
 
 
 def padded(rows: list[np.ndarray], dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -189,11 +177,6 @@ class TritonPythonModel:
         self.chunk = min(int(c["max_batch_size"]) for c in self.calls.values())
         self.allowed = self.chain["request_parameters"]
 
-    def _error(self, message):
-        return pb_utils.InferenceResponse(
-            error=pb_utils.TritonError(f"{self.model_name}: {message}")
-        )
-
     def _call(self, slot, inputs, outputs, passed=None):
         extra = {"parameters": passed} if passed and slot in ("voice", "acoustic") else {}
         request = pb_utils.InferenceRequest(
@@ -231,13 +214,12 @@ class TritonPythonModel:
             ids = pb_utils.get_input_tensor_by_name(request, "SYMBOL_IDS").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "SENTENCE_LENGTHS").as_numpy()
             try:
-                values = request_parameters(request.parameters(), self.allowed)
-            except BadParameters as error:
-                responses[index] = self._error(str(error))
-                continue
-            problem = find_problem(ids, lengths)
-            if problem:
-                responses[index] = self._error(problem)
+                values = numeric_parameters(request.parameters(), self.allowed)
+                problem = find_problem(ids, lengths)
+                if problem:
+                    raise BadRequest(problem)
+            except BadRequest as error:
+                responses[index] = refusal(self.model_name, str(error))
                 continue
             texts = [split_sentences(i, n) for i, n in zip(ids, lengths)]
             groups.setdefault(tuple(values.items()), []).append((index, texts, values))
@@ -246,7 +228,7 @@ class TritonPythonModel:
                 audio, truncated = self._speak(group)
             except Exception as exc:  # a failed call must answer every request, not crash the stub
                 for index, _, _ in group:
-                    responses[index] = self._error(f"synthesis failed: {exc}")
+                    responses[index] = fault(self.model_name, f"synthesis failed: {exc}")
                 continue
             start = 0
             for index, texts, _ in group:

@@ -3,9 +3,11 @@
 The rules (conf/text_normalization/*.yaml) hold every word: characters to replace,
 abbreviations, currencies, symbols and number words. This file only applies them, in a fixed
 order: characters, abbreviations, currency, ordinals, years, decimals, grouped and plain
-numbers, symbols, whitespace. Then `split_sentences` cuts the text after . ! ? and drops pieces
-with nothing to say. Plain functions, no imports from modelrepo_gen: the file is copied beside
-the front-end's model.py and runs inside Triton's python stub.
+numbers, symbols, whitespace. A number with more digits than the rules' largest scale can name
+(a card or phone number, a run of digits) is read digit by digit. Then `split_sentences` cuts
+the text after . ! ? and drops pieces with nothing to say. Plain functions, no imports from
+modelrepo_gen: the file is copied beside the front-end's model.py and runs inside Triton's
+python stub.
 """
 
 import re
@@ -33,6 +35,20 @@ def cardinal(value: int, numbers: dict) -> str:
             words = f"{cardinal(head, numbers)} {name}"
             return f"{words} {cardinal(rest, numbers)}" if rest else words
     raise ValueError(f"no scale word for {value}")
+
+
+def named_digits(numbers: dict) -> int:
+    """The most digits a number read as words may have: 15 when "trillion" is the largest scale
+    (999 trillion ...)."""
+    return len(str(numbers["scales"][0][0])) + 2
+
+
+def number(text: str, numbers: dict) -> str:
+    """Digits in words: as a number (1234 -> one thousand two hundred thirty-four), or one by
+    one when there are more than the scales can name."""
+    if len(text.lstrip("0")) > named_digits(numbers):
+        return digits(text, numbers)
+    return cardinal(int(text), numbers)
 
 
 def ordinal(value: int, numbers: dict) -> str:
@@ -82,11 +98,12 @@ def _currency(text: str, rules: dict) -> str:
 
     def spell(match: re.Match) -> str:
         unit, units, sub, subs = rules["currencies"][match.group(1)]
-        whole = int(match.group(2).replace(",", ""))
+        whole_digits = match.group(2).replace(",", "")
+        whole = int(whole_digits[-18:])  # only compared with 0 and 1 (Python refuses huge ints)
         cents = int(match.group(3).ljust(2, "0")) if match.group(3) else 0
         parts = []
         if whole or not cents:
-            parts.append(f"{cardinal(whole, numbers)} {unit if whole == 1 else units}")
+            parts.append(f"{number(whole_digits, numbers)} {unit if whole == 1 else units}")
         if cents:
             parts.append(f"{cardinal(cents, numbers)} {sub if cents == 1 else subs}")
         return f" {rules['currency_and']} ".join(parts)
@@ -108,7 +125,14 @@ def normalize(text: str, rules: dict) -> str:
         text = text.replace(old, new)
     text = _abbreviations(text, rules["abbreviations"])
     text = _currency(text, rules)
-    text = ORDINAL.sub(lambda m: ordinal(int(m.group(1)), numbers), text)
+    text = ORDINAL.sub(
+        lambda m: (
+            ordinal(int(m.group(1)), numbers)
+            if len(m.group(1)) <= named_digits(numbers)
+            else digits(m.group(1), numbers)
+        ),
+        text,
+    )
     first, last = numbers["years"]
     text = YEAR.sub(
         lambda m: (
@@ -121,16 +145,13 @@ def normalize(text: str, rules: dict) -> str:
     text = DECIMAL.sub(
         lambda m: _signed(
             m.group(1),
-            f"{cardinal(int(m.group(2)), numbers)} {numbers['point']} "
-            f"{digits(m.group(3), numbers)}",
+            f"{number(m.group(2), numbers)} {numbers['point']} {digits(m.group(3), numbers)}",
             numbers,
         ),
         text,
     )
-    text = GROUPED.sub(lambda m: cardinal(int(m.group(1).replace(",", "")), numbers), text)
-    text = NUMBER.sub(
-        lambda m: _signed(m.group(1), cardinal(int(m.group(2)), numbers), numbers), text
-    )
+    text = GROUPED.sub(lambda m: number(m.group(1).replace(",", ""), numbers), text)
+    text = NUMBER.sub(lambda m: _signed(m.group(1), number(m.group(2), numbers), numbers), text)
     for symbol, word in rules["symbols"].items():
         text = text.replace(symbol, f" {word} ")
     text = re.sub(r"\s+([,.!?;:])", r"\1", text)  # no space before punctuation

@@ -2,31 +2,41 @@
 
 Input TEXT (STRING [1], UTF-8). The text is normalized (text_normalization.py, with the rules
 table), split into sentences, and each sentence encoded (symbol_encoding.py, with the symbol
-set). Out go SYMBOL_IDS (INT64 [-1], every sentence's ids one after another) and
-SENTENCE_LENGTHS (INT32 [-1], the number of ids of each sentence), so the synthesizer can
-speak the sentences one by one and join them.
+set). A sentence longer than the acoustic model takes is cut, at a clause break or a space near
+its middle, until every piece fits. Out go SYMBOL_IDS (INT64 [-1], every sentence's ids one
+after another) and SENTENCE_LENGTHS (INT32 [-1], the number of ids of each sentence), so the
+synthesizer can speak the sentences one by one and join them.
 Settings from config.pbtxt `parameters`:
-  rules           JSON normalization rules
-  symbols         JSON symbol set (its `encoding` chooses characters or Piper phonemes)
-  phoneme_id_map  Piper voice JSON in the version folder (piper_phonemes only; else "")
-  max_characters  longest text accepted
+  rules                 JSON normalization rules
+  symbols               JSON symbol set (its `encoding` chooses characters or Piper phonemes)
+  phoneme_id_map        Piper voice JSON in the version folder (piper_phonemes only; else "")
+  max_characters        longest text accepted
+  max_sentence_symbols  most ids of one sentence (longer ones are cut)
+  max_symbols           most ids of one text, all its sentences together (more is refused)
 """
 
 import json
-import sys
+import re
 from pathlib import Path
 
 import numpy as np
-
-# The two helper files are copied beside this one (the stub does not put it on sys.path).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from symbol_encoding import SymbolEncoder  # noqa: E402
-from text_normalization import normalize, split_sentences  # noqa: E402
 
 try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
+
+try:  # beside model.py in a repository (the stub puts its folder on sys.path)
+    from request_checks import fault, refusal
+    from symbol_encoding import SymbolEncoder
+    from text_normalization import normalize, split_sentences
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
+    from modelrepo_gen.components.triton_python.text_normalization import (
+        normalize,
+        split_sentences,
+    )
 
 
 class BadText(ValueError):
@@ -50,10 +60,50 @@ def decode_text(raw: object, max_characters: int) -> str:
     return text
 
 
-def encode_text(text: str, rules: dict, encoder: SymbolEncoder) -> list[list[int]]:
-    """Symbol ids per sentence; BadText if nothing in the text can be spoken."""
-    sentences = split_sentences(normalize(text, rules))
-    encoded = [ids for ids in (encoder.encode(s) for s in sentences) if ids]
+CLAUSE_BREAK = re.compile(r"[,;:]\s+")
+SPACE = re.compile(r"\s+")
+
+
+def cut_near_middle(sentence: str) -> tuple[str, str]:
+    """Two halves of a sentence: at a clause break in its middle half, else at the space
+    nearest its middle, else (one long word) at its middle character."""
+    middle = len(sentence) // 2
+    for pattern, reach in ((CLAUSE_BREAK, len(sentence) // 4), (SPACE, len(sentence))):
+        cuts = [m for m in pattern.finditer(sentence) if 0 < m.start() and m.end() < len(sentence)]
+        cuts = [m for m in cuts if abs(m.start() - middle) <= reach]
+        if cuts:
+            best = min(cuts, key=lambda m: abs(m.start() - middle))
+            return sentence[: best.start() + 1].rstrip(), sentence[best.end() :]
+    return sentence[:middle], sentence[middle:]
+
+
+def fitted(sentence: str, encode, limit: int) -> list[list[int]]:
+    """The ids of a sentence, as pieces of at most `limit` ids each (cut near the middle until
+    each piece fits); pieces with nothing to say are dropped."""
+    ids = encode(sentence)
+    if len(ids) <= limit:
+        return [ids] if ids else []
+    if len(sentence) < 2:
+        raise BadText(f"one character needs {len(ids)} symbols, more than {limit}")
+    head, tail = cut_near_middle(sentence)
+    return fitted(head, encode, limit) + fitted(tail, encode, limit)
+
+
+def encode_text(
+    text: str, rules: dict, encoder: SymbolEncoder, max_sentence: int, max_total: int
+) -> list[list[int]]:
+    """Symbol ids per sentence (each at most `max_sentence`); BadText if nothing in the text can
+    be spoken, or if it needs more than `max_total` ids."""
+    encoded, total = [], 0
+    for sentence in split_sentences(normalize(text, rules)):
+        for ids in fitted(sentence, encoder.encode, max_sentence):
+            encoded.append(ids)
+            total += len(ids)
+            if total > max_total:  # stop at once: the rest would be work for nothing
+                raise BadText(
+                    f"TEXT needs more than {max_total} symbols to speak (the maximum per text, "
+                    "after numbers and symbols are spelled out); send it in parts"
+                )
     if not encoded:
         raise BadText("TEXT has nothing to speak (no letters or digits)")
     return encoded
@@ -78,6 +128,8 @@ class TritonPythonModel:
         self.model_name = config["name"]
         self.rules = json.loads(params["rules"])
         self.max_characters = int(params["max_characters"])
+        self.max_sentence_symbols = int(params["max_sentence_symbols"])
+        self.max_symbols = int(params["max_symbols"])
         id_map = None
         if params.get("phoneme_id_map"):
             folder = Path(args["model_repository"]) / args["model_version"]
@@ -90,7 +142,13 @@ class TritonPythonModel:
         if texts.size == 0:
             raise BadText("TEXT is empty")
         return [
-            encode_text(decode_text(raw, self.max_characters), self.rules, self.encoder)
+            encode_text(
+                decode_text(raw, self.max_characters),
+                self.rules,
+                self.encoder,
+                self.max_sentence_symbols,
+                self.max_symbols,
+            )
             for raw in texts
         ]
 
@@ -100,12 +158,10 @@ class TritonPythonModel:
             try:
                 ids, lengths = pack(self._encode(request))
             except BadText as error:
-                message = pb_utils.TritonError(f"{self.model_name}: {error}")
-                responses.append(pb_utils.InferenceResponse(error=message))
+                responses.append(refusal(self.model_name, str(error)))
                 continue
             except Exception as error:  # e.g. espeak-ng failing: answer, do not crash the stub
-                message = pb_utils.TritonError(f"{self.model_name}: encoding failed: {error}")
-                responses.append(pb_utils.InferenceResponse(error=message))
+                responses.append(fault(self.model_name, f"encoding failed: {error}"))
                 continue
             responses.append(
                 pb_utils.InferenceResponse(
