@@ -102,7 +102,13 @@ def test_a_voice_from_a_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.noise_w=-0.1", "model.noise_w must be >= 0, got -0.1"),
+        ("model.noise_w=-0.1", "model.noise_w must be >= 0 and <= 2, got -0.1"),
+        ("model.length_scale=1000", "model.length_scale must be >= 0.25 and <= 4, got 1000"),
+        ("model.limits.length_scale=[0,4]",
+         "model.limits.length_scale must be [low, high] with 0.01 <= low and low <= high"),
+        ("model.max_symbols=2", "model.max_symbols must be >= 8, got 2"),
+        ("pipeline.models.frontend.max_symbols=10",
+         "pipeline.models.frontend.max_symbols must be >= 600, got 10"),
         ("pipeline.models.synthesizer.noise_sigma=0.5",
          "pipeline.models.synthesizer: chain 'voice' calls no acoustic model or vocoder"),
         ("pipeline.models.frontend.max_characters=0",
@@ -123,3 +129,54 @@ def test_a_missing_voice_is_one_line(tmp_path: Path) -> None:
         "error: model.path: no Piper voice at /nowhere/voice.onnx (expected a .onnx file)\n"
     )
     assert not output.exists()
+
+
+def _voice_with_json(folder: Path, change) -> Path:  # noqa: ANN001 - a function of the facts
+    path = copy_voice(folder)
+    facts = json.loads((folder / "voice.onnx.json").read_text())
+    change(facts)
+    (folder / "voice.onnx.json").write_text(json.dumps(facts))
+    return path
+
+
+def test_a_phoneme_map_the_voice_cannot_take_is_refused(tmp_path: Path) -> None:
+    """ids of 5000 against a voice that embeds 256 symbols: every request would have failed."""
+    path = _voice_with_json(tmp_path, lambda f: f["phoneme_id_map"].update({"ʃ": [5000]}))
+    with pytest.raises(UserError) as refused:
+        plan_of(f"model.path={path}")
+    assert str(refused.value) == (
+        f"the Piper voice's {path}.json does not fit voice.onnx: its phoneme_id_map has ids "
+        "from 0 to 5000, but the voice takes ids 0..255"
+    )
+
+
+def test_an_espeak_voice_espeak_does_not_have_is_refused(tmp_path: Path) -> None:
+    path = _voice_with_json(tmp_path, lambda f: f["espeak"].update({"voice": "xx-nonexistent"}))
+    with pytest.raises(UserError, match="espeak-ng has no voice 'xx-nonexistent'"):
+        plan_of(f"model.path={path}")
+
+
+def test_a_linked_voice_takes_the_json_beside_the_link(tmp_path: Path) -> None:
+    """Hugging Face's cache: snapshots/<rev>/voice.onnx -> ../../blobs/<hash>."""
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "rev"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    copy_voice(blobs)
+    (blobs / "voice.onnx").rename(blobs / "b1")
+    (blobs / "voice.onnx.json").rename(blobs / "b2")
+    (snapshot / "voice.onnx").symlink_to("../../blobs/b1")
+    (snapshot / "voice.onnx.json").symlink_to("../../blobs/b2")
+    units = {u.role: u for u in plan_of(f"model.path={snapshot / 'voice.onnx'}").units}
+    assert units["voice"].files["voice.onnx"] == snapshot / "voice.onnx"
+    # A link with no JSON beside it: named as the user gave it, not the JSON beside the blob.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    copy_voice(lone)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "voice.onnx").symlink_to(lone / "voice.onnx")
+    with pytest.raises(UserError) as refused:
+        plan_of(f"model.path={tmp_path / 'elsewhere' / 'voice.onnx'}")
+    assert str(refused.value) == (
+        f"model.path: the Piper voice {tmp_path / 'elsewhere' / 'voice.onnx'} has no "
+        "voice.onnx.json beside it"
+    )

