@@ -20,10 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from triton_fixtures import (
+    ASR_DECODER,
+    ASR_ENSEMBLE,
+    encode_text,
     live_processes_mentioning,
     shm_regions_mapped_by,
     write_echo_model,
     write_python_model,
+    write_standin_asr,
 )
 
 from modelrepo_gen.errors import UserError
@@ -308,3 +312,98 @@ def test_crash_during_startup_leaves_nothing_behind(tmp_path: Path) -> None:
     assert live_processes_mentioning(str(repository)) == []
     assert _python_envs() <= envs_before
     assert _work_dirs() <= work_dirs_before
+
+
+def _health_ready(http_url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=5)
+        return True
+    except (urllib.error.URLError, OSError):  # 400: not ready
+        return False
+
+
+@pytest.mark.server
+def test_serve_reloads_a_model_whose_python_worker_died(tmp_path: Path) -> None:
+    """kill -9 of a python worker (as the kernel does to one out of memory) under load: serve
+    reloads that model, health/ready says not ready meanwhile, no answer is ever wrong."""
+    repository = tmp_path / "repo"
+    write_standin_asr(repository)
+    process = _serve(repository, "--max-restarts", "3")
+    stdout, stderr = _Lines(process.stdout), _Lines(process.stderr)
+    try:
+        http_url = stdout.wait_for(r"HTTP:\s+(\S+)").group(1)
+        outcomes: list[str] = []
+        stop = threading.Event()
+
+        def load(client_id: int) -> None:
+            import tritonclient.http as httpclient
+
+            client = httpclient.InferenceServerClient(http_url)
+            count = 0
+            while not stop.is_set():
+                text = f"client {client_id} request {count}"
+                count += 1
+                audio = encode_text(text).reshape(1, -1)
+                inputs = [httpclient.InferInput("AUDIO_SIGNAL", list(audio.shape), "FP32"),
+                          httpclient.InferInput("NUM_SAMPLES", [1, 1], "INT32")]  # fmt: skip
+                inputs[0].set_data_from_numpy(audio)
+                inputs[1].set_data_from_numpy(np.array([[audio.size]], dtype=np.int32))
+                try:
+                    got = client.infer(ASR_ENSEMBLE, inputs).as_numpy("TRANSCRIPT")[0, 0]
+                    outcomes.append("right" if got.decode() == text else f"WRONG {got!r}")
+                except Exception:  # noqa: BLE001 - an error is allowed, a wrong answer is not
+                    outcomes.append("error")
+
+        senders = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(3)]
+        for sender in senders:
+            sender.start()
+        time.sleep(1)
+        workers = TritonServerWorkers.of(repository, ASR_DECODER)
+        assert len(workers) == 2  # two instances
+        os.kill(workers[0], signal.SIGKILL)
+        died = stderr.wait_for(r"python worker .*")
+        assert re.fullmatch(
+            rf"python worker {ASR_DECODER}_0_[01] of model '{ASR_DECODER}' died; "
+            r"reloading it in 1 s\n",
+            died.group(0) + "\n",
+        ), died.group(0)
+        assert not _health_ready(http_url)  # not ready while the model is down
+        stderr.wait_for(rf"model '{ASR_DECODER}' reloaded and ready \(restarts: 1\)")
+        assert _wait_for(lambda: _health_ready(http_url), timeout_s=10)
+        right_before = outcomes.count("right")
+        assert _wait_for(lambda: outcomes.count("right") > right_before + 20, timeout_s=30)
+        stop.set()
+        for sender in senders:
+            sender.join(30)
+        assert [o for o in outcomes if o.startswith("WRONG")] == []
+        assert set(TritonServerWorkers.of(repository, ASR_DECODER)).isdisjoint(workers)
+
+        # A model unloaded on purpose (the repository API) is left unloaded.
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://{http_url}/v2/repository/models/{ASR_DECODER}/unload", method="POST"
+            ),
+            timeout=30,
+        )
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    time.sleep(0.5)
+    assert [line for line in stderr.everything() if "died" in line] == [died.group(0) + "\n"]
+    assert "Triton server stopped (restarts: 1)\n" in stdout.everything()
+    assert live_processes_mentioning(str(repository)) == []
+
+
+class TritonServerWorkers:
+    @staticmethod
+    def of(repository: Path, model: str) -> list[int]:
+        """Pids of the live python workers of `model` served from `repository`."""
+        marker = f"{repository}/{model}/1/model.py"
+        return [
+            pid
+            for pid in live_processes_mentioning(marker)
+            if b"triton_python_backend_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ from modelrepo_gen.serve.log import (
 )
 from modelrepo_gen.serve.processes import HOST, exit_reason, free_port, kill_group, port_is_free
 from modelrepo_gen.serve.reaper import Reaper
+from modelrepo_gen.serve.workers import Worker, python_workers
 
 __all__ = ["TritonServer", "bundled_triton_root", "check_port"]
 
@@ -213,6 +215,31 @@ class TritonServer:
     def ready_models(self) -> list[str]:
         names = {e["name"] for e in self.repository_index() if e.get("state") == "READY"}
         return sorted(names)
+
+    def python_workers(self) -> dict[int, Worker]:
+        """The live python-backend worker processes (one per model instance), by pid."""
+        return python_workers(self.pid) if self.is_running() and self.pid else {}
+
+    def unload_model(self, name: str) -> None:
+        """Ask Triton to unload `name` (ensembles that use it go with it); returns at once."""
+        self._http("POST", f"/v2/repository/models/{urllib.parse.quote(name)}/unload", 30)
+
+    def load_model(self, name: str) -> None:
+        """Load `name` (again) from the repository, and the ensembles that use it; returns when
+        it is loaded, raises UserError with Triton's reason when it cannot be."""
+        try:
+            self._http(
+                "POST",
+                f"/v2/repository/models/{urllib.parse.quote(name)}/load",
+                self.startup_timeout_s,
+            )
+        except urllib.error.HTTPError as error:
+            body = error.read().decode(errors="replace")
+            try:
+                reason = str(json.loads(body).get("error", body))
+            except (ValueError, AttributeError):
+                reason = body
+            raise UserError(load_failure_message({name: reason})) from None
 
     # -- internals -------------------------------------------------------------------------
     def _check_inputs(self) -> Path:
