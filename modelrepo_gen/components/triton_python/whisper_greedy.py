@@ -4,10 +4,11 @@ It calls three models of the repository by name (Triton's business-logic scripti
 features model (audio window -> log-mel), the encoder (log-mel -> cross-attention cache, once
 per window) and the decoder (tokens + caches -> next-token logits + grown cache, once per
 token). Audio longer than one window is cut into consecutive windows; each window is decoded
-from the prompt. Every window of every request in one execution is decoded together, in batches
-of at most the called model's max_batch_size. Out go each request's token ids, the prompt
-left out and every window ended by the end-of-text id (TOKENS, padded with it), and how many
-there are (TOKEN_COUNT): the detokenizer model turns them into text.
+from the prompt. The windows of every request in one execution are decoded in batches of at
+most the decoder's max_batch_size, one batch after another (features, encoder, every token),
+so only one batch's caches are held. Out go each request's token ids, the prompt left out and
+every window ended by the end-of-text id (TOKENS, padded with it), and how many there are
+(TOKEN_COUNT): the detokenizer model turns them into text.
 Settings come from the `parameters` of config.pbtxt:
   calls           JSON {slot: {"model": name, "max_batch_size": n}} for features, encoder, decoder
   prompt          JSON token ids every window starts from
@@ -27,6 +28,11 @@ try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
+
+try:  # beside model.py in a repository
+    from request_checks import fault, refusal
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
 
 
 def find_problem(audio: np.ndarray, lengths: np.ndarray, max_samples: int) -> str | None:
@@ -98,11 +104,6 @@ class TritonPythonModel:
         self.window = int(params["window_samples"])
         self.max_samples = int(params["max_samples"])
 
-    def _error(self, message):
-        return pb_utils.InferenceResponse(
-            error=pb_utils.TritonError(f"{self.model_name}: {message}")
-        )
-
     def _call(self, slot, inputs, outputs):
         """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
         called = self.calls[slot]
@@ -135,12 +136,24 @@ class TritonPythonModel:
         return logits, present
 
     def _generate(self, clips):
-        """Token ids per clip: its windows decoded together with every other clip's."""
+        """Token ids per clip: its windows decoded together with every other clip's, one
+        decoder batch of windows at a time (features, encoder, then every token), so the
+        cross-attention caches of only that batch are held at once."""
         windows, owners = [], []
         for owner, clip in enumerate(clips):
             for window in split_windows(clip, self.window):
                 windows.append(window)
                 owners.append(owner)
+        tokens = []
+        step = int(self.calls["decoder"]["max_batch_size"])
+        for start in range(0, len(windows), step):
+            tokens += self._decode_windows(windows[start : start + step])
+        ids = [[] for _ in clips]
+        for owner, window_ids in zip(owners, tokens):
+            ids[owner] += [*window_ids, self.eos]  # the end-of-text id closes each window
+        return ids
+
+    def _decode_windows(self, windows):
         audio = np.zeros((len(windows), max(len(w) for w in windows)), dtype=np.float32)
         for row, window in zip(audio, windows):
             row[: len(window)] = window
@@ -149,22 +162,15 @@ class TritonPythonModel:
             "features", {"AUDIO_SIGNAL": audio, "NUM_SAMPLES": lengths}, ["FEATURES"]
         )
         (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
-        tokens = []
-        step = int(self.calls["decoder"]["max_batch_size"])
-        for start in range(0, len(windows), step):
-            tokens += greedy(
-                cross[start : start + step],
-                self._decode,
-                self.prompt,
-                self.eos,
-                self.suppress,
-                self.begin_suppress,
-                self.max_length,
-            )
-        ids = [[] for _ in clips]
-        for owner, window_ids in zip(owners, tokens):
-            ids[owner] += [*window_ids, self.eos]  # the end-of-text id closes each window
-        return ids
+        return greedy(
+            cross,
+            self._decode,
+            self.prompt,
+            self.eos,
+            self.suppress,
+            self.begin_suppress,
+            self.max_length,
+        )
 
     def execute(self, requests):
         responses = [None] * len(requests)
@@ -174,7 +180,7 @@ class TritonPythonModel:
             lengths = pb_utils.get_input_tensor_by_name(request, "NUM_SAMPLES").as_numpy()
             problem = find_problem(audio, lengths, self.max_samples)
             if problem:
-                responses[index] = self._error(problem)
+                responses[index] = refusal(self.model_name, problem)
             else:
                 clips = [row[: int(n)] for row, n in zip(audio, lengths.reshape(-1))]
                 accepted.append((index, clips))
@@ -184,7 +190,7 @@ class TritonPythonModel:
             ids = self._generate([clip for _, clips in accepted for clip in clips])
         except Exception as exc:  # a failed call must answer every request, not crash the stub
             for index, _ in accepted:
-                responses[index] = self._error(f"transcription failed: {exc}")
+                responses[index] = fault(self.model_name, f"transcription failed: {exc}")
             return responses
         start = 0
         for index, clips in accepted:
