@@ -37,3 +37,17 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def small_asr() -> list[str]:
     """Overrides for a fast QuartzNet-style build."""
     return ["pipeline=asr_quartznet", "model=quartznet_mini"]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type
+    """The largest allowed requests sent during the run, with their time and peak memory."""
+    from largest_requests import RECORDED
+
+    if not RECORDED:
+        return
+    terminalreporter.section("largest allowed requests (server + python workers)")
+    for record in RECORDED:
+        terminalreporter.write_line(
+            f"{record.pipeline}: {record.request}: {record.seconds:.1f} s, peak "
+            f"{record.peak_mib:.0f} MiB (largest process: {record.largest_process})"
+        )

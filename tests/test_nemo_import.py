@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from largest_requests import send_largest
 from nemo_fixtures import NEMO_FIXTURES, TAGS, TOLERANCE, Reference, relative_error
 from served_requests import connect, infer, transcripts
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
@@ -138,3 +140,53 @@ def test_served_repository_matches_nemo(
             )
     finally:
         client.close()
+
+
+@pytest.mark.server
+def test_a_killed_decoder_worker_is_reloaded_under_load(
+    nemo_server: TritonServer, nemo_references: dict
+) -> None:
+    """The SentencePiece CTC decoder of the Citrinet-like import dies under load."""
+    name = "citrinet_like"
+    ensemble = NEMO_FIXTURES[name].ensemble
+    reference = nemo_references[name][TAGS[0]]
+    lengths = reference.num_samples.reshape(-1, 1)
+
+    def request() -> list[str]:
+        module, client = connect(nemo_server, "http")
+        try:
+            return transcripts(module, client, ensemble, reference.audio, lengths)
+        finally:
+            client.close()
+
+    model = f"{ensemble}_ctc_decoder"
+    outcome = kill_a_worker_under_load(
+        nemo_server, model, request, lambda texts: texts == reference.transcripts
+    )
+    assert_healed(outcome, model)
+
+
+@pytest.mark.server
+def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
+    nemo_server: TritonServer, nemo_references: dict
+) -> None:
+    """max_batch_size (8) rows of max_audio_seconds (60 s) to the Citrinet-like import."""
+    name = "citrinet_like"
+    ensemble = NEMO_FIXTURES[name].ensemble
+    reference = nemo_references[name][TAGS[0]]
+    speech = reference.audio[0, : int(reference.num_samples[0])]
+    batch = np.stack([np.roll(np.resize(speech, 60 * 16000), shift * 4000) for shift in range(8)])
+    lengths = np.full((8, 1), batch.shape[1], dtype=np.int32)
+    module, client = connect(nemo_server, "http")
+    try:
+        texts, _ = send_largest(
+            nemo_server,
+            ensemble,
+            "8 x 60 s of audio",
+            lambda: transcripts(module, client, ensemble, batch, lengths),
+        )
+        alone = transcripts(module, client, ensemble, batch[:1], lengths[:1])
+    finally:
+        client.close()
+    assert len(texts) == 8 and min(len(t) for t in texts) > 100
+    assert texts[0] == alone[0]

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from served_requests import connect, infer, transcripts, varied_lengths
+from largest_requests import send_largest
+from served_requests import connect, infer, one_utterance, transcripts, varied_lengths
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.build.parity import compare
 from modelrepo_gen.clients.asr_reference import AsrReference
@@ -267,3 +269,43 @@ def test_transcribe_cli_resamples_to_the_rate_the_model_declares(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"{path}\t{' '.join(expected.split())}"]
+
+
+def test_a_killed_python_worker_is_reloaded_under_load(
+    server: TritonServer, references: dict[str, AsrReference], librivox: list
+) -> None:
+    audio = librivox[0][1]
+    expected = references["asr_quartznet"].transcribe(audio)
+
+    def request() -> str:
+        module, client = connect(server, "http")
+        try:
+            return transcripts(module, client, "asr_quartznet", *one_utterance(audio))[0]
+        finally:
+            client.close()
+
+    model = "asr_quartznet_acoustic_model"
+    outcome = kill_a_worker_under_load(server, model, request, lambda text: text == expected)
+    assert_healed(outcome, model)
+
+
+def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
+    server: TritonServer, references: dict[str, AsrReference], librivox: list
+) -> None:
+    """max_batch_size (8) utterances of max_audio_seconds (60 s) each, in one request."""
+    speech = np.concatenate([audio for _, audio, _ in librivox])
+    longest = np.resize(speech, 60 * SAMPLE_RATE)  # real speech, repeated to the limit
+    batch = np.stack([np.roll(longest, shift * SAMPLE_RATE) for shift in range(8)])
+    lengths = np.full((8, 1), batch.shape[1], dtype=np.int32)
+    module, client = connect(server, "http")
+    try:
+        texts, _ = send_largest(
+            server,
+            "asr_quartznet",
+            "8 x 60 s of audio",
+            lambda: transcripts(module, client, "asr_quartznet", batch, lengths),
+        )
+    finally:
+        client.close()
+    assert len(texts) == 8 and len(set(texts)) == 8
+    assert texts[0] == references["asr_quartznet"].transcribe(batch[0])

@@ -10,13 +10,17 @@ confident random head, so labels differ from word to word and a wrong wiring sho
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from largest_requests import send_largest
+from served_requests import is_bad_request
 from test_bert_onnx_import import Logits, export_elsewhere
 from text_fixtures import SENTENCES, save_tiny_text_folder
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.text_client import TextModel
 from modelrepo_gen.clients.text_reference import TextReference
@@ -180,6 +184,7 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(served) -> 
         error = raw_request(server, pipeline, inputs)
         assert isinstance(error, Exception), label
         assert message in str(error), (label, str(error))
+        assert is_bad_request(error), (label, str(error))
     model = TextModel(server.http_url, "http", pipeline)
     assert_same_answer(model.ask(good), expected(reference, good))
 
@@ -246,3 +251,81 @@ def test_one_request_with_several_texts_answers_each_as_alone(served) -> None:
             model.task, {name: array[row] for name, array in outputs.items()}, model.class_labels
         )
         assert_same_answer(answer, model.ask(item))
+
+
+@pytest.mark.parametrize("served", ["nlp_text_classification"], indirect=True)
+def test_a_killed_network_worker_is_reloaded_under_load(served) -> None:
+    """The probe's case: nlp_text_classification_network's worker killed under load."""
+    pipeline, server, reference = served
+    texts = requests_for(pipeline)[0]
+    wanted = expected(reference, texts)
+
+    def is_right(answer: dict) -> bool:
+        try:
+            assert_same_answer(answer, wanted)
+        except AssertionError:
+            return False
+        return True
+
+    model = f"{pipeline}_network"
+    outcome = kill_a_worker_under_load(
+        server, model, lambda: TextModel(server.http_url, "http", pipeline).ask(texts), is_right
+    )
+    assert_healed(outcome, model)
+
+
+@pytest.mark.parametrize("served", ["nlp_qa", "nlp_token_classification"], indirect=True)
+def test_post_processing_refuses_offsets_outside_the_text(served) -> None:
+    """Answers and entities are cut from the text at TOKEN_OFFSETS: spans past its end (the
+    probe sent 10^6 for a 3-character text) are refused, not answered."""
+    pipeline, server, _ = served
+    texts = {"QUESTION": "Who?", "CONTEXT": "Ann"} if pipeline == "nlp_qa" else {"TEXT": "Ann"}
+    windows = raw_request(
+        server, f"{pipeline}_tokenizer", {k: text_tensor(v) for k, v in texts.items()}
+    )
+    assert isinstance(windows, dict), windows
+    inputs = {name: windows[name] for name in windows}
+    inputs["TEXT"] = text_tensor(texts.get("CONTEXT", texts.get("TEXT")))
+    answered = raw_request(server, f"{pipeline}_postprocessing", inputs)
+    assert isinstance(answered, dict), answered  # the tokenizer's windows are answered
+    for bad in (1_000_000, -5):
+        offsets = windows["TOKEN_OFFSETS"].copy()
+        offsets[offsets >= 0] = bad
+        error = raw_request(
+            server, f"{pipeline}_postprocessing", {**inputs, "TOKEN_OFFSETS": offsets}
+        )
+        assert isinstance(error, Exception), bad
+        assert "TOKEN_OFFSETS must be spans within the text's 3 characters" in str(error)
+        assert is_bad_request(error)
+
+
+@pytest.mark.parametrize("served", ["nlp_token_classification"], indirect=True)
+def test_the_largest_allowed_request_is_answered_within_the_memory_budget(served) -> None:
+    """max_batch_size (8) texts that each need max_windows (64) windows."""
+    pipeline, server, reference = served
+    from modelrepo_gen.components.triton_python.text_windows import TextTooLong
+
+    words = " ".join(f"{s.rstrip('.')} and" for s in SENTENCES).split() * 40
+
+    def windows(count: int) -> int:
+        try:
+            return reference.windows(" ".join(words[:count])).count
+        except TextTooLong:
+            return 65
+
+    low, high = 1, len(words)  # the most words that still fit 64 windows
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if windows(middle) <= 64 else (low, middle - 1)
+    text = " ".join(words[:low])
+    assert windows(low) == 64
+    inputs = {"TEXT": np.array([[text.encode("utf-8")]] * 8, dtype=object)}
+    outputs, _ = send_largest(
+        server,
+        pipeline,
+        "8 texts of 64 windows",
+        lambda: raw_request(server, pipeline, inputs),
+    )
+    assert isinstance(outputs, dict), outputs
+    alone = TextModel(server.http_url, "http", pipeline).ask({"TEXT": text})
+    assert [json.loads(e) for e in outputs["ENTITIES"].reshape(-1)] == [alone["entities"]] * 8

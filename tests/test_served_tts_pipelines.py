@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_config
-from served_requests import connect, infer
+from largest_requests import send_largest
+from served_requests import connect, infer, is_bad_request
 from tts_fixtures import module_of, stop_items_apart
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.tts_chain_reference import ChainReference
 from modelrepo_gen.clients.wav_writer import pcm16
@@ -223,5 +225,85 @@ def test_bad_text_is_refused_and_the_server_keeps_serving(
     with pytest.raises(Exception, match=message) as refused:
         speak(served, [text])
     assert f"{served.name}_frontend" in str(refused.value)
+    assert is_bad_request(refused.value), refused.value
+    expected, _ = served.expected("Still here.")
+    assert_same_audio(audio_of(speak(served, ["Still here."])), expected)
+
+
+def test_a_killed_acoustic_worker_is_reloaded_under_load(fastpitch_hifigan: Served) -> None:
+    """FastPitch's worker is the one the probe's long text took down: kill it under load."""
+    served = fastpitch_hifigan
+    text = TEXTS[0]
+    expected, _ = served.expected(text)
+
+    def is_right(result: dict[str, np.ndarray]) -> bool:
+        audio = audio_of(result)
+        return audio.shape == expected.shape and np.max(np.abs(audio - expected)) <= TOLERANCE
+
+    model = f"{served.name}_acoustic"
+    outcome = kill_a_worker_under_load(
+        served.server, model, lambda: speak(served, [text]), is_right
+    )
+    assert_healed(outcome, model)
+
+
+def test_a_pace_outside_fastpitchs_range_is_refused(fastpitch_hifigan: Served) -> None:
+    for pace in (0.1, 5, "fast"):
+        with pytest.raises(Exception, match="'pace' must be a number from 0.25 to 4") as refused:
+            speak(fastpitch_hifigan, ["Hello."], {"pace": pace})
+        assert is_bad_request(refused.value), refused.value
+    expected, _ = fastpitch_hifigan.expected("Still here.")
+    assert_same_audio(audio_of(speak(fastpitch_hifigan, ["Still here."])), expected)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_acoustic_models_refuse_symbol_ids_outside_their_set(served: Served, protocol: str) -> None:
+    """Out-of-range ids used to end in a TorchScript traceback (Tacotron 2) or an onnxruntime
+    error (FastPitch): now one line naming the tensor and the range, as a bad request."""
+    from tritonclient.utils import InferenceServerException
+
+    model = f"{served.name}_acoustic"
+    ids = np.array([[3, 4, 500, 5]], dtype=np.int64)
+    tensors = {"SYMBOL_IDS": (ids, "INT64"), "SYMBOL_COUNT": (np.array([[4]], np.int32), "INT32")}
+    if served.name == "tts_fastpitch_hifigan":
+        tensors["PACE"] = (np.array([[1.0]], np.float32), "FP32")
+    module, client = connect(served.server, protocol)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            infer(module, client, model, tensors, ["MEL", "MEL_LENGTH"])
+        assert refused.value.message().endswith(
+            f"{model}: SYMBOL_IDS must hold values from 0 to 147, got 3..500"
+        ), refused.value.message()
+        assert is_bad_request(refused.value)
+        too_long = np.ones((1, 301), dtype=np.int64)
+        tensors["SYMBOL_IDS"] = (too_long, "INT64")
+        tensors["SYMBOL_COUNT"] = (np.array([[301]], np.int32), "INT32")
+        with pytest.raises(InferenceServerException, match="more than the maximum of 300"):
+            infer(module, client, model, tensors, ["MEL", "MEL_LENGTH"])
+    finally:
+        client.close()
+    expected, _ = served.expected("Still here.")
+    assert_same_audio(audio_of(speak(served, ["Still here."])), expected)
+
+
+def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
+    fastpitch_hifigan: Served,
+) -> None:
+    """max_characters (5000) of text, close to max_symbols (7500): the probe's 4000 digits took
+    this pipeline down with one sentence of 36,661 symbols; now every sentence fits FastPitch
+    and the whole text is bounded."""
+    served = fastpitch_hifigan
+    sentence = "The quick brown fox jumps over the lazy dog near the river bank, and runs away. "
+    text = (sentence * 70)[:5000]
+    ids = served.reference.sentence_ids(text)
+    assert sum(map(len, ids)) > 4900 and max(map(len, ids)) <= 300
+    result, _ = send_largest(
+        served.server, served.name, "5000 characters", lambda: speak(served, [text])
+    )
+    assert result["TRUNCATED"].tolist() == [[False]]
+    assert audio_of(result).size == result["AUDIO"].shape[1] > 22050 * 60
+    with pytest.raises(Exception, match="TEXT needs more than 7500 symbols") as refused:
+        speak(served, ["1" * 4000])  # read digit by digit: 16,000 symbols
+    assert is_bad_request(refused.value)
     expected, _ = served.expected("Still here.")
     assert_same_audio(audio_of(speak(served, ["Still here."])), expected)

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from conftest import compose_config
 from scipy.signal import resample_poly
-from served_requests import connect
+from served_requests import connect, is_bad_request
 from tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.transcribe_manifest import word_errors
 from modelrepo_gen.clients.tts_reference import PiperReference
@@ -156,6 +157,8 @@ def test_long_text_is_split_and_joined(server: TritonServer, reference: PiperRef
         (b"?! ... --", "TEXT has nothing to speak"),
         (b"caf\xe9 \xff", "TEXT is not valid UTF-8"),
         (b"word " * 1001, "TEXT is 5005 characters long, more than the maximum of 5000"),
+        # The probe's 4000 digits: read digit by digit, far more ids than a text may have.
+        (b"1" * 4000, "TEXT needs more than 15000 symbols to speak"),
     ],
 )
 def test_bad_text_is_refused_and_the_server_keeps_serving(
@@ -164,6 +167,7 @@ def test_bad_text_is_refused_and_the_server_keeps_serving(
     with pytest.raises(Exception, match=message) as refused:
         speak(server, [text])
     assert "tts_piper_frontend" in str(refused.value)
+    assert is_bad_request(refused.value), refused.value
     assert_same_audio(audio_of(speak(server, ["Still here."])), reference.speak("Still here."))
 
 
@@ -237,16 +241,22 @@ def test_request_parameters_reach_the_voice(
 @pytest.mark.parametrize(
     ("parameters", "message"),
     [
-        ({"speed": 2}, "unknown request parameter 'speed' (this model takes: noise_scale, "),
-        ({"noise_w": -1}, "request parameter 'noise_w' must be a number >= 0, got -1"),
-        ({"length_scale": 0}, "request parameter 'length_scale' must be a number > 0"),
+        ({"speed": 2}, "unknown request parameter 'speed' (this model takes: length_scale, "),
+        ({"noise_w": -1}, "request parameter 'noise_w' must be a number from 0 to 2, got -1"),
+        ({"length_scale": 0}, "request parameter 'length_scale' must be a number from 0.25 to 4"),
+        # The probe's 46 s, 388 s of audio request: refused before any work.
+        ({"length_scale": 1000}, "'length_scale' must be a number from 0.25 to 4, got 1000"),
+        ({"noise_scale": "nan"}, "'noise_scale' must be a number from 0 to 2, got 'nan'"),
     ],
 )
 def test_bad_request_parameters_are_refused(
     server: TritonServer, reference: PiperReference, parameters: dict, message: str
 ) -> None:
-    with pytest.raises(Exception, match=re.escape(message)):
+    with pytest.raises(Exception, match=re.escape(message)) as refused:
         speak(server, ["Hello."], parameters=parameters)
+    # Said once, by the synthesizer that checks what it passes on to the voice.
+    assert str(refused.value).count("tts_piper_") == 1, refused.value
+    assert is_bad_request(refused.value), refused.value
     assert_same_audio(audio_of(speak(server, ["Still here."])), reference.speak("Still here."))
 
 
@@ -289,3 +299,19 @@ def test_acoustic_vocoder_chain(server: TritonServer, reference: PiperReference)
                 assert bool(result["TRUNCATED"][index, 0]) is truncated
     with pytest.raises(Exception, match="unknown request parameter 'noise_w'"):
         speak(server, texts, parameters={"noise_w": 0}, model=CHAIN)
+
+
+def test_a_killed_voice_worker_is_reloaded_under_load(
+    server: TritonServer, reference: PiperReference
+) -> None:
+    """The voice, called by the synthesizer, dies under load (as it did out of memory)."""
+    text = PARITY_TEXTS[0]
+    expected = reference.speak(text)
+
+    def is_right(result: dict[str, np.ndarray]) -> bool:
+        audio = audio_of(result)
+        return audio.shape == expected.shape and np.max(np.abs(audio - expected)) <= TOLERANCE
+
+    model = f"{ENSEMBLE}_voice"
+    outcome = kill_a_worker_under_load(server, model, lambda: speak(server, [text]), is_right)
+    assert_healed(outcome, model)

@@ -8,6 +8,7 @@ plain transcribe client talks to it unchanged.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-from served_requests import connect, one_utterance, transcripts
+from largest_requests import send_largest
+from served_requests import connect, is_bad_request, one_utterance, transcripts
 from test_whisper_reference import normalize
+from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.whisper_reference import WhisperReference
 from modelrepo_gen.serve.server import TritonServer
@@ -131,6 +134,7 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
         with pytest.raises(InferenceServerException, match=message) as raised:
             transcripts(module, client, ENSEMBLE, audio, lengths)
         assert "asr_whisper_generator" in str(raised.value)
+        assert is_bad_request(raised.value), raised.value
     finally:
         client.close()
     clip = librivox[3][1]
@@ -156,3 +160,41 @@ def test_wrong_tensor_type_is_refused_and_the_server_keeps_serving(
         client.close()
     clip = librivox[2][1]
     assert served(server, clip) == reference.transcribe(clip)
+
+
+def test_a_killed_decoder_worker_is_reloaded_under_load(server, librivox) -> None:
+    """The decoder, called by the generator for every token, dies mid-generation: requests
+    fail meanwhile, none is answered wrong, and the endpoint transcribes again after the reload."""
+    audio = librivox[1][1][: 16000 * 2]
+    expected = served(server, audio)
+    outcome = kill_a_worker_under_load(
+        server, f"{ENSEMBLE}_decoder", lambda: served(server, audio), lambda t: t == expected
+    )
+    assert_healed(outcome, f"{ENSEMBLE}_decoder")
+
+
+def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
+    server, repository, librivox
+) -> None:
+    """max_batch_size recordings (the ensemble's: 4, the encoder's) of max_audio_seconds each."""
+    import tritonclient.http as module
+
+    rows = int(
+        re.search(r"max_batch_size: (\d+)", (repository / ENSEMBLE / "config.pbtxt").read_text())[1]
+    )
+    speech = np.concatenate([audio for _, audio, _ in librivox])
+    longest = np.resize(speech, int(MAX_SECONDS * RATE))
+    batch = np.stack([np.roll(longest, shift * RATE * 3) for shift in range(rows)])
+    lengths = np.full((rows, 1), batch.shape[1], dtype=np.int32)
+    client = module.InferenceServerClient(server.http_url, network_timeout=900)
+    try:
+        texts, _ = send_largest(
+            server,
+            ENSEMBLE,
+            f"{rows} x {MAX_SECONDS:g} s of audio",
+            lambda: transcripts(module, client, ENSEMBLE, batch, lengths),
+        )
+    finally:
+        client.close()
+    assert len(texts) == rows and all(len(t.split()) > 50 for t in texts)
+    assert texts[1] == served(server, batch[1])  # as when sent alone
