@@ -1,4 +1,5 @@
-"""Serve a model repository with the bundled Triton server until Ctrl-C or SIGTERM.
+"""Serve a model repository with the bundled Triton server until Ctrl-C or SIGTERM, keeping
+the server and every python worker up (see supervisor.py).
 
 python -m modelrepo_gen.serve model_repository --http-port 8000 --models asr_quartznet
 """
@@ -89,7 +90,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--max-restarts",
         type=_whole_number(0),
         default=5,
-        help="restarts of a crashed server allowed within --restart-window (0: none)",
+        help="restarts of a crashed server, or reloads of a model whose python worker died, "
+        "allowed within --restart-window (0: none)",
     )
     parser.add_argument(
         "--restart-window", type=_positive_seconds, default=300, help="seconds (default 300)"
