@@ -407,3 +407,49 @@ class TritonServerWorkers:
             for pid in live_processes_mentioning(marker)
             if b"triton_python_backend_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
+
+
+# Runs a program for every request (as the Piper front-end runs espeak-ng): forked children
+# bear the worker's command line until they exec.
+FORKS_PY = """
+import subprocess
+
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        responses = []
+        for request in requests:
+            for _ in range(5):
+                subprocess.run(["true"], check=True)
+            data = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("OUTPUT0", data)]))
+        return responses
+"""
+
+
+@pytest.mark.server
+def test_a_worker_running_programs_is_not_taken_for_a_dead_one(tmp_path: Path) -> None:
+    """The probe's 4000-digit Piper text ran espeak-ng many times: each fork looked like a new
+    worker that died a moment later, and the front-end was reloaded for nothing."""
+    from modelrepo_gen.serve.supervisor import Supervisor
+
+    repository = tmp_path / "repo"
+    write_python_model(
+        repository, "echo", FORKS_PY, [TENSOR.format("INPUT0")], [TENSOR.format("OUTPUT0")]
+    )
+    reports: list[str] = []
+    with TritonServer(repository, **FREE_PORTS) as server:
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=Supervisor(server, report=reports.append).watch, args=(stop,), daemon=True
+        )
+        watcher.start()
+        data = np.ones((1, 3), dtype=np.float32)
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            np.testing.assert_array_equal(_echo(server.http_url, data), data)
+        stop.set()
+        watcher.join(10)
+    assert reports == []

@@ -34,12 +34,22 @@ def _command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2 :].split()[1])  # after "pid (comm) state"
+
+
 def python_workers(pgid: int) -> dict[int, Worker]:
-    """The live python-backend workers of the server whose process group is `pgid`, by pid."""
+    """The live python-backend workers of the server whose process group is `pgid` (and whose
+    pid it is), by pid. Only the server's own children count: a process a worker forks (to run
+    espeak-ng, say) bears the worker's command line until it runs its program."""
     workers = {}
     for pid in group_members(pgid):
         args = _command_line(pid)
-        if len(args) > 8 and Path(args[0]).name == STUB:
+        if len(args) > 8 and Path(args[0]).name == STUB and _parent(pid) == pgid:
             model_file = Path(args[1])  # <model>/<version>/model.py
             workers[pid] = Worker(pid=pid, model=model_file.parent.parent.name, instance=args[8])
     return workers
