@@ -32,9 +32,12 @@ def character_ids(sentence: str, table: dict[str, int], lowercase: bool) -> list
 def espeak(text: str, command: str, voice: str) -> str:
     """IPA phonemes of one clause from espeak-ng (its lines, one per clause it finds, joined)."""
     done = subprocess.run(
-        [command, "-q", "--ipa", "-v", voice, "--", text],
+        [command, "-q", "--ipa", "-v", voice, "--stdin"],
+        # Through a UTF-8 pipe, not the command line: the stub's locale may be ASCII, and a
+        # command line cannot hold every character (Zoë's café failed there).
+        input=text,
         capture_output=True,
-        encoding="utf-8",  # the stub's locale may be ASCII; espeak-ng writes UTF-8
+        encoding="utf-8",
         timeout=30,
         check=False,
     )

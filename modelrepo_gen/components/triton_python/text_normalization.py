@@ -12,6 +12,8 @@ python stub.
 
 import re
 
+# Control characters have nothing to say (and espeak-ng stops at NUL).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SENTENCE_END = re.compile(r"([.!?][\"')\]]*)\s+")  # the end mark and closing quotes stay
 SPEAKABLE = re.compile(r"[^\W_]")  # a letter or digit in any script
 NUMBER = re.compile(r"(?<![\w.])(-?)(\d+)(?![\w])")
@@ -121,6 +123,7 @@ def _abbreviations(text: str, abbreviations: dict) -> str:
 def normalize(text: str, rules: dict) -> str:
     """Written English -> words a synthesizer can say; casing and punctuation are kept."""
     numbers = rules["numbers"]
+    text = CONTROL.sub(" ", text)
     for old, new in rules["characters"].items():
         text = text.replace(old, new)
     text = _abbreviations(text, rules["abbreviations"])
