@@ -75,6 +75,13 @@ def _bad_requests(clip: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, s
             "INT32",
             "AUDIO_SIGNAL contains NaN or infinite values",
         ),
+        "huge sample": (  # its power overflows float32: NaN features
+            with_sample(1e30),
+            length,
+            "FP32",
+            "INT32",
+            r"AUDIO_SIGNAL must hold values from -1e\+06 to 1e\+06, got .*\.\.1e\+30",
+        ),
         "-inf sample": (
             with_sample(-np.inf),
             length,

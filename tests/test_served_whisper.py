@@ -17,7 +17,7 @@ import jiwer
 import numpy as np
 import pytest
 from largest_requests import send_largest
-from served_requests import connect, is_bad_request, one_utterance, transcripts
+from served_requests import connect, infer, is_bad_request, one_utterance, transcripts
 from test_whisper_reference import normalize
 from worker_faults import assert_healed, kill_a_worker_under_load
 
@@ -114,6 +114,11 @@ def test_audio_longer_than_a_window_is_split_and_joined(server, reference, libri
     [
         (np.zeros((1, 0), np.float32), np.array([[0]], np.int32), "AUDIO_SIGNAL is empty"),
         (np.array([[0.1, np.nan, 0.2]], np.float32), np.array([[3]], np.int32), "NaN"),
+        (
+            np.array([[0.1, 1e30, 0.2]], np.float32),
+            np.array([[3]], np.int32),
+            r"AUDIO_SIGNAL must hold values from -1e\+06 to 1e\+06, got a sample of size 1e\+30",
+        ),
         (np.zeros((1, 100), np.float32), np.array([[101]], np.int32), "between 1 and 100"),
         (np.zeros((1, 100), np.float32), np.array([[0]], np.int32), "between 1 and 100"),
         (
@@ -122,7 +127,7 @@ def test_audio_longer_than_a_window_is_split_and_joined(server, reference, libri
             f"more than the maximum of {int(MAX_SECONDS * RATE)}",
         ),
     ],
-    ids=["empty", "nan", "length-too-long", "length-zero", "over-max-seconds"],
+    ids=["empty", "nan", "huge", "length-too-long", "length-zero", "over-max-seconds"],
 )
 def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
     server, reference, librivox, audio, lengths, message
@@ -196,5 +201,27 @@ def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
         )
     finally:
         client.close()
-    assert len(texts) == rows and all(len(t.split()) > 50 for t in texts)
+    assert len(texts) == rows and all(len(t.split()) > 30 for t in texts)
     assert texts[1] == served(server, batch[1])  # as when sent alone
+
+
+def test_the_decoder_refuses_token_ids_outside_the_vocabulary(server) -> None:
+    """Called directly (it is served): the ids are checked before onnxruntime sees them."""
+    from tritonclient.utils import InferenceServerException
+
+    module, client = connect(server, "http")
+    cross = np.zeros((1, 4, 2, 6, 1500, 64), dtype=np.float32)
+    past = np.zeros((1, 4, 2, 6, 0, 64), dtype=np.float32)
+    try:
+        for token in (60_000, -1):
+            tensors = {
+                "TOKENS": (np.array([[token]], dtype=np.int64), "INT64"),
+                "PAST_KV": (past, "FP32"),
+                "CROSS_KV": (cross, "FP32"),
+            }
+            with pytest.raises(InferenceServerException) as refused:
+                infer(module, client, f"{ENSEMBLE}_decoder", tensors, ["LOGITS"])
+            assert "TOKENS must hold values from 0 to 51863" in refused.value.message()
+            assert is_bad_request(refused.value)
+    finally:
+        client.close()

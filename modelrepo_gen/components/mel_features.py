@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from modelrepo_gen.components.audio_requests import audio_checks
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent
 from modelrepo_gen.components.networks.mel_features import MelFeatureExtractor, MelFeaturesConfig
 from modelrepo_gen.components.networks.mel_features_checks import check_mel_features, window_samples
@@ -82,11 +83,7 @@ class MelFeatures(NetworkComponent):
         return example_audio(batch, seconds, seed, settings.sample_rate)
 
     def request_checks(self, settings: MelFeatureSettings, bounds: dict[str, int]) -> dict:
-        return {
-            "finite": ["AUDIO_SIGNAL"],
-            "max_length": {"AUDIO_SIGNAL": [_max_samples(settings), 1]},
-            "lengths": {"NUM_SAMPLES": ["AUDIO_SIGNAL", 1]},
-        }
+        return audio_checks(_max_samples(settings))
 
 
 COMPONENTS.register("mel_features")(MelFeatures())

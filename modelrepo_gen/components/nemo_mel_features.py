@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from modelrepo_gen.components.audio_requests import audio_checks
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.mel_features import INT32_MAX, MAX_SAMPLE_RATE, example_audio
 from modelrepo_gen.components.networks.mel_features import mel_filterbank
@@ -153,11 +154,8 @@ class NemoMelFeatures(NetworkComponent):
         return example_audio(batch, seconds, seed, settings.sample_rate)
 
     def request_checks(self, settings: NemoMelFeatureSettings, bounds: dict[str, int]) -> dict:
-        return {
-            "finite": ["AUDIO_SIGNAL"],
-            "max_length": {"AUDIO_SIGNAL": [_max_samples(settings), 1]},
-            "lengths": {"NUM_SAMPLES": ["AUDIO_SIGNAL", 1]},
-        }
+        # NeMo makes samples // stride frames: audio shorter than one stride has none.
+        return audio_checks(_max_samples(settings), min_samples=settings.n_window_stride)
 
     def weights(self, settings: NemoMelFeatureSettings, where: str, seed: int) -> Weights:
         return Weights({"source": "nemo", "path": str(read_nemo(settings.checkpoint).path)})

@@ -95,6 +95,8 @@ class WaveGlowComponent(NetworkComponent):
         checks: dict = {
             "finite": ["MEL", "NOISE"],
             "lengths": {"MEL_LENGTH": ["MEL", 2]},
+            # One noise value per audio sample, or the network's reshape fails.
+            "covers": {"NOISE": ["MEL_LENGTH", settings.hop_length, 1]},
         }
         if "MEL" in bounds:
             checks["max_length"] = {"MEL": [bounds["MEL"], 2]}

@@ -60,7 +60,8 @@ class WhisperDecoder(NetworkComponent):
         return [tokens, past, cross]
 
     def request_checks(self, settings: WhisperSourceSettings, bounds: dict[str, int]) -> dict:
-        return {"finite": ["CROSS_KV"]}
+        vocab = loaded(settings).model.config.vocab_size
+        return {"finite": ["CROSS_KV"], "value_range": {"TOKENS": [0, vocab - 1]}}
 
     def weights(self, settings: WhisperSourceSettings, where: str, seed: int) -> Weights:
         return whisper_weights(settings, where)

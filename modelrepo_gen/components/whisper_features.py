@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from modelrepo_gen.components.audio_requests import audio_checks
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent
 from modelrepo_gen.components.mel_features import example_audio
 from modelrepo_gen.components.networks.whisper_features import (
@@ -57,11 +58,7 @@ class WhisperFeatures(NetworkComponent):
 
     def request_checks(self, settings: WhisperFeatureSettings, bounds: dict[str, int]) -> dict:
         # One window per item: the model calling this one splits longer audio.
-        return {
-            "finite": ["AUDIO_SIGNAL"],
-            "max_length": {"AUDIO_SIGNAL": [WhisperFeaturesConfig().chunk_samples, 1]},
-            "lengths": {"NUM_SAMPLES": ["AUDIO_SIGNAL", 1]},
-        }
+        return audio_checks(WhisperFeaturesConfig().chunk_samples)
 
 
 COMPONENTS.register("whisper_features")(WhisperFeatures())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from modelrepo_gen.components.audio_requests import MAX_AMPLITUDE
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
@@ -70,6 +71,7 @@ class WhisperGreedy(PythonComponent):
             "max_length": str(facts.max_target_positions),  # tokens, the prompt included
             "window_samples": str(features.chunk_samples),
             "max_samples": str(int(settings.max_audio_seconds * features.sample_rate)),
+            "max_amplitude": repr(MAX_AMPLITUDE),
         }
 
 

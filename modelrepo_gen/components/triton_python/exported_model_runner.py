@@ -10,7 +10,8 @@ own valid length. Settings come from the `parameters` of config.pbtxt:
                 size of `input` along that axis (optional)
   input_checks  JSON {"finite": [input...], "max_length": {input: [n, axis]},
                       "lengths": {input: [of, axis]}, "same_shape": {input: other},
-                      "value_range": {input: [low, high]}}
+                      "value_range": {input: [low, high]},
+                      "covers": {input: [length input, per length, axis]}}
 """
 
 import json
@@ -27,6 +28,10 @@ try:  # beside model.py in a repository
     from request_checks import fault, refusal
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def find_problem(named: dict, checks: dict) -> str | None:
@@ -50,8 +55,8 @@ def find_problem(named: dict, checks: dict) -> str | None:
         array = named[name]
         if array.size and (array.min() < low or array.max() > high):
             return (
-                f"{name} must hold values from {low} to {high}, got "
-                f"{array.min().item()}..{array.max().item()}"
+                f"{name} must hold values from {_number(low)} to {_number(high)}, got "
+                f"{_number(array.min().item())}..{_number(array.max().item())}"
             )
     for name, (of, axis) in checks.get("lengths", {}).items():
         values = named[name].reshape(-1)
@@ -61,6 +66,13 @@ def find_problem(named: dict, checks: dict) -> str | None:
         if np.any(values < 1) or np.any(values > size):
             return (
                 f"{name} must be between 1 and {size} (the length of {of}), got {values.tolist()}"
+            )
+    for name, (length_name, per, axis) in checks.get("covers", {}).items():
+        needed = int(named[length_name].max()) * per if named[length_name].size else 0
+        if named[name].shape[axis] < needed:
+            return (
+                f"{name} holds {named[name].shape[axis]} values per item, fewer than "
+                f"{length_name} x {per} = {needed}"
             )
     return None
 

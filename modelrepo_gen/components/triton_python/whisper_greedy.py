@@ -18,6 +18,7 @@ Settings come from the `parameters` of config.pbtxt:
   max_length      most tokens of a window, the prompt included
   window_samples  samples per window (30 s)
   max_samples     longest audio accepted
+  max_amplitude   largest sample size accepted (float PCM: 1.0 is full scale)
 """
 
 import json
@@ -35,7 +36,9 @@ except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.request_checks import fault, refusal
 
 
-def find_problem(audio: np.ndarray, lengths: np.ndarray, max_samples: int) -> str | None:
+def find_problem(
+    audio: np.ndarray, lengths: np.ndarray, max_samples: int, max_amplitude: float
+) -> str | None:
     """The first reason this request cannot be transcribed, or None."""
     if audio.ndim != 2 or audio.size == 0:
         return "AUDIO_SIGNAL is empty"
@@ -45,6 +48,12 @@ def find_problem(audio: np.ndarray, lengths: np.ndarray, max_samples: int) -> st
         )
     if not np.all(np.isfinite(audio)):
         return "AUDIO_SIGNAL contains NaN or infinite values"
+    peak = float(np.abs(audio).max())
+    if peak > max_amplitude:  # its features would overflow to NaN
+        return (
+            f"AUDIO_SIGNAL must hold values from {-max_amplitude:g} to {max_amplitude:g}, "
+            f"got a sample of size {peak:g}"
+        )
     values = lengths.reshape(-1)
     if values.size != audio.shape[0]:
         return "NUM_SAMPLES must hold one length per item of AUDIO_SIGNAL"
@@ -103,6 +112,7 @@ class TritonPythonModel:
         self.max_length = int(params["max_length"])
         self.window = int(params["window_samples"])
         self.max_samples = int(params["max_samples"])
+        self.max_amplitude = float(params["max_amplitude"])
 
     def _call(self, slot, inputs, outputs):
         """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
@@ -178,7 +188,7 @@ class TritonPythonModel:
         for index, request in enumerate(requests):
             audio = pb_utils.get_input_tensor_by_name(request, "AUDIO_SIGNAL").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "NUM_SAMPLES").as_numpy()
-            problem = find_problem(audio, lengths, self.max_samples)
+            problem = find_problem(audio, lengths, self.max_samples, self.max_amplitude)
             if problem:
                 responses[index] = refusal(self.model_name, problem)
             else:
