@@ -297,6 +297,31 @@ def test_post_processing_refuses_offsets_outside_the_text(served) -> None:
         assert isinstance(error, Exception), bad
         assert "TOKEN_OFFSETS must be spans within the text's 3 characters" in str(error)
         assert is_bad_request(error)
+    # What it passes on to the network is checked here too (the network's own refusal would
+    # reach the client as a server fault).
+    ids = windows["INPUT_IDS"].copy()
+    ids[..., 1] = 10_000_000
+    error = raw_request(server, f"{pipeline}_postprocessing", {**inputs, "INPUT_IDS": ids})
+    assert isinstance(error, Exception) and is_bad_request(error), error
+    assert "INPUT_IDS must hold values from 0 to 30521, got" in str(error)
+    word_ids = windows["WORD_IDS"][..., :-1].copy()
+    error = raw_request(server, f"{pipeline}_postprocessing", {**inputs, "WORD_IDS": word_ids})
+    assert isinstance(error, Exception) and is_bad_request(error), error
+    assert "WORD_IDS has shape" in str(error) and "but INPUT_IDS has" in str(error)
+
+
+@pytest.mark.parametrize("served", ["nlp_qa"], indirect=True)
+def test_a_question_that_fills_a_window_is_refused(served) -> None:
+    pipeline, server, _ = served
+    question = "why " * MAX_SEQ_LENGTH
+    error = raw_request(
+        server, pipeline, {"QUESTION": text_tensor(question), "CONTEXT": text_tensor("Ann")}
+    )
+    assert isinstance(error, Exception) and is_bad_request(error), error
+    assert (
+        f"QUESTION is {MAX_SEQ_LENGTH} tokens long: with the special tokens it leaves no room"
+        in str(error)
+    )
 
 
 @pytest.mark.parametrize("served", ["nlp_token_classification"], indirect=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
+from modelrepo_gen.components.bert import token_limits
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, label_names
 from modelrepo_gen.components.text_tokenizer import CODE_FOLDER, WINDOW_TENSORS
 from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, OUTPUT_TENSORS
@@ -64,9 +65,12 @@ class TextTask(PythonComponent):
         )
 
     def parameters(self, settings: TextTaskSettings) -> dict[str, str]:
+        vocabulary, token_types = token_limits(settings)
         parameters = {
             "task": settings.head,
             "labels": json.dumps(label_names(settings), ensure_ascii=False),
+            "vocab_size": str(vocabulary),
+            "token_types": str(token_types),
         }
         if settings.head == "question_answering":
             parameters["max_answer_length"] = str(settings.max_answer_length)

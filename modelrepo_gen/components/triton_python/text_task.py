@@ -10,6 +10,8 @@ a time; each text's answer comes from text_answers.py. Settings from config.pbtx
   calls              JSON {"network": {"model": name, "max_batch_size": n}}
   max_answer_length  tokens (question answering)
   allow_no_answer    true | false (question answering)
+  vocab_size         token ids the network takes (0 .. vocab_size - 1)
+  token_types        token types it takes
 """
 
 import json
@@ -60,13 +62,18 @@ def pad_rows(arrays: list) -> np.ndarray:
     )
 
 
-def windows_problem(stacked: Windows, counts: np.ndarray, texts: np.ndarray) -> str | None:
-    """The first reason these windows cannot be read back into their texts, or None."""
+def windows_problem(
+    stacked: Windows, counts: np.ndarray, texts: np.ndarray, vocabulary: int, token_types: int
+) -> str | None:
+    """The first reason these windows cannot be read back into their texts (or sent to the
+    network: its own refusal would reach the client as a server fault), or None."""
     grid = stacked.input_ids.shape
-    if len(grid) != 3 or any(
-        getattr(stacked, field).shape[:3] != grid for field in ("attention_mask", "word_ids")
-    ):
-        return "the window tensors must all be [texts, windows, tokens]"
+    if len(grid) != 3:
+        return f"INPUT_IDS must be [texts, windows, tokens], got {list(grid)}"
+    for name, field in WINDOW_INPUTS.items():
+        shape = getattr(stacked, field).shape[:3]
+        if shape != grid:
+            return f"{name} has shape {list(shape)}, but INPUT_IDS has {list(grid)}"
     if stacked.offsets.shape != (*grid, 2):
         shape = list(stacked.offsets.shape)
         return f"TOKEN_OFFSETS must be [texts, windows, tokens, 2], got {shape}"
@@ -74,6 +81,13 @@ def windows_problem(stacked: Windows, counts: np.ndarray, texts: np.ndarray) -> 
         return "WINDOW_COUNT and TEXT must hold one value per text"
     if np.any(counts < 1) or np.any(counts > grid[1]):
         return f"WINDOW_COUNT must be between 1 and {grid[1]}, got {counts.tolist()}"
+    for name, array, high in (
+        ("INPUT_IDS", stacked.input_ids, vocabulary - 1),
+        ("ATTENTION_MASK", stacked.attention_mask, 1),
+        ("TOKEN_TYPE_IDS", stacked.token_type_ids, token_types - 1),
+    ):
+        if array.size and (array.min() < 0 or array.max() > high):
+            return f"{name} must hold values from 0 to {high}, got {array.min()}..{array.max()}"
     return None
 
 
@@ -88,13 +102,13 @@ def offsets_problem(text: str, offsets: np.ndarray) -> str | None:
     return None
 
 
-def read_request(request) -> list:
+def read_request(request, vocabulary: int, token_types: int) -> list:
     """(text, Windows) per item of the request; ValueError says what is wrong."""
     get = lambda name: pb_utils.get_input_tensor_by_name(request, name).as_numpy()  # noqa: E731
     stacked = Windows(**{field: get(name) for name, field in WINDOW_INPUTS.items()})
     counts = get("WINDOW_COUNT").reshape(-1)
     texts = get("TEXT").reshape(-1)
-    problem = windows_problem(stacked, counts, texts)
+    problem = windows_problem(stacked, counts, texts, vocabulary, token_types)
     if problem:
         raise ValueError(problem)
     items = []
@@ -119,6 +133,8 @@ class TritonPythonModel:
         self.max_answer_length = int(params.get("max_answer_length", "30"))
         self.allow_no_answer = params.get("allow_no_answer", "true") == "true"
         self.network_outputs = NETWORK_OUTPUTS[self.task]
+        self.vocabulary = int(params["vocab_size"])
+        self.token_types = int(params["token_types"])
 
     def _run_network(self, windows: list) -> list:
         """The network's outputs for every Windows, as dicts row-aligned with each."""
@@ -165,7 +181,7 @@ class TritonPythonModel:
         accepted = []  # (request index, [(text, windows)])
         for index, request in enumerate(requests):
             try:
-                accepted.append((index, read_request(request)))
+                accepted.append((index, read_request(request, self.vocabulary, self.token_types)))
             except (ValueError, UnicodeDecodeError) as error:
                 responses[index] = refusal(self.model_name, str(error))
         items = [item for _, request_items in accepted for item in request_items]

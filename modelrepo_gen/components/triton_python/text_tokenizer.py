@@ -29,9 +29,16 @@ except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.request_checks import fault, refusal
 
 try:  # beside model.py in a repository
-    from text_windows import TextTooLong, load_tokenizer, stack_windows, tokenize_windows
+    from text_windows import (
+        QuestionTooLong,
+        TextTooLong,
+        load_tokenizer,
+        stack_windows,
+        tokenize_windows,
+    )
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.text_windows import (
+        QuestionTooLong,
         TextTooLong,
         load_tokenizer,
         stack_windows,
@@ -89,7 +96,12 @@ class TritonPythonModel:
         items = []
         for texts in read_texts(arrays, self.texts, self.max_characters):
             text, question = texts[-1], (texts[0] if len(texts) == 2 else None)
-            items.append(tokenize_windows(self.tokenizer, text, question, self.max_windows))
+            try:
+                items.append(tokenize_windows(self.tokenizer, text, question, self.max_windows))
+            except TextTooLong as error:  # named as the client sent it: TEXT or CONTEXT
+                raise TextTooLong(f"{self.texts[-1]} {error}") from None
+            except QuestionTooLong as error:
+                raise QuestionTooLong(f"{self.texts[0]} {error}") from None
         stacked, counts = stack_windows(items)
         return [
             pb_utils.Tensor("INPUT_IDS", stacked.input_ids),
@@ -105,7 +117,7 @@ class TritonPythonModel:
         for request in requests:
             try:
                 responses.append(pb_utils.InferenceResponse(self._windows(request)))
-            except (ValueError, TextTooLong) as error:  # the text cannot be used
+            except ValueError as error:  # the text cannot be used (TextTooLong and others)
                 responses.append(refusal(self.model_name, str(error)))
             except Exception as error:  # answer, do not crash the stub
                 responses.append(fault(self.model_name, f"tokenizing failed: {error}"))

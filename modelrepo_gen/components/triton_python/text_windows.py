@@ -34,7 +34,11 @@ class Windows:
 
 
 class TextTooLong(ValueError):
-    """The text needs more windows than allowed."""
+    """The text needs more windows than allowed (the message follows the text's name)."""
+
+
+class QuestionTooLong(ValueError):
+    """The question fills a whole window (the message follows the question's name)."""
 
 
 def load_tokenizer(path: str, max_seq_length: int, doc_stride: int):
@@ -63,6 +67,13 @@ def tokenize_windows(
         encoding = tokenizer.encode(text)
         text_sequence = 0
     else:
+        question_tokens = len(tokenizer.encode(question, add_special_tokens=False).ids)
+        room = tokenizer.truncation["max_length"] - tokenizer.num_special_tokens_to_add(True)
+        if question_tokens >= room:  # every window repeats the question: none would be left
+            raise QuestionTooLong(
+                f"is {question_tokens} tokens long: with the special tokens it leaves no room "
+                f"for the context in a window of {tokenizer.truncation['max_length']} tokens"
+            )
         tokenizer.enable_truncation(
             tokenizer.truncation["max_length"],
             stride=tokenizer.truncation["stride"],
@@ -75,8 +86,8 @@ def tokenize_windows(
         encodings = encodings[:1]
     elif len(encodings) > max_windows:
         raise TextTooLong(
-            f"the text needs {len(encodings)} windows of {tokenizer.truncation['max_length']} "
-            f"tokens, more than the maximum of {max_windows}"
+            f"needs {len(encodings)} windows of {tokenizer.truncation['max_length']} tokens, "
+            f"more than the maximum of {max_windows}"
         )
     width = max(len(e.ids) for e in encodings)
     shape = (len(encodings), width)
