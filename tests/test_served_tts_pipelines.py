@@ -147,6 +147,8 @@ def test_served_audio_equals_the_reference(served: Served) -> None:
         worst = max(worst, assert_same_audio(audio_of(result, row), audio))
         assert not result["AUDIO"][row, len(audio) :].any()
         assert bool(result["TRUNCATED"][row, 0]) is truncated
+    # PCM in [-1, 1] as the endpoint promises, whatever the (here seeded) vocoder gives.
+    assert np.abs(result["AUDIO"]).max() <= 1.0
     print(f"{served.name}: served vs reference audio, max abs error {worst:.2e}")
 
 

@@ -11,17 +11,19 @@ One build and one server for the module.
 
 from __future__ import annotations
 
+import os
 import re
 import wave
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 from conftest import compose_config
 from scipy.signal import resample_poly
-from served_requests import connect, is_bad_request
+from served_requests import connect, infer, is_bad_request
 from tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
 from worker_faults import assert_healed, kill_a_worker_under_load
 
@@ -61,8 +63,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
     output = tmp_path_factory.mktemp("tts_piper") / "repo"
     build_repository(compose_config(["pipeline=tts_piper"]), output)
     add_chain(output, frontend="tts_piper_frontend")  # tts_chain, see tts_chain_fixtures
-    with TritonServer(output, 0, 0, 0) as triton:
+    triton = TritonServer(output, 0, 0, 0)
+    # Under the C locale, as a server started by a service manager often is: any UTF-8 text
+    # must still be spoken (its ASCII argument encoding failed on 'Zoë' before).
+    with mock.patch.dict(os.environ, {"LANG": "C", "LC_ALL": "C"}):
+        triton.start()
+    try:
         yield triton
+    finally:
+        triton.stop()
 
 
 class NoiseFreeReference(PiperReference):
@@ -315,3 +324,41 @@ def test_a_killed_voice_worker_is_reloaded_under_load(
     model = f"{ENSEMBLE}_voice"
     outcome = kill_a_worker_under_load(server, model, lambda: speak(server, [text]), is_right)
     assert_healed(outcome, model)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Zoë's café serves crème brûlée.", "Hello 😀 world.", "Tab\tand NUL\x00between words."],
+    ids=["accents", "emoji", "control_characters"],
+)
+def test_any_utf8_text_is_spoken_under_the_c_locale(
+    server: TritonServer, reference: PiperReference, text: str
+) -> None:
+    assert_same_audio(audio_of(speak(server, [text])), reference.speak(text))
+
+
+def test_the_synthesizer_checks_what_it_passes_on_to_the_voice(server: TritonServer) -> None:
+    """Called directly: ids the voice does not take, or a sentence longer than it takes, are
+    a bad request here (the voice's own refusal would reach the client as a server fault)."""
+    from tritonclient.utils import InferenceServerException
+
+    module, client = connect(server, "http")
+    cases = [
+        (
+            np.array([[1, 0, 100000, 0, 2]]),
+            np.array([[5]]),
+            "SYMBOL_IDS must hold values from 0 to 255",
+        ),
+        (np.ones((1, 601)), np.array([[601]]), "SENTENCE_LENGTHS must be at most 600, got 601"),
+    ]
+    try:
+        for ids, lengths, message in cases:
+            tensors = {
+                "SYMBOL_IDS": (ids.astype(np.int64), "INT64"),
+                "SENTENCE_LENGTHS": (lengths.astype(np.int32), "INT32"),
+            }
+            with pytest.raises(InferenceServerException) as refused:
+                infer(module, client, f"{ENSEMBLE}_synthesizer", tensors, ["AUDIO"])
+            assert message in refused.value.message() and is_bad_request(refused.value)
+    finally:
+        client.close()

@@ -24,6 +24,7 @@ from modelrepo_gen.components.triton_python.speech_synthesizer import (
 )
 
 N_MEL, HOP, STEP_LIMIT = 4, 3, 5
+AUDIO_SCALE = 0.05
 CHAIN = {
     "chain": "acoustic_vocoder",
     "silence_samples": 2,
@@ -37,7 +38,8 @@ CHAIN = {
 
 class Networks:
     """Acoustic: one mel frame per id (at most STEP_LIMIT, then STOPPED is false), every band
-    holding the id * PACE. Vocoder: each frame's value repeated HOP times plus the noise."""
+    holding the id * PACE. Vocoder: each frame's value repeated HOP times plus the noise, times
+    AUDIO_SCALE (PCM within [-1, 1], which the synthesizer clips to)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
@@ -53,7 +55,7 @@ class Networks:
             stopped = (counts <= STEP_LIMIT).reshape(-1, 1)
             return [mel, frames.reshape(-1, 1).astype(np.int32), stopped]
         mel, lengths = inputs["MEL"], inputs["MEL_LENGTH"].reshape(-1)
-        audio = np.repeat(mel[:, 0, :], HOP, axis=1) + inputs["NOISE"]
+        audio = (np.repeat(mel[:, 0, :], HOP, axis=1) + inputs["NOISE"]) * AUDIO_SCALE
         return [audio, (lengths * HOP).reshape(-1, 1).astype(np.int32)]
 
 
@@ -68,7 +70,7 @@ def expected_audio(text: list[np.ndarray], chain: dict) -> np.ndarray:
     for ids in text:
         frames = ids[:STEP_LIMIT].astype(np.float32) * chain["pace"]
         noise = generator.standard_normal(len(frames) * HOP, dtype=np.float32)
-        pieces.append(np.repeat(frames, HOP) + noise * chain["noise_sigma"])
+        pieces.append((np.repeat(frames, HOP) + noise * chain["noise_sigma"]) * AUDIO_SCALE)
         pieces.append(np.zeros(chain["silence_samples"], dtype=np.float32))
     return np.concatenate(pieces[:-1])
 
@@ -170,3 +172,15 @@ def test_request_parameters_are_numbers_within_their_ranges() -> None:
     ]:
         with pytest.raises(BadRequest, match=re.escape(message)):
             numeric_parameters(raw, ranges)
+
+
+def test_audio_is_clipped_to_full_scale() -> None:
+    """An untrained or loud vocoder can overshoot; the endpoint gives PCM in [-1, 1]."""
+
+    def loud(slot: str, inputs: dict, outputs: list[str]) -> list[np.ndarray]:
+        networks = Networks()
+        got = networks(slot, inputs, outputs)
+        return [got[0] / AUDIO_SCALE * 10, got[1]] if slot == "vocoder" else got
+
+    (audio,), _ = synthesize(loud, CHAIN, [sentences([3, 1, 2])], chunk=8)
+    assert audio.max() == 1.0 and audio.min() >= -1.0

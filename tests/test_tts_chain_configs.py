@@ -71,3 +71,36 @@ def test_missing_checkpoint_is_refused(tmp_path) -> None:
     )
     with pytest.raises(UserError, match="pipeline.models.vocoder.checkpoint"):
         resolve(cfg)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "override", "message"),
+    [
+        (
+            "tts_fastpitch_hifigan",
+            "pipeline.models.acoustic.n_symbols=10",
+            "the acoustic model takes 10 symbol ids (its n_symbols), fewer than the front-end's "
+            "64 symbols (pipeline.models.acoustic.n_symbols)",
+        ),
+        (
+            "tts_tacotron2_waveglow",
+            "pipeline.models.synthesizer.noise_seed=-1",
+            "pipeline.models.synthesizer.noise_seed must be >= 0, got -1",
+        ),
+    ],
+)
+def test_settings_that_would_fail_every_request_are_refused(
+    pipeline: str, override: str, message: str
+) -> None:
+    """Both used to build, then fail every request (ids past the embedding; numpy refusing a
+    negative seed)."""
+    with pytest.raises(UserError) as refused:
+        resolve(compose_config([f"pipeline={pipeline}", override]))
+    assert str(refused.value) == message
+
+
+def test_the_synthesizer_knows_what_the_acoustic_model_takes() -> None:
+    units = {u.role: u for u in resolve(compose_config(["pipeline=tts_fastpitch_hifigan"])).units}
+    assert units["synthesizer"].parameters["num_symbols"] == "148"
+    assert units["synthesizer"].parameters["max_symbols"] == "300"
+    assert units["frontend"].parameters["max_sentence_symbols"] == "300"

@@ -72,6 +72,9 @@ class TritonPythonModel:
         return responses
 """
 
+# The vocoder scales its audio into [-1, 1] (ids of up to ~150 times the pace), which the
+# synthesizer clips to; a power of two keeps float32 exact.
+AUDIO_SCALE = 1 / 1024
 VOCODER_PY = f"""
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -84,7 +87,7 @@ class TritonPythonModel:
             mel = pb_utils.get_input_tensor_by_name(request, "MEL").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "MEL_LENGTH").as_numpy()
             noise = pb_utils.get_input_tensor_by_name(request, "NOISE").as_numpy()
-            audio = np.repeat(mel[:, 0, :], {HOP}, axis=1) + noise
+            audio = (np.repeat(mel[:, 0, :], {HOP}, axis=1) + noise) * {AUDIO_SCALE}
             responses.append(pb_utils.InferenceResponse([
                 pb_utils.Tensor("AUDIO", audio.astype(np.float32)),
                 pb_utils.Tensor("AUDIO_LENGTH", (lengths * {HOP}).astype(np.int32)),
@@ -103,7 +106,8 @@ def expected_chain_audio(sentences: list[list[int]], pace: float) -> tuple[np.nd
     for ids in sentences:
         frames = np.asarray(ids[:STEP_LIMIT], dtype=np.float32) * np.float32(pace)
         noise = generator.standard_normal(len(frames) * HOP, dtype=np.float32)
-        pieces += [np.repeat(frames, HOP) + noise * np.float32(SETTINGS.noise_sigma)]
+        audio = np.repeat(frames, HOP) + noise * np.float32(SETTINGS.noise_sigma)
+        pieces += [audio * np.float32(AUDIO_SCALE)]
         pieces += [np.zeros(round(SETTINGS.sentence_silence_seconds * RATE), np.float32)]
     truncated = any(len(ids) > STEP_LIMIT for ids in sentences)
     return np.concatenate(pieces[:-1]), truncated

@@ -20,6 +20,7 @@ from modelrepo_gen.components.piper_voice_source import (
     checked_voice,
     voice_facts,
     voice_file,
+    voice_symbol_count,
 )
 from modelrepo_gen.config.validation import check_number, check_range, require
 from modelrepo_gen.plan.build_plan import TensorSpec
@@ -88,17 +89,13 @@ class PiperVoice(PythonComponent):
         )
 
     def parameters(self, settings: PiperVoiceSettings) -> dict[str, str]:
-        facts = voice_facts(settings.path)
-        symbols = int(
-            facts.get("num_symbols") or 1 + max(max(v) for v in facts["phoneme_id_map"].values())
-        )
         return {
             "voice": VOICE_FILE,
             "noise_scale": repr(float(settings.noise_scale)),
             "length_scale": repr(float(settings.length_scale)),
             "noise_w": repr(float(settings.noise_w)),
             "speaker_id": "" if settings.speaker_id is None else str(settings.speaker_id),
-            "num_symbols": str(symbols),
+            "num_symbols": str(voice_symbol_count(settings.path)),
             "max_symbols": str(settings.max_symbols),
             "threads": str(settings.threads),
             "limits": json.dumps(

@@ -81,8 +81,19 @@ def lookup(facts: dict, key: str) -> Any:
     return value
 
 
+def voice_symbol_count(path: str | None) -> int:
+    """The phoneme ids the voice takes: its JSON's num_symbols, else one past its largest id."""
+    facts = voice_facts(path)
+    return int(
+        facts.get("num_symbols") or 1 + max(max(v) for v in facts["phoneme_id_map"].values())
+    )
+
+
 def piper_voice_setting(path: str | None, key: str) -> Any:
-    """Config resolver `${piper_voice:PATH,KEY}`: a value of the voice's .onnx.json."""
+    """Config resolver `${piper_voice:PATH,KEY}`: a value of the voice's .onnx.json (for
+    num_symbols, `voice_symbol_count`)."""
+    if key == "num_symbols":
+        return voice_symbol_count(path)
     return lookup(voice_facts(path), key)
 
 

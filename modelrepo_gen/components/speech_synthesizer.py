@@ -38,6 +38,10 @@ class SpeechSynthesizerSettings:
     reports_stop: bool = False  # the acoustic model gives STOPPED (Tacotron 2)
     noise_sigma: float | None = None  # the vocoder takes NOISE (WaveGlow); null: none
     noise_seed: int = 0  # seeds each request's noise
+    # What the voice or acoustic model it calls takes, checked here on every request: symbol
+    # ids 0..num_symbols-1 and at most max_symbols of them a sentence (null: not checked).
+    num_symbols: int | None = None
+    max_symbols: int | None = None
     # Triton request parameters a request may set, each with the [lowest, highest] value it may
     # take: `pace` replaces the configured pace, the others go to the voice or acoustic model
     # (e.g. a Piper voice's noise_scale).
@@ -54,6 +58,11 @@ class SpeechSynthesizer(PythonComponent):
             f"{where}.chain must be one of {list(CHAINS)}, got {settings.chain!r}",
         )
         check_number(f"{where}.sample_rate", settings.sample_rate, above=0, unit="Hz")
+        # numpy's generators take seeds 0 .. 2**128-1; a negative one failed every request.
+        check_number(f"{where}.noise_seed", settings.noise_seed, at_least=0)
+        for key in ("num_symbols", "max_symbols"):
+            if getattr(settings, key) is not None:
+                check_number(f"{where}.{key}", getattr(settings, key), at_least=1)
         check_number(
             f"{where}.sentence_silence_seconds",
             settings.sentence_silence_seconds,
@@ -130,6 +139,8 @@ class SpeechSynthesizer(PythonComponent):
             "reports_stop": "true" if settings.reports_stop else "false",
             "noise_sigma": optional(settings.noise_sigma),
             "noise_seed": str(settings.noise_seed),
+            "num_symbols": "" if settings.num_symbols is None else str(settings.num_symbols),
+            "max_symbols": "" if settings.max_symbols is None else str(settings.max_symbols),
             "request_parameters": json.dumps(
                 {name: [float(v) for v in r] for name, r in settings.request_parameters.items()},
                 sort_keys=True,

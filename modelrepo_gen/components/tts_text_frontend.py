@@ -39,6 +39,9 @@ class TextFrontendSettings:
     max_sentence_symbols: int = 300
     # Most ids of one text, all sentences together (bounds a request's work): more is refused.
     max_symbols: int = 7500
+    # The ids the acoustic model takes (its n_symbols): the symbol set must fit in them (null:
+    # not checked here; a Piper voice's map is checked against the voice itself).
+    model_symbols: int | None = None
 
 
 class TextFrontend(PythonComponent):
@@ -69,6 +72,11 @@ class TextFrontend(PythonComponent):
             table += list(symbols["letters"])
             repeated = sorted({s for s in table if table.count(s) > 1})
             require(not repeated, f"{where}.symbols lists {repeated} more than once")
+            require(
+                settings.model_symbols is None or len(table) <= settings.model_symbols,
+                f"the acoustic model takes {settings.model_symbols} symbol ids (its n_symbols), "
+                f"fewer than the front-end's {len(table)} symbols ({where}.model_symbols)",
+            )
         else:
             facts = voice_facts(symbols["voice_path"], f"{where}.symbols.voice_path")
             for symbol in ("_", "^", "$"):

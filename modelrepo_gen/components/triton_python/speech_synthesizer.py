@@ -28,6 +28,8 @@ Settings from config.pbtxt `parameters`:
   reports_stop     "true": the acoustic model gives STOPPED
   noise_sigma      NOISE for the vocoder ("": it takes none)
   noise_seed       seed of each request's noise
+  num_symbols      ids the called voice or acoustic model takes, 0..num_symbols-1 ("": any)
+  max_symbols      ids of one sentence it takes ("": any)
   request_parameters  JSON {name: [low, high]} a request may set
 """
 
@@ -63,7 +65,12 @@ def split_sentences(ids: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     return sentences
 
 
-def find_problem(ids: np.ndarray, lengths: np.ndarray) -> str | None:
+def find_problem(
+    ids: np.ndarray,
+    lengths: np.ndarray,
+    num_symbols: int | None = None,
+    max_symbols: int | None = None,
+) -> str | None:
     """The first reason these rows cannot be spoken, or None."""
     if ids.ndim != 2 or lengths.ndim != 2 or ids.shape[0] != lengths.shape[0]:
         return "SYMBOL_IDS and SENTENCE_LENGTHS must have one row per text"
@@ -75,6 +82,12 @@ def find_problem(ids: np.ndarray, lengths: np.ndarray) -> str | None:
             f"SENTENCE_LENGTHS must add up to between 1 and {ids.shape[1]} (the length of "
             f"SYMBOL_IDS) per text, got {totals.tolist()}"
         )
+    if num_symbols is not None and (ids.min() < 0 or ids.max() >= num_symbols):
+        return (
+            f"SYMBOL_IDS must hold values from 0 to {num_symbols - 1}, got {ids.min()}..{ids.max()}"
+        )
+    if max_symbols is not None and lengths.max() > max_symbols:
+        return f"SENTENCE_LENGTHS must be at most {max_symbols}, got {lengths.max()}"
     return None
 
 
@@ -147,7 +160,8 @@ def synthesize(call, chain: dict, texts: list[list[np.ndarray]], chunk: int):
     for t in range(len(texts)):
         mine = [c for c, o in zip(clips, owners) if o == t]
         joined = [piece for clip in mine for piece in (silence, clip)][1:]
-        audio.append(np.concatenate(joined).astype(np.float32))
+        # PCM in [-1, 1], as the endpoint promises (an untrained or loud voice can overshoot).
+        audio.append(np.clip(np.concatenate(joined), -1.0, 1.0).astype(np.float32))
         truncated.append(not all(s for s, o in zip(stopped, owners) if o == t))
     return audio, truncated
 
@@ -162,6 +176,8 @@ def chain_settings(params: dict) -> dict:
         "reports_stop": params["reports_stop"] == "true",
         "noise_sigma": float(params["noise_sigma"]) if params["noise_sigma"] else None,
         "noise_seed": int(params["noise_seed"]),
+        "num_symbols": int(params["num_symbols"]) if params.get("num_symbols") else None,
+        "max_symbols": int(params["max_symbols"]) if params.get("max_symbols") else None,
         "request_parameters": json.loads(params["request_parameters"]),
     }
 
@@ -215,7 +231,9 @@ class TritonPythonModel:
             lengths = pb_utils.get_input_tensor_by_name(request, "SENTENCE_LENGTHS").as_numpy()
             try:
                 values = numeric_parameters(request.parameters(), self.allowed)
-                problem = find_problem(ids, lengths)
+                problem = find_problem(
+                    ids, lengths, self.chain["num_symbols"], self.chain["max_symbols"]
+                )
                 if problem:
                     raise BadRequest(problem)
             except BadRequest as error:
