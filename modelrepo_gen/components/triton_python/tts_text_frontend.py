@@ -77,10 +77,10 @@ def cut_near_middle(sentence: str) -> tuple[str, str]:
     return sentence[:middle], sentence[middle:]
 
 
-def fitted(sentence: str, encode, limit: int) -> list[list[int]]:
-    """The ids of a sentence, as pieces of at most `limit` ids each (cut near the middle until
-    each piece fits); pieces with nothing to say are dropped."""
-    ids = encode(sentence)
+def fitted(sentence: str, encode, limit: int, ids: list[int] | None = None) -> list[list[int]]:
+    """The ids of a sentence (`ids`: already encoded), as pieces of at most `limit` ids each
+    (cut near the middle until each piece fits); pieces with nothing to say are dropped."""
+    ids = encode(sentence) if ids is None else ids
     if len(ids) <= limit:
         return [ids] if ids else []
     if len(sentence) < 2:
@@ -93,17 +93,22 @@ def encode_text(
     text: str, rules: dict, encoder: SymbolEncoder, max_sentence: int, max_total: int
 ) -> list[list[int]]:
     """Symbol ids per sentence (each at most `max_sentence`); BadText if nothing in the text can
-    be spoken, or if it needs more than `max_total` ids."""
-    encoded, total = [], 0
+    be spoken, or if its sentences need more than `max_total` ids (counted before any is cut)."""
+    sentences, total = [], 0
     for sentence in split_sentences(normalize(text, rules)):
-        for ids in fitted(sentence, encoder.encode, max_sentence):
-            encoded.append(ids)
-            total += len(ids)
-            if total > max_total:  # stop at once: the rest would be work for nothing
-                raise BadText(
-                    f"TEXT needs more than {max_total} symbols to speak (the maximum per text, "
-                    "after numbers and symbols are spelled out); send it in parts"
-                )
+        ids = encoder.encode(sentence)
+        total += len(ids)
+        if total > max_total:  # stop at once: the rest would be work for nothing
+            raise BadText(
+                f"TEXT needs more than {max_total} symbols to speak (the maximum per text, "
+                "after numbers and symbols are spelled out); send it in parts"
+            )
+        sentences.append((sentence, ids))
+    encoded = [
+        piece
+        for sentence, ids in sentences
+        for piece in fitted(sentence, encoder.encode, max_sentence, ids)
+    ]
     if not encoded:
         raise BadText("TEXT has nothing to speak (no letters or digits)")
     return encoded
