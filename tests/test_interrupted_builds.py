@@ -19,6 +19,14 @@ SMALL = ["model=quartznet_mini"]
 PAUSED_BUILD = Path(__file__).with_name("paused_build.py")
 
 
+def signals_as_in_a_terminal() -> None:
+    """In the child before it runs: default handling of the signals under test, even when the
+    test run itself was started in the background or under nohup (which ignore SIGINT, SIGHUP)
+    and the build, by design, keeps ignoring what it inherits ignored."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 class PausedBuild:
     """`python -m modelrepo_gen` in a child process, stopped at `where` (see paused_build.py)."""
 
@@ -32,6 +40,7 @@ class PausedBuild:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=signals_as_in_a_terminal,
         )
 
     def wait_until_paused(self) -> None:
@@ -119,6 +128,7 @@ def test_a_signal_before_the_build_starts_is_one_line(tmp_path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=signals_as_in_a_terminal,
         )
         try:
             wait_for_its_own_code(process)
@@ -134,6 +144,27 @@ def test_a_signal_before_the_build_starts_is_one_line(tmp_path) -> None:
         expected = f"error: build interrupted by {name}; nothing was written\n"
         assert (process.returncode, stderr) == (128 + signum, expected), (delay, stdout)
         assert list(tmp_path.iterdir()) == []
+
+
+def test_a_build_under_nohup_keeps_ignoring_sighup(tmp_path, out) -> None:
+    def as_under_nohup() -> None:
+        signals_as_in_a_terminal()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    repo = out / "repo"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modelrepo_gen", *SMALL, f"output_dir={repo}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_under_nohup,
+    )
+    wait_for_its_own_code(process)
+    process.send_signal(signal.SIGHUP)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert (repo / "manifest.json").is_file()
 
 
 def test_the_next_build_removes_what_a_killed_build_left(tmp_path, out) -> None:
