@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 from modelrepo_gen.clients.text_client import TextModel
 from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, PROTOCOLS
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("modelrepo_gen.ask", __doc__, pipelines="nlp_")
     parser.add_argument("model", help="the served ensemble, e.g. nlp_qa")
     parser.add_argument("text", nargs="?", help="the text ('-' reads standard input)")
     parser.add_argument("--question", help="question answering: the question")

@@ -31,8 +31,9 @@ from modelrepo_gen.repository.interrupts import (
     Interrupted,
     raise_on_signals,
 )
+from modelrepo_gen.resources import project_folder
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = project_folder("conf")
 EXIT_CONFIG_ERROR = 1  # Hydra's own checks (composition, override syntax), as Hydra exits
 EXIT_BUILD_ERROR = 2
 

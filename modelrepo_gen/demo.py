@@ -10,7 +10,6 @@ sentence and transcribes the speech back with the ASR pipeline, printing both te
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -29,6 +28,7 @@ from modelrepo_gen.clients.asr_client import (
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.clients.librivox import librivox_utterances
 from modelrepo_gen.clients.tts_client import synthesize_speech
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
@@ -64,7 +64,7 @@ def speak_and_hear(asr: TritonServer, speech_repository: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = command_parser("modelrepo_gen.demo", __doc__)
     parser.add_argument("--repository", default="demo_repository")
     parser.add_argument(
         "--speech-repository", help="where tts_piper is built (default: REPOSITORY_tts)"

@@ -20,19 +20,16 @@ from modelrepo_gen.clients.asr_client import find_ensemble_model
 from modelrepo_gen.clients.transcribe_args import (
     DEFAULT_URLS,
     PROTOCOLS,
-    _OneLineParser,
     check_url,
 )
 from modelrepo_gen.clients.tts_client import synthesize_speech
 from modelrepo_gen.clients.wav_writer import check_writable, write_wav
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(
-        prog="python -m modelrepo_gen.synthesize",
-        description="Speak text with a speech synthesis ensemble served by Triton.",
-    )
+    parser = command_parser("modelrepo_gen.synthesize", __doc__, pipelines="tts_")
     parser.add_argument("text", help="the text to speak (UTF-8)")
     parser.add_argument("-o", "--output", required=True, help="WAV file to write")
     parser.add_argument(

@@ -32,7 +32,6 @@ bench/largest_requests.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -67,6 +66,7 @@ from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.build.manifest import package_versions
 from modelrepo_gen.build.render import ENVIRONMENT
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 
 PACKAGES = (
@@ -291,9 +291,7 @@ def _strip_transcripts(results: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m modelrepo_gen.bench", description=__doc__.split("\n\n")[0]
-    )
+    parser = command_parser("modelrepo_gen.bench", __doc__)
     parser.add_argument("--output", default="bench_results", help="folder for the results")
     parser.add_argument("--quick", action="store_true", help="mini models, few requests")
     parser.add_argument(

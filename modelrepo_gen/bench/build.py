@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = ROOT / "conf"
+from modelrepo_gen.resources import CHECKOUT, project_folder
+
+ROOT = CHECKOUT  # the source checkout, for the .nemo fixtures under tests/
+CONF_DIR = project_folder("conf")
 RESULT_MARKER = "BENCHMARK_BUILD_RESULT "
 # The formats measured for every model: the default repository first (its build is the cold one).
 BUILD_VARIANTS = (("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "fp16"))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from google.protobuf import text_format
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.build_plan import Ensemble, ModelUnit
+from modelrepo_gen.resources import project_folder
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = project_folder("templates")
 
 
 def pbtxt_string(value: str) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 
 PROTOCOLS = ("http", "grpc")
@@ -31,19 +30,9 @@ def check_concurrency(concurrency: int) -> None:
         raise UserError(f"--concurrency must be at least 1 request in flight, got {concurrency}")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one `error:` line (exit 2) like every other user error."""
-
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message} (see --help)", file=sys.stderr, flush=True)
-        sys.exit(2)
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(
-        prog="python -m modelrepo_gen.transcribe",
-        description="Transcribe audio files with an ASR ensemble served by Triton.",
-    )
+def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
+    """The transcribe command's arguments; `doc` is its help (transcribe.py's docstring)."""
+    parser = command_parser("modelrepo_gen.transcribe", doc, pipelines="asr_")
     parser.add_argument("files", nargs="*", help="audio files (wav, flac, ...)")
     parser.add_argument("--manifest", help="NeMo JSON-lines manifest; prints the WER too")
     parser.add_argument(

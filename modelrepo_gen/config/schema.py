@@ -7,13 +7,13 @@ Sections whose shape depends on the pipeline (`pipeline` and the parts its graph
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from modelrepo_gen.components.piper_voice_source import piper_voice_setting
+from modelrepo_gen.resources import project_folder
 
 
 @dataclass
@@ -89,7 +89,7 @@ def ctc_classes(symbols: list[str]) -> int:
     return len(symbols) + 1
 
 
-LABELS_DIR = Path(__file__).resolve().parents[2] / "conf" / "labels"
+LABELS_DIR = project_folder("conf") / "labels"
 
 
 def label_file(name: str) -> str:

@@ -27,7 +27,7 @@ PROFILE_MAX_LENGTH_FACTOR = 16
 def missing_requirement() -> str | None:
     """Why a TensorRT engine cannot be built here, or None when it can."""
     if importlib.util.find_spec("tensorrt") is None:
-        return "the 'tensorrt' Python package is not installed"
+        return "the 'tensorrt' Python package is not installed (pip install 'modelrepo_gen[gpu]')"
     if not torch.cuda.is_available():
         return "no NVIDIA GPU is visible to PyTorch (torch.cuda.is_available() is False)"
     return None

@@ -1,7 +1,9 @@
-"""Serve a model repository with the bundled Triton server until Ctrl-C or SIGTERM, keeping
-the server and every python worker up (see supervisor.py).
+"""Serve a Triton model repository with the bundled Triton server (loopback addresses) until
+Ctrl-C or SIGTERM, restarting the server and reloading any model whose python worker died.
 
-python -m modelrepo_gen.serve model_repository --http-port 8000 --models asr_quartznet
+    python -m modelrepo_gen.serve model_repository
+    python -m modelrepo_gen.serve model_repository --http-port 8000 --models asr_quartznet
+    python -m modelrepo_gen.serve model_repository --http-port 0 --grpc-port 0 --log-file t.log
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
 
+from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.serve.launch import DEFAULT_STACK_LIMIT_MIB
 from modelrepo_gen.serve.server import TritonServer, check_port
@@ -25,11 +27,6 @@ class _StopRequested(Exception):
 
 def _request_stop(signum: int, frame: FrameType | None) -> None:
     raise _StopRequested(signal.Signals(signum).name)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")  # one line, not the usage block
 
 
 def _integer(text: str) -> int:
@@ -70,10 +67,7 @@ def _positive_seconds(text: str) -> float:
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _OneLineParser(
-        prog="python -m modelrepo_gen.serve",
-        description="Serve a Triton model repository on this machine (loopback addresses).",
-    )
+    parser = command_parser("modelrepo_gen.serve", __doc__)
     parser.add_argument("repository", help="model repository folder")
     port_help = "1..65535, or 0 for a free port"
     parser.add_argument("--http-port", type=_port, default=8000, help=port_help)
