@@ -58,6 +58,11 @@ def build_or_describe(cfg: DictConfig, repository: Path) -> None:
     from modelrepo_gen.plan.describe import describe_plan
     from modelrepo_gen.plan.resolver import resolve
 
+    if cfg.archive and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise UserError(
+            "archive= names one file, and a sweep builds several variants: build each variant "
+            "with its own archive=PATH"
+        )
     if cfg.dry_run:
         print(describe_plan(resolve(cfg), repository))
         return

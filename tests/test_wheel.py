@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-COMMANDS = ["serve", "transcribe", "ask", "synthesize", "demo", "bench"]
+COMMANDS = ["serve", "deploy", "transcribe", "ask", "synthesize", "demo", "bench"]
 
 
 @pytest.fixture(scope="module")

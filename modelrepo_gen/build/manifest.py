@@ -18,7 +18,7 @@ REPOSITORY_FORMAT = 1
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "hydra-core", "jinja2", "tritonclient")
 # Keys that say where and how to write, not what is built: kept out so a repository's bytes
 # depend only on what it holds.
-WRITE_OPTIONS = ("output_dir", "force", "dry_run")
+WRITE_OPTIONS = ("output_dir", "force", "dry_run", "archive", "archive_key_file", "archive_key_env")
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
@@ -46,6 +46,11 @@ def file_hashes(root: Path) -> dict[str, str]:
         if relative != MANIFEST:
             hashes[relative] = file_sha256(path)
     return hashes
+
+
+def file_hashes_of(files: dict[str, bytes]) -> dict[str, str]:
+    """file_hashes of a repository held in memory (relative path -> content)."""
+    return {name: hashlib.sha256(files[name]).hexdigest() for name in sorted(files)}
 
 
 def write_manifest(

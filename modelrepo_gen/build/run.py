@@ -11,6 +11,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from modelrepo_gen.archive.write import (
+    REPOSITORY,
+    archive_request,
+    check_archive_path,
+    publish_archive,
+    stage_archive,
+)
 from modelrepo_gen.build.export_cache import export_key, reuse_previous
 from modelrepo_gen.build.imported_checks import check_imported
 from modelrepo_gen.build.manifest import file_sha256, write_manifest
@@ -155,30 +162,53 @@ def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
 def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
     """Build the repository described by `cfg` at `repository`, all or nothing.
 
-    SIGINT, SIGTERM and SIGHUP end it with BuildInterrupted, nothing written; an OSError met
-    writing becomes a UserError naming the path and the cause.
+    With `archive=PATH` the repository goes into that one archive file instead, and
+    `repository` is not touched. SIGINT, SIGTERM and SIGHUP end it with BuildInterrupted,
+    nothing written; an OSError met writing becomes a UserError naming the path and the cause.
     """
     started = time.perf_counter()
+    archive = archive_request(cfg)  # its key is read before any work
     plan = resolve(cfg)
-    check_output_location(cfg.output_dir, repository)
+    written = archive.path if archive else repository
+    if archive is None:
+        check_output_location(cfg.output_dir, repository)
     force = bool(cfg.force)
     with interruptible() as interrupts:
         try:
-            clean_leftovers(repository)
-            check_output_dir(repository, force)
+            clean_leftovers(written)
+            if archive:
+                check_archive_path(archive.path, force)
+            else:
+                check_output_dir(repository, force)
             for note in plan.notes:
                 log.warning(note)
-            report = BuildReport(repository=repository, plan=plan)
-            with staging_folder(repository) as staging:
-                _write_models(staging, cfg, report)
-                with interrupts.held(repository):
-                    publish(staging, repository, force)
+            report = BuildReport(repository=written, plan=plan)
+            with staging_folder(written) as staging:
+                if archive is None:
+                    _write_models(staging, cfg, report)
+                    with interrupts.held(repository):
+                        publish(staging, repository, force)
+                else:
+                    (staging / REPOSITORY).mkdir()
+                    _write_models(staging / REPOSITORY, cfg, report)
+                    staged = stage_archive(staging / REPOSITORY, staging, archive, cfg)
+                    with interrupts.held(archive.path):
+                        publish_archive(staged, archive.path, force)
         except Exception as exc:
             if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
                 raise BuildInterrupted(interrupts.signum) from None  # arrived wrapped by a library
-            if isinstance(exc, OSError) and (error := cannot_write(exc, repository)):
+            if isinstance(exc, OSError) and (error := cannot_write(exc, written)):
                 raise error from None
             raise
     report.seconds["total"] = time.perf_counter() - started
-    log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])
+    if archive is None:
+        log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])
+    else:
+        log.info(
+            "%s archive written to %s (%.1f MiB, %.1f s)",
+            "encrypted" if archive.key is not None else "plain",
+            archive.path,
+            archive.path.stat().st_size / 2**20,
+            report.seconds["total"],
+        )
     return report

@@ -79,6 +79,11 @@ class BuildConfig:
     per_model: dict[str, Any] = field(default_factory=dict)
     parity_shapes: list[ParityShape] = field(default_factory=list)
     output_dir: str = "model_repository"
+    # archive=PATH: write one portable archive file instead of output_dir (deploy turns it into
+    # a repository); archive_key_file / archive_key_env encrypt it.
+    archive: str | None = None
+    archive_key_file: str | None = None
+    archive_key_env: str | None = None
     force: bool = False
     seed: int = 0
     dry_run: bool = False

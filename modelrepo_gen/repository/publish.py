@@ -46,8 +46,9 @@ def check_output_location(raw: str, path: Path) -> None:
             )
 
 
-def check_output_dir(path: Path, force: bool) -> None:
-    """Fail early, before any work, if `path` must not be written."""
+def check_output_dir(path: Path, force: bool, force_option: str = "force=true") -> None:
+    """Fail early, before any work, if `path` must not be written; `force_option` is how the
+    command is told to replace it."""
     if path.is_file() or (path.exists() and not path.is_dir()):
         raise UserError(f"output_dir {path} is a file, not a folder")
     for parent in path.parents:
@@ -58,13 +59,13 @@ def check_output_dir(path: Path, force: bool) -> None:
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not force:
-        raise UserError(f"output_dir {path} already exists; pass force=true to replace it")
+        raise UserError(f"output_dir {path} already exists; pass {force_option} to replace it")
     check_replaceable(path)
 
 
-def publish(staging: Path, path: Path, force: bool) -> None:
+def publish(staging: Path, path: Path, force: bool, force_option: str = "force=true") -> None:
     """Move the finished repository from `staging` to `path`."""
-    check_output_dir(path, force)  # again: the folder may have changed during the build
+    check_output_dir(path, force, force_option)  # again: it may have changed during the build
     if path.is_dir() and any(path.iterdir()):
         swap_into_place(staging, path)
     else:

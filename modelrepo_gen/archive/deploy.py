@@ -1,0 +1,63 @@
+"""Deploy: an archive becomes a model repository on the machine that will serve it.
+
+With the build's protections: the repository is written in a staging folder beside OUTPUT and
+swapped in whole, an existing OUTPUT is replaced only with force and only if this tool wrote
+it, and a failed or interrupted deploy leaves the previous repository untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelrepo_gen.archive.read import Archive
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
+from modelrepo_gen.repository.publish import (
+    cannot_write,
+    check_output_dir,
+    check_output_location,
+    clean_leftovers,
+    publish,
+    staging_folder,
+)
+
+TARGETS = ("cpu", "gpu")
+FORCE = "--force"
+
+
+def check_target(archive: Archive, target: str | None, where: str) -> str:
+    """The target to deploy for: the archive's own unless another is asked for."""
+    built_for = str(archive.index.get("target"))
+    if target is None or target == built_for:
+        return built_for
+    raise UserError(
+        f"{where} holds a repository built for target={built_for}; to serve it on "
+        f"target={target}, build the archive with target={target}"
+    )
+
+
+def check_output(output: Path, force: bool) -> None:
+    """Before the archive is read: OUTPUT may be written."""
+    check_output_location(str(output), output)
+    check_output_dir(output, force, FORCE)
+
+
+def write_repository(archive: Archive, output: Path, force: bool) -> None:
+    """Write the archive's repository at `output`, all or nothing."""
+    with interruptible() as interrupts:
+        try:
+            clean_leftovers(output)
+            check_output_dir(output, force, FORCE)
+            with staging_folder(output) as staging:
+                for name, content in sorted(archive.repository.items()):
+                    path = staging / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(content)
+                with interrupts.held(output):
+                    publish(staging, output, force, FORCE)
+        except Exception as exc:
+            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
+                raise BuildInterrupted(interrupts.signum) from None
+            if isinstance(exc, OSError) and (error := cannot_write(exc, output)):
+                raise error from None
+            raise

@@ -1,0 +1,61 @@
+"""What deploy calls: an archive file, decrypted if sealed, every byte checked."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelrepo_gen.archive.container import damaged, unpack
+from modelrepo_gen.archive.encryption import is_sealed, unseal
+from modelrepo_gen.archive.write import FORMAT, REPOSITORY
+from modelrepo_gen.build.manifest import MANIFEST, file_hashes_of
+from modelrepo_gen.errors import UserError
+
+
+@dataclass
+class Archive:
+    index: dict[str, Any]
+    repository: dict[str, bytes]  # path inside the repository -> content
+    encrypted: bool
+
+
+def read_archive(path: Path, key: bytes | None, key_option: str = "--key-file") -> Archive:
+    """The archive at `path`; `key` is the key material (None for a plain archive)."""
+    where = f"archive {path}"
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UserError(f"{where} is a folder, not an archive file") from None
+    except OSError as error:
+        raise UserError(f"cannot read {where}: {error.strerror or error}") from None
+    sealed = is_sealed(data)
+    if sealed and key is None:
+        raise UserError(f"{where} is encrypted: pass its key with {key_option} or --key-env")
+    if not sealed and key is not None and data:
+        raise UserError(f"{where} is not encrypted: deploy it without a key")
+    if sealed:
+        assert key is not None
+        data = unseal(data, key, where)
+    index, members = unpack(data, where, FORMAT)
+    prefix = f"{index.get('repository', REPOSITORY)}/"
+    repository = {
+        name.removeprefix(prefix): content
+        for name, content in members.items()
+        if name.startswith(prefix)
+    }
+    _check_repository(repository, where)
+    return Archive(index, repository, sealed)
+
+
+def _check_repository(files: dict[str, bytes], where: str) -> None:
+    """The repository's own manifest lists exactly its files, with their hashes."""
+    if MANIFEST not in files:
+        raise damaged(where, f"its repository has no {MANIFEST}")
+    try:
+        listed = json.loads(files[MANIFEST])["files"]
+    except (ValueError, KeyError, TypeError):
+        raise damaged(where, f"its repository's {MANIFEST} cannot be read") from None
+    if listed != file_hashes_of({k: v for k, v in files.items() if k != MANIFEST}):
+        raise damaged(where, f"its repository's files differ from its {MANIFEST}")

@@ -1,0 +1,98 @@
+"""What the build calls for `archive=PATH`: the staged repository becomes one archive file."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from modelrepo_gen import __version__
+from modelrepo_gen.archive.container import pack
+from modelrepo_gen.archive.encryption import seal
+from modelrepo_gen.archive.keys import key_material
+from modelrepo_gen.build.manifest import GENERATOR
+from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.staging import current_umask
+
+FORMAT = 1  # the archive layout; deploy refuses archives of a newer one
+REPOSITORY = "repository"  # the folder inside the archive holding the built repository
+STAGED_FILE = "archive"  # its name inside the build's staging folder, before it is moved
+
+
+@dataclass(frozen=True)
+class ArchiveRequest:
+    path: Path
+    key: bytes | None  # None: a plain archive
+
+    def __repr__(self) -> str:  # never the key, whatever prints this
+        return f"ArchiveRequest(path={self.path!s}, encrypted={self.key is not None})"
+
+
+def archive_request(cfg: DictConfig) -> ArchiveRequest | None:
+    """The archive the build writes instead of output_dir, or None; its key is read now."""
+    key_file, key_env = cfg.get("archive_key_file"), cfg.get("archive_key_env")
+    if not cfg.get("archive"):
+        if key_file or key_env:
+            raise UserError(
+                "an archive key is set but archive is not: name the file to write, "
+                "e.g. archive=asr.mrga"
+            )
+        return None
+    path = Path(str(cfg.archive)).expanduser().absolute()
+    key = key_material(key_file, key_env, option="archive_key_")
+    return ArchiveRequest(path, key)
+
+
+def check_archive_path(path: Path, force: bool) -> None:
+    """Fail before any work if `path` must not be written."""
+    if path.is_dir():
+        raise UserError(f"archive {path} is a folder; name the archive file, e.g. {path}.mrga")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"archive {path} already exists; pass force=true to replace it")
+
+
+def stage_archive(
+    repository: Path, staging: Path, request: ArchiveRequest, cfg: DictConfig
+) -> Path:
+    """Write the archive of the built `repository` into `staging`; returns the staged file."""
+    files = {
+        f"{REPOSITORY}/{path.relative_to(repository).as_posix()}": path.read_bytes()
+        for path in sorted(repository.rglob("*"))
+        if path.is_file()
+    }
+    data = pack(_index(cfg), files)
+    if request.key is not None:
+        data = seal(data, request.key)
+    staged = staging / STAGED_FILE
+    with staged.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    return staged
+
+
+def publish_archive(staged: Path, path: Path, force: bool) -> None:
+    check_archive_path(path, force)  # again: the file may have appeared during the build
+    os.chmod(staged, 0o644 & ~current_umask())
+    os.replace(staged, path)
+
+
+def _index(cfg: DictConfig) -> dict[str, Any]:
+    """What deploy needs to know before it reads the repository."""
+    return {
+        "format": FORMAT,
+        "generator": {"name": GENERATOR, "version": __version__},
+        "pipeline": str(cfg.pipeline.name),
+        "target": str(cfg.target.name),
+        "backend": str(cfg.backend),
+        "precision": str(cfg.precision.name),
+        "repository": REPOSITORY,
+    }

@@ -1,0 +1,268 @@
+"""Build -> archive -> deploy: one portable file, plain or encrypted, every byte checked.
+
+Real builds (QuartzNet mini), real archive files, the deploy command as users run it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, compose_config, run_cli
+
+from modelrepo_gen.archive.container import INDEX, gzip_framed, pack, tar_bytes, unpack
+from modelrepo_gen.archive.read import read_archive
+from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.errors import UserError
+
+SMALL = ["pipeline=asr_quartznet", "model=quartznet_mini"]
+KEY = "correct horse battery staple 7f3a"
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "modelrepo_gen.deploy", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_failure(done: subprocess.CompletedProcess, *expected: str) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert KEY not in done.stderr + done.stdout
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A direct build, a plain archive, a second plain archive and an encrypted one."""
+    work = tmp_path_factory.mktemp("archives")
+    key_file = work / "archive.key"
+    key_file.write_text(KEY + "\n")
+    paths = {"direct": work / "direct", "key": key_file}
+    build_repository(compose_config([*SMALL, f"output_dir={paths['direct']}"]), paths["direct"])
+    for name, extra in (
+        ("plain", []),
+        ("again", []),
+        ("sealed", [f"archive_key_file={key_file}"]),
+    ):
+        paths[name] = work / f"{name}.mrga"
+        unused = work / f"{name}_output_dir"
+        cfg = compose_config([*SMALL, f"archive={paths[name]}", f"output_dir={unused}", *extra])
+        build_repository(cfg, unused)
+        assert not unused.exists()  # the archive instead of output_dir
+    return paths
+
+
+def test_a_plain_archive_is_byte_identical_and_a_standard_tar_gz(built) -> None:
+    assert built["plain"].read_bytes() == built["again"].read_bytes()
+    with tarfile.open(built["plain"], "r:gz") as archive:  # what `tar tzf` reads
+        names = archive.getnames()
+        index = json.load(archive.extractfile(INDEX))
+    assert names[0] == INDEX
+    assert "repository/manifest.json" in names
+    assert "repository/asr_quartznet_acoustic_model/1/model.onnx" in names
+    assert (index["pipeline"], index["target"], index["format"]) == ("asr_quartznet", "cpu", 1)
+    assert set(index["files"]) == set(names[1:])
+
+
+def test_deploy_writes_what_the_direct_build_writes(built, tmp_path) -> None:
+    done = deploy(built["plain"], tmp_path / "plain")
+    assert done.returncode == 0, done.stderr
+    assert "asr_quartznet for target=cpu deployed" in done.stdout
+    done = deploy(built["sealed"], tmp_path / "sealed", "--key-file", built["key"])
+    assert done.returncode == 0, done.stderr
+    done = deploy(built["sealed"], tmp_path / "env", "--key-env", "MRG_KEY", env={"MRG_KEY": KEY})
+    assert done.returncode == 0, done.stderr
+    direct = snapshot(built["direct"])
+    for name in ("plain", "sealed", "env"):
+        assert snapshot(tmp_path / name) == direct
+
+
+def test_the_key_is_never_written_or_printed(built, tmp_path) -> None:
+    assert KEY.encode() not in built["sealed"].read_bytes()
+    sealed = read_archive(built["sealed"], KEY.encode())
+    assert sealed.encrypted
+    assert all(KEY.encode() not in content for content in sealed.repository.values())
+    shown = run_cli(*SMALL, f"archive={tmp_path / 'a.mrga'}", "archive_key_env=MRG_KEY", "--cfg")
+    assert KEY not in shown.stdout + shown.stderr
+    done = deploy(built["sealed"], tmp_path / "out", "--key-env", "MRG_KEY", env={"MRG_KEY": "no"})
+    assert_one_line_failure(done, "cannot decrypt", "wrong key")
+
+
+def test_an_existing_archive_is_kept_unless_force(built, tmp_path) -> None:
+    target = tmp_path / "a.mrga"
+    target.write_bytes(b"mine")
+    done = run_cli(*SMALL, f"archive={target}")
+    assert done.returncode == 2 and "already exists; pass force=true" in done.stderr
+    assert target.read_bytes() == b"mine"
+    done = run_cli(*SMALL, f"archive={target}", "force=true")
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == built["plain"].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrga"]  # no staging left
+
+
+def test_a_sweep_with_one_archive_file_is_refused(tmp_path) -> None:
+    done = run_cli("-m", *SMALL, "seed=1,2", f"archive={tmp_path / 'a.mrga'}")
+    assert done.returncode != 0
+    assert "archive= names one file" in done.stdout + done.stderr
+    assert not (tmp_path / "a.mrga").exists()
+
+
+def crafted(tmp_path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], index=None) -> Path:
+    """An archive with chosen members, in the canonical gzip framing."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = json.dumps(index or {"format": 1, "files": {}}).encode()
+        info = tarfile.TarInfo(INDEX)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for member in members:
+            if isinstance(member, tarfile.TarInfo):
+                tar.addfile(member)
+            else:
+                name, content = member
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    path = tmp_path / "crafted.mrga"
+    path.write_bytes(gzip_framed(buffer.getvalue()))
+    return path
+
+
+def link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d, b: d / "missing.mrga", "cannot read"),
+        (lambda d, b: write(d, b""), "is empty"),
+        (lambda d, b: write(d, b"name,text\nfoo,bar\n"), "is not a modelrepo_gen archive"),
+        (lambda d, b: write(d, gzip.compress(b"hello")), "a gzip file it did not write"),
+        (lambda d, b: write(d, b["plain"].read_bytes()[:-1000]), "truncated"),
+        (lambda d, b: write(d, b["plain"].read_bytes()[:100]), "truncated"),
+        (lambda d, b: write(d, b["sealed"].read_bytes()[:-5]), "cannot decrypt"),
+        (lambda d, b: crafted(d, [("../evil.py", b"x")]), "unsafe: member '../evil.py'"),
+        (lambda d, b: crafted(d, [("/etc/evil", b"x")]), "unsafe: member '/etc/evil'"),
+        (lambda d, b: crafted(d, [link("repository/a", "/etc", tarfile.SYMTYPE)]), "is a link"),
+        (lambda d, b: crafted(d, [link("repository/b", INDEX, tarfile.LNKTYPE)]), "is a link"),
+        (lambda d, b: crafted(d, [], {"format": 99, "files": {}}), "newer modelrepo_gen"),
+        (lambda d, b: crafted(d, [("repository/x", b"x")]), "members differ from its index"),
+    ],
+    ids=[
+        "missing",
+        "empty",
+        "csv",
+        "other-gzip",
+        "truncated",
+        "header-only",
+        "sealed-truncated",
+        "dot-dot",
+        "absolute",
+        "symlink",
+        "hardlink",
+        "newer-format",
+        "unlisted-member",
+    ],
+)
+def test_a_bad_archive_is_one_line_and_nothing_is_written(built, tmp_path, make, expected) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    archive = make(source, built)
+    key = (
+        ["--key-file", built["key"]] if "sealed" in expected or expected == "cannot decrypt" else []
+    )
+    output = tmp_path / "out"
+    assert_one_line_failure(deploy(archive, output, *key), expected)
+    assert not output.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def write(folder: Path, data: bytes) -> Path:
+    path = folder / "archive.mrga"
+    path.write_bytes(data)
+    return path
+
+
+def test_keys_that_do_not_fit_are_one_line(built, tmp_path) -> None:
+    out = tmp_path / "out"
+    assert_one_line_failure(deploy(built["sealed"], out), "is encrypted", "--key-file")
+    assert_one_line_failure(
+        deploy(built["plain"], out, "--key-file", built["key"]), "is not encrypted"
+    )
+    wrong = tmp_path / "wrong.key"
+    wrong.write_text(KEY[:-1])
+    assert_one_line_failure(deploy(built["sealed"], out, "--key-file", wrong), "wrong key")
+    assert_one_line_failure(deploy(built["sealed"], out, "--key-env", "MRG_UNSET_KEY"), "not set")
+    assert_one_line_failure(
+        deploy(built["sealed"], out, "--key-file", built["key"], "--key-env", "X"), "not both"
+    )
+    assert not out.exists()
+
+
+def test_outputs_it_must_not_replace_and_targets_it_cannot_serve(built, tmp_path) -> None:
+    ours = tmp_path / "ours"
+    assert deploy(built["plain"], ours).returncode == 0
+    before = snapshot(ours)
+    assert_one_line_failure(deploy(built["plain"], ours), "already exists; pass --force")
+    assert_one_line_failure(
+        deploy(built["plain"], tmp_path / "o2", "--target", "gpu"), "target=cpu"
+    )
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    assert_one_line_failure(deploy(built["plain"], theirs, "--force"), "refusing to replace")
+    assert (theirs / "notes.txt").read_text() == "keep me"
+    assert snapshot(ours) == before
+    assert deploy(built["plain"], ours, "--force").returncode == 0
+    assert snapshot(ours) == before
+
+
+def test_one_changed_byte_anywhere_is_refused() -> None:
+    files = {"repository/manifest.json": b"{}", "repository/a/config.pbtxt": b"name: 'a'\n" * 20}
+    data = pack({"format": 1}, files)
+    assert unpack(data, "a", 1)[1] == files
+    for position in range(len(data)):
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        with pytest.raises(UserError):
+            unpack(bytes(changed), "a", 1)
+    assert tar_bytes(files) == tar_bytes(dict(reversed(files.items())))  # order-independent
+
+
+@pytest.mark.parametrize("name", ["plain", "sealed"])
+def test_a_changed_byte_in_a_real_archive_is_refused(built, tmp_path, name) -> None:
+    data = built[name].read_bytes()
+    key = KEY.encode() if name == "sealed" else None
+    positions = sorted({0, 5, 9, 10, 30, 100, 511, 512, len(data) // 2, len(data) - 9})
+    positions += list(range(len(data) - 8, len(data), 3)) + list(range(1000, len(data), 40_000))
+    changed_file = tmp_path / "changed.mrga"
+    for position in positions:
+        changed = bytearray(data)
+        changed[position] ^= 0x20
+        changed_file.write_bytes(bytes(changed))
+        with pytest.raises(UserError):
+            read_archive(changed_file, key)
