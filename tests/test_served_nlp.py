@@ -311,17 +311,33 @@ def test_post_processing_refuses_offsets_outside_the_text(served) -> None:
 
 
 @pytest.mark.parametrize("served", ["nlp_qa"], indirect=True)
-def test_a_question_that_fills_a_window_is_refused(served) -> None:
+@pytest.mark.parametrize(
+    ("words", "context_left"),
+    # [CLS] q [SEP] c [SEP]: 3 special tokens; doc_stride 8. Longer than a window, filling it,
+    # leaving exactly doc_stride context tokens (no window could move on), and one fewer.
+    [(2 * MAX_SEQ_LENGTH, 0), (MAX_SEQ_LENGTH - 3, 0), (MAX_SEQ_LENGTH - 11, 8), (22, 7)],
+)
+def test_a_question_that_leaves_too_little_context_is_refused(served, words, context_left) -> None:
     pipeline, server, _ = served
-    question = "why " * MAX_SEQ_LENGTH
+    context = "Ann wrote it in spring. " * 20  # needs several windows
+    answered = raw_request(
+        server, pipeline, {"QUESTION": text_tensor("who?"), "CONTEXT": text_tensor(context)}
+    )
+    assert not isinstance(answered, Exception), answered.message()
+    question = "why " * words
     error = raw_request(
-        server, pipeline, {"QUESTION": text_tensor(question), "CONTEXT": text_tensor("Ann")}
+        server, pipeline, {"QUESTION": text_tensor(question), "CONTEXT": text_tensor(context)}
     )
     assert isinstance(error, Exception) and is_bad_request(error), error
     assert (
-        f"QUESTION is {MAX_SEQ_LENGTH} tokens long: with the special tokens it leaves no room"
-        in str(error)
+        f"QUESTION is {words} tokens long: with the special tokens it leaves {context_left} "
+        f"tokens for the context in a window of {MAX_SEQ_LENGTH} tokens" in str(error)
     )
+    shorter = "why " * (MAX_SEQ_LENGTH - 12)  # leaves doc_stride + 1: answered
+    answered = raw_request(
+        server, pipeline, {"QUESTION": text_tensor(shorter), "CONTEXT": text_tensor("Ann did.")}
+    )
+    assert not isinstance(answered, Exception), answered.message()
 
 
 @pytest.mark.parametrize("served", ["nlp_token_classification"], indirect=True)

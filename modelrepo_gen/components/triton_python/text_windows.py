@@ -67,18 +67,22 @@ def tokenize_windows(
         encoding = tokenizer.encode(text)
         text_sequence = 0
     else:
-        question_tokens = len(tokenizer.encode(question, add_special_tokens=False).ids)
-        room = tokenizer.truncation["max_length"] - tokenizer.num_special_tokens_to_add(True)
-        if question_tokens >= room:  # every window repeats the question: none would be left
+        max_length, stride = tokenizer.truncation["max_length"], tokenizer.truncation["stride"]
+        try:  # counted whole: truncation would cut (or, cutting only the context, refuse) it
+            tokenizer.no_truncation()
+            question_tokens = len(tokenizer.encode(question, add_special_tokens=False).ids)
+        finally:
+            tokenizer.enable_truncation(max_length, stride=stride, strategy="only_second")
+        # Every window repeats the question; the context left must exceed the overlap of
+        # consecutive windows, or no window could move on (the tokenizer panics).
+        context = max_length - tokenizer.num_special_tokens_to_add(True) - question_tokens
+        if context <= stride:
             raise QuestionTooLong(
-                f"is {question_tokens} tokens long: with the special tokens it leaves no room "
-                f"for the context in a window of {tokenizer.truncation['max_length']} tokens"
+                f"is {question_tokens} tokens long: with the special tokens it leaves "
+                f"{max(context, 0)} tokens for the context in a window of {max_length} "
+                f"tokens, which must be more than the {stride} tokens consecutive windows "
+                "share (doc_stride); ask a shorter question"
             )
-        tokenizer.enable_truncation(
-            tokenizer.truncation["max_length"],
-            stride=tokenizer.truncation["stride"],
-            strategy="only_second",
-        )
         encoding = tokenizer.encode(question, text)
         text_sequence = 1
     encodings = [encoding, *encoding.overflowing]
