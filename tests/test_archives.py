@@ -84,17 +84,43 @@ def test_a_plain_archive_is_byte_identical_and_a_standard_tar_gz(built) -> None:
     assert set(index["files"]) == set(names[1:])
 
 
+def folders(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir())
+
+
 def test_deploy_writes_what_the_direct_build_writes(built, tmp_path) -> None:
-    done = deploy(built["plain"], tmp_path / "plain")
+    as_built = ["--python-env", "none"]
+    done = deploy(built["plain"], tmp_path / "plain", *as_built)
     assert done.returncode == 0, done.stderr
     assert "asr_quartznet for target=cpu deployed" in done.stdout
-    done = deploy(built["sealed"], tmp_path / "sealed", "--key-file", built["key"])
+    done = deploy(built["sealed"], tmp_path / "sealed", "--key-file", built["key"], *as_built)
     assert done.returncode == 0, done.stderr
-    done = deploy(built["sealed"], tmp_path / "env", "--key-env", "MRG_KEY", env={"MRG_KEY": KEY})
+    env = {"MRG_KEY": KEY + "\n"}  # a trailing newline is not part of the key
+    done = deploy(built["sealed"], tmp_path / "env", "--key-env", "MRG_KEY", *as_built, env=env)
     assert done.returncode == 0, done.stderr
     direct = snapshot(built["direct"])
     for name in ("plain", "sealed", "env"):
         assert snapshot(tmp_path / name) == direct
+        assert folders(tmp_path / name) == folders(built["direct"])  # the ensemble's 1/ too
+
+
+def test_by_default_deploy_packs_the_python_models_packages(built, tmp_path) -> None:
+    done = deploy(built["plain"], tmp_path / "packed")
+    assert done.returncode == 0, done.stderr
+    packed, direct = snapshot(tmp_path / "packed"), snapshot(built["direct"])
+    manifest = json.loads(packed["manifest.json"])
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert manifest["python_environment"]["python"] == python
+    assert set(manifest["python_environment"]["packages"]) == {"onnxruntime"}
+    with tarfile.open(tmp_path / "packed" / "python_env.tar.gz") as environment:
+        names = environment.getnames()
+    assert "bin/activate" in names
+    assert f"lib/python{python}/site-packages/onnxruntime/__init__.py" in names
+    for name, content in direct.items():
+        if name.endswith("config.pbtxt") and b'backend: "python"' in content:
+            assert packed[name].startswith(content) and b"EXECUTION_ENV_PATH" in packed[name]
+        elif name != "manifest.json":
+            assert packed[name] == content, name
 
 
 def test_the_key_is_never_written_or_printed(built, tmp_path) -> None:
@@ -257,8 +283,9 @@ def test_one_changed_byte_anywhere_is_refused() -> None:
 def test_a_changed_byte_in_a_real_archive_is_refused(built, tmp_path, name) -> None:
     data = built[name].read_bytes()
     key = KEY.encode() if name == "sealed" else None
-    positions = sorted({0, 5, 9, 10, 30, 100, 511, 512, len(data) // 2, len(data) - 9})
-    positions += list(range(len(data) - 8, len(data), 3)) + list(range(1000, len(data), 40_000))
+    # Header, index, a network, the wheels, the end (every position: the test above).
+    positions = [0, 9, 10, 30, 100, 600, len(data) // 3, len(data) // 2, len(data) - 9]
+    positions += [len(data) - 1]
     changed_file = tmp_path / "changed.mrga"
     for position in positions:
         changed = bytearray(data)

@@ -137,11 +137,22 @@ def _read_tar(tar: bytes, where: str) -> dict[str, bytes]:
     return members
 
 
+def check_relative(name: object, where: str) -> None:
+    """A plain relative path, that cannot lead outside the folder it is written into."""
+    path = PurePosixPath(str(name))
+    if (
+        not isinstance(name, str)
+        or not name
+        or path.is_absolute()
+        or ".." in path.parts
+        or name != path.as_posix()
+    ):
+        raise UserError(f"{where} is unsafe: member '{name}' points outside the archive")
+
+
 def _check_member(info: tarfile.TarInfo, where: str) -> None:
     """Only plain files at plain relative paths: nothing may land outside the output folder."""
-    path = PurePosixPath(info.name)
-    if path.is_absolute() or ".." in path.parts or info.name != path.as_posix() or not info.name:
-        raise UserError(f"{where} is unsafe: member '{info.name}' points outside the archive")
+    check_relative(info.name, where)
     if not info.isreg():
         kind = "a link" if info.issym() or info.islnk() else "not a plain file"
         raise UserError(f"{where} is unsafe: member '{info.name}' is {kind}")

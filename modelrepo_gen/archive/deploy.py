@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from modelrepo_gen.archive.python_env import with_python_environment
 from modelrepo_gen.archive.read import Archive
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
@@ -36,23 +37,43 @@ def check_target(archive: Archive, target: str | None, where: str) -> str:
     )
 
 
+def deployed_files(archive: Archive, python: str, where: str) -> dict[str, bytes]:
+    """The repository to write: as built, or with its python models' packages for CPython
+    `python` packed beside them ("none": as built, for a server whose Python has them)."""
+    if python == "none":
+        return archive.repository
+    if python not in archive.wheels:
+        carried = ", ".join(sorted(archive.wheels)) or "none"
+        raise UserError(
+            f"{where} carries the python models' packages for Python {carried}, not {python}: "
+            f"build it with archive_python={python} (or a list), or deploy with "
+            "--python-env none for a server whose Python has them"
+        )
+    packages = dict(archive.index.get("python_packages", {}))
+    return with_python_environment(archive.repository, archive.wheels[python], python, packages)
+
+
 def check_output(output: Path, force: bool) -> None:
     """Before the archive is read: OUTPUT may be written."""
     check_output_location(str(output), output)
     check_output_dir(output, force, FORCE)
 
 
-def write_repository(archive: Archive, output: Path, force: bool) -> None:
-    """Write the archive's repository at `output`, all or nothing."""
+def write_repository(
+    files: dict[str, bytes], empty_folders: list[str], output: Path, force: bool
+) -> None:
+    """Write the repository `files` (path -> content) at `output`, all or nothing."""
     with interruptible() as interrupts:
         try:
             clean_leftovers(output)
             check_output_dir(output, force, FORCE)
             with staging_folder(output) as staging:
-                for name, content in sorted(archive.repository.items()):
+                for name, content in sorted(files.items()):
                     path = staging / name
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
+                for folder in empty_folders:
+                    (staging / folder).mkdir(parents=True, exist_ok=True)
                 with interrupts.held(output):
                     publish(staging, output, force, FORCE)
         except Exception as exc:

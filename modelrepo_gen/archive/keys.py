@@ -15,7 +15,8 @@ from modelrepo_gen.errors import UserError
 def key_material(key_file: str | None, key_env: str | None, option: str = "") -> bytes | None:
     """The key from `key_file` or the variable `key_env` (at most one), or None for neither.
 
-    A key file's trailing newline is not part of the key (`echo secret > key` writes one).
+    A trailing newline is not part of the key (`echo secret > key` writes one), in a file or
+    a variable alike.
     `option` is the prefix of the option names in errors: "--key-" or "archive_key_".
     """
     if key_file and key_env:
@@ -35,5 +36,5 @@ def key_material(key_file: str | None, key_env: str | None, option: str = "") ->
             raise UserError(f"environment variable {key_env} (the archive key) is not set")
         if not value:
             raise UserError(f"environment variable {key_env} (the archive key) is empty")
-        return value.encode()
+        return value.encode().rstrip(b"\r\n")  # as a key file's: `$(cat archive.key)` or not
     return None

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelrepo_gen.archive.container import damaged, unpack
+from modelrepo_gen.archive.container import check_relative, damaged, unpack
 from modelrepo_gen.archive.encryption import is_sealed, unseal
-from modelrepo_gen.archive.write import FORMAT, REPOSITORY
+from modelrepo_gen.archive.write import FORMAT, PYTHON, REPOSITORY
 from modelrepo_gen.build.manifest import MANIFEST, file_hashes_of
 from modelrepo_gen.errors import UserError
 
@@ -19,6 +19,12 @@ class Archive:
     index: dict[str, Any]
     repository: dict[str, bytes]  # path inside the repository -> content
     encrypted: bool
+    wheels: dict[str, dict[str, bytes]]  # CPython X.Y -> wheel file name -> content
+
+    @property
+    def empty_folders(self) -> list[str]:
+        """Folders of the repository that hold nothing (an ensemble's version folder)."""
+        return [str(folder) for folder in self.index.get("empty_folders", [])]
 
 
 def read_archive(path: Path, key: bytes | None, key_option: str = "--key-file") -> Archive:
@@ -46,7 +52,17 @@ def read_archive(path: Path, key: bytes | None, key_option: str = "--key-file") 
         if name.startswith(prefix)
     }
     _check_repository(repository, where)
-    return Archive(index, repository, sealed)
+    folders = index.get("empty_folders", [])
+    if not isinstance(folders, list):
+        raise damaged(where, "its list of empty folders cannot be read")
+    for folder in folders:
+        check_relative(folder, where)
+    wheels: dict[str, dict[str, bytes]] = {}
+    for name, content in members.items():
+        if name.startswith(f"{PYTHON}/") and name.count("/") == 2:
+            _, python, wheel = name.split("/")
+            wheels.setdefault(python, {})[wheel] = content
+    return Archive(index, repository, sealed, wheels)
 
 
 def _check_repository(files: dict[str, bytes], where: str) -> None:

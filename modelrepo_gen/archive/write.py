@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from modelrepo_gen import __version__
 from modelrepo_gen.archive.container import pack
 from modelrepo_gen.archive.encryption import seal
 from modelrepo_gen.archive.keys import key_material
+from modelrepo_gen.archive.python_packages import download_wheels, required_distributions
 from modelrepo_gen.build.manifest import GENERATOR
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.staging import current_umask
 
 FORMAT = 1  # the archive layout; deploy refuses archives of a newer one
 REPOSITORY = "repository"  # the folder inside the archive holding the built repository
+PYTHON = "python"  # python/X.Y/*.whl: the python models' packages for CPython X.Y
+PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
 STAGED_FILE = "archive"  # its name inside the build's staging folder, before it is moved
 
 
@@ -46,6 +51,27 @@ def archive_request(cfg: DictConfig) -> ArchiveRequest | None:
     return ArchiveRequest(path, key)
 
 
+def pythons(cfg: DictConfig) -> list[str]:
+    """archive_python: the CPython versions (X.Y) to carry packages for; default this one's."""
+    raw = cfg.get("archive_python")
+    if raw is None:
+        return [f"{sys.version_info.major}.{sys.version_info.minor}"]
+    versions = [str(v) for v in (raw if isinstance(raw, (list, ListConfig)) else [raw])]
+    for version in versions:
+        if not PYTHON_VERSION.fullmatch(version):
+            raise UserError(
+                f"archive_python: '{version}' is not a Python version like 3.11 "
+                "(write a list as archive_python=[3.11,3.12])"
+            )
+        if int(version.split(".")[1]) < 8:  # none the packages support; 3.10 read as 3.1?
+            raise UserError(
+                f"archive_python: Python {version} is too old for the python models' packages; "
+                f"for 3.{version.split('.')[1]}0 quote it (the command line reads 3.10 as a "
+                "number, 3.1): archive_python='\"3.10\"'"
+            )
+    return sorted(set(versions))
+
+
 def check_archive_path(path: Path, force: bool) -> None:
     """Fail before any work if `path` must not be written."""
     if path.is_dir():
@@ -68,7 +94,21 @@ def stage_archive(
         for path in sorted(repository.rglob("*"))
         if path.is_file()
     }
-    data = pack(_index(cfg), files)
+    index = _index(cfg)
+    # Kept as names: the archive holds files only (e.g. an ensemble's empty version folder).
+    index["empty_folders"] = [
+        path.relative_to(repository).as_posix()
+        for path in sorted(repository.rglob("*"))
+        if path.is_dir() and not any(path.iterdir())
+    ]
+    # The python models' packages, as wheels for each Python the archive may be served with.
+    packages = required_distributions(repository)
+    index["python_packages"], index["python"] = packages, {}
+    for python in pythons(cfg):
+        wheels = download_wheels(packages, python, staging / f"wheels-{python}")
+        index["python"][python] = [wheel.name for wheel in wheels]
+        files.update({f"{PYTHON}/{python}/{wheel.name}": wheel.read_bytes() for wheel in wheels})
+    data = pack(index, files)
     if request.key is not None:
         data = seal(data, request.key)
     staged = staging / STAGED_FILE

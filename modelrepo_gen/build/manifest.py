@@ -18,7 +18,15 @@ REPOSITORY_FORMAT = 1
 PACKAGES = ("torch", "onnx", "onnxruntime", "numpy", "hydra-core", "jinja2", "tritonclient")
 # Keys that say where and how to write, not what is built: kept out so a repository's bytes
 # depend only on what it holds.
-WRITE_OPTIONS = ("output_dir", "force", "dry_run", "archive", "archive_key_file", "archive_key_env")
+WRITE_OPTIONS = (
+    "output_dir",
+    "force",
+    "dry_run",
+    "archive",
+    "archive_key_file",
+    "archive_key_env",
+    "archive_python",
+)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:

@@ -57,3 +57,13 @@ def render_ensemble_config(ensemble: Ensemble, pipeline: str) -> str:
     return ENVIRONMENT.get_template("ensemble.pbtxt.j2").render(
         ensemble=ensemble, pipeline=pipeline
     )
+
+
+def render_execution_env(env_file: str) -> str:
+    """The config.pbtxt lines that run a python model in the repository's packed environment."""
+    return ENVIRONMENT.get_template("execution_env.pbtxt.j2").render(env_file=env_file)
+
+
+def render_env_activate(python: str) -> str:
+    """bin/activate of a packed python environment (Triton sources it before the stub)."""
+    return ENVIRONMENT.get_template("python_env_activate.sh.j2").render(python=python)

@@ -84,6 +84,7 @@ class BuildConfig:
     archive: str | None = None
     archive_key_file: str | None = None
     archive_key_env: str | None = None
+    archive_python: Any = None  # X.Y or a list: Pythons to carry packages for (default: this one)
     force: bool = False
     seed: int = 0
     dry_run: bool = False

@@ -9,9 +9,11 @@ Ctrl-C or SIGTERM, restarting the server and reloading any model whose python wo
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
 from modelrepo_gen.command_line import command_parser
@@ -97,7 +99,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the server's stack limit; it survives form-encoded HTTP bodies up to about half "
         f"of it (default {DEFAULT_STACK_LIMIT_MIB})",
     )
+    parser.add_argument(
+        "--python",
+        type=_python_executable,
+        help="the Python whose environment the python models run in (default: this one; same "
+        "version); e.g. a bare one, for a repository deployed with its packages",
+    )
     return parser.parse_args(argv)
+
+
+def _python_executable(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a Python executable")
+    return path.absolute()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,6 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         startup_timeout_s=args.startup_timeout,
         models=models,
         stack_limit_mib=args.stack_limit_mib,
+        python=args.python,
     )
     supervisor = Supervisor(server, args.max_restarts, args.restart_window)
     previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -132,7 +132,9 @@ def server_command(
     ]
 
 
-def server_environment() -> dict[str, str]:
+def server_environment(python: Path | None = None) -> dict[str, str]:
+    """The server's environment; its python models run in `python`'s environment (default:
+    this one's). That Python must be of this one's version (the stub is chosen for it)."""
     env = dict(os.environ)
     # Without this Python's LIBDIR the stub can load the system's libpython against this
     # Python's stdlib and fail ('_thread.RLock' object has no attribute '_recursion_count').
@@ -143,7 +145,8 @@ def server_environment() -> dict[str, str]:
         libs.append(env["LD_LIBRARY_PATH"])
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
     # The stub takes its python (and so its site-packages) from PATH: this environment's.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    python_bin = (python or Path(sys.executable)).absolute().parent
+    env["PATH"] = os.pathsep.join([str(python_bin), env.get("PATH", "")])
     return env
 
 

@@ -63,6 +63,8 @@ class TritonServer:
     leaves nothing running. Start it from a thread that outlives it
     (see ``processes.die_with_parent``). ``stack_limit_mib`` is the server's RLIMIT_STACK,
     which bounds the form-encoded HTTP body it survives (about half of it; None: inherited).
+    ``python`` is the Python executable whose environment the python models run in (default:
+    this one; it must be of the same version).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class TritonServer:
         extra_args: Sequence[str] = (),
         triton_root: str | os.PathLike[str] | None = None,
         stack_limit_mib: int | None = DEFAULT_STACK_LIMIT_MIB,
+        python: str | os.PathLike[str] | None = None,
     ) -> None:
         self.repository = Path(repository).resolve()
         self._requested_ports = {"http": http_port, "grpc": grpc_port, "metrics": metrics_port}
@@ -87,6 +90,7 @@ class TritonServer:
         self.extra_args = list(extra_args)
         self._triton_root = Path(triton_root) if triton_root is not None else None
         self.stack_limit_mib = stack_limit_mib
+        self.python = Path(python) if python is not None else None  # where python models run
         self._process: subprocess.Popen[bytes] | None = None
         self._reaper: Reaper | None = None
         self._work_dir: Path | None = None
@@ -287,7 +291,7 @@ class TritonServer:
                 server_command(
                     self._work_dir, self.repository, self._ports, self.models, self.extra_args
                 ),
-                env=server_environment(),
+                env=server_environment(self.python),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,199 @@
+"""Deployed repositories carry their python models' packages: served by the bundled tritonserver
+from a bare Python (only nvidia-pytriton, without its dependencies, and numpy < 2, as NVIDIA's
+container has), each answers exactly as the direct build served from the project's environment.
+
+One pipeline of each family (CTC, Whisper, NLP, speech synthesis), each from an encrypted
+archive, as a user moves a pipeline to a serving machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from conftest import ROOT, compose_config
+
+from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.serve.server import TritonServer
+
+pytestmark = pytest.mark.server
+
+KEY = "self-contained test key"
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment with nvidia-pytriton (no dependencies) and numpy < 2 only."""
+    folder = tmp_path_factory.mktemp("bare") / "venv"
+    venv.create(folder, with_pip=False)
+    python = folder / "bin" / "python"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet"]
+        + ["--no-deps", "nvidia-pytriton==0.7.0", "numpy==1.26.4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m; print(sorted(d.name for d in m.distributions()))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,  # not the checkout, whose egg-info would be listed
+    )
+    assert listed.stdout.strip() == "['numpy', 'nvidia-pytriton']"
+    return python
+
+
+def speech() -> np.ndarray:
+    clip = sorted(LIBRIVOX.glob("*.wav"))[0]
+    audio, _ = soundfile.read(clip, dtype="float32")
+    return audio
+
+
+def text(value: str) -> np.ndarray:
+    return np.array([[value.encode()]], dtype=object)
+
+
+def tiny_text_overrides(folder: Path) -> list[str]:
+    from text_fixtures import save_tiny_text_folder
+
+    checkpoint = save_tiny_text_folder(folder / "checkpoint", "nlp_text_classification")
+    return [
+        "pipeline=nlp_text_classification",
+        f"model.path={checkpoint}",
+        "model.max_seq_length=32",
+    ]
+
+
+def whisper_overrides(folder: Path) -> list[str]:
+    from whisper_fixtures import tiny_en_folder
+
+    tiny_en_folder()  # skips where the weights are not installed
+    return ["pipeline=asr_whisper", "pipeline.max_audio_seconds=30"]
+
+
+# family -> (overrides, the ensemble's inputs)
+FAMILIES = {
+    "ctc": (
+        lambda folder: ["pipeline=asr_quartznet", "model=quartznet_mini"],
+        lambda: {
+            "AUDIO_SIGNAL": speech()[None],
+            "NUM_SAMPLES": np.array([[speech().size]], np.int32),
+        },
+    ),
+    "whisper": (
+        whisper_overrides,
+        lambda: {
+            "AUDIO_SIGNAL": speech()[None],
+            "NUM_SAMPLES": np.array([[speech().size]], np.int32),
+        },
+    ),
+    "nlp": (tiny_text_overrides, lambda: {"TEXT": text("The service was quick and friendly.")}),
+    "tts": (
+        lambda folder: [
+            "pipeline=tts_fastpitch_hifigan",
+            "model@pipeline.models.acoustic=fastpitch_mini",
+            "model@pipeline.models.vocoder=hifigan_mini",
+        ],
+        lambda: {"TEXT": text("Deploy it anywhere, Zoë said.")},
+    ),
+}
+
+
+def answers(server: TritonServer, ensemble: str, inputs: dict[str, np.ndarray]) -> dict:
+    import tritonclient.http as http
+
+    client = http.InferenceServerClient(server.http_url)
+    try:
+        tensors = []
+        for name, array in inputs.items():
+            dtype = "BYTES" if array.dtype == object else http.np_to_triton_dtype(array.dtype)
+            tensor = http.InferInput(name, list(array.shape), dtype)
+            tensor.set_data_from_numpy(array)
+            tensors.append(tensor)
+        result = client.infer(ensemble, tensors)
+        return {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def built(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    family = request.param
+    make_overrides, make_inputs = FAMILIES[family]
+    folder = tmp_path_factory.mktemp(family)
+    overrides = make_overrides(folder)
+    key = folder / "archive.key"
+    key.write_text(KEY)
+    archive = folder / "pipeline.mrga"
+    cfg = compose_config([*overrides, f"archive={archive}", f"archive_key_file={key}"])
+    build_repository(cfg, folder / "unused")
+    # As built (what the direct build writes: test_archives.py), and with its packages.
+    for output, python_env in (("direct", "none"), ("deployed", None)):
+        command = [sys.executable, "-m", "modelrepo_gen.deploy", str(archive)]
+        command += [str(folder / output), "--key-file", str(key)]
+        command += ["--python-env", python_env] if python_env else []
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+    yield family, folder, make_inputs()
+
+
+def test_deployed_repository_served_from_a_bare_python_answers_as_the_direct_build(
+    built, bare_python
+) -> None:
+    family, folder, inputs = built
+    deployed = folder / "deployed"
+    manifest = json.loads((deployed / "manifest.json").read_text())
+    ensemble = next(n for n, m in manifest["models"].items() if m["platform"] == "ensemble")
+    packed = manifest["python_environment"]
+    assert packed["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert "onnxruntime" in packed["packages"]
+    with TritonServer(folder / "direct", 0, 0, 0) as server:
+        expected = answers(server, ensemble, inputs)
+    with TritonServer(deployed, 0, 0, 0, python=bare_python) as server:
+        served = answers(server, ensemble, inputs)
+    assert set(served) == set(expected)
+    for name in expected:
+        assert np.array_equal(served[name], expected[name]), (family, name)
+
+
+def test_a_python_the_archive_carries_no_packages_for_is_refused(built, tmp_path) -> None:
+    """Deploy names the Pythons the archive carries and how to get another."""
+    family, folder, _ = built
+    if family != "ctc":
+        pytest.skip("one family is enough: the environment is the same mechanism")
+    done = subprocess.run(
+        [sys.executable, "-m", "modelrepo_gen.deploy", str(folder / "pipeline.mrga")]
+        + [
+            str(tmp_path / "other"),
+            "--key-file",
+            str(folder / "archive.key"),
+            "--python-env",
+            "3.7",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: archive {folder / 'pipeline.mrga'} carries the python models' packages for "
+        f"Python {sys.version_info.major}.{sys.version_info.minor}, not 3.7: build it with "
+        "archive_python=3.7 (or a list), or deploy with --python-env none for a server whose "
+        "Python has them"
+    ]
+    assert not (tmp_path / "other").exists()
