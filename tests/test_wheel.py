@@ -35,9 +35,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = (work / "dist").glob("modelrepo_gen-*.whl")
     fresh = work / "venv"
     venv.create(fresh, with_pip=False)
-    site = Path(
-        sysconfig.get_path("purelib", vars={"base": str(fresh), "platbase": str(fresh)})
-    )
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(fresh), "platbase": str(fresh)}))
     (site / "project_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(fresh / "bin" / "python"), "install"]
