@@ -276,3 +276,26 @@ def test_quick_benchmark_reports_the_largest_allowed_requests(
         assert row["serving_after"] is True
         assert f"| `{row['pipeline']}` | {' '.join(row['overrides'])} |" in table
     assert "tts_tacotron2_waveglow is left out" in table
+
+
+@pytest.mark.server
+def test_quick_benchmark_measures_archives_and_deploys(quick_run: tuple[str, str, dict]) -> None:
+    _, table, results = quick_run
+    assert "## 9. Build -> archive -> deploy" in table
+    (row,) = results["archives"]["pipelines"]
+    assert row["pipeline"] == "asr_quartznet" and row["status"] == "ok", row
+    for key in ("direct_build_s", "archive_build_s", "sealed_archive_build_s", "seal_s"):
+        assert _positive(row[key]), key
+    assert set(row["deploy_s"]) == {
+        "plain, as built",
+        "plain, packages packed",
+        "encrypted, packages packed",
+    }
+    assert all(_positive(seconds) for seconds in row["deploy_s"].values())
+    # The archive holds the repository (compressed) and the python models' wheels.
+    assert (
+        0 < row["packages_mib"] < row["archive_mib"] < row["repository_mib"] + row["packages_mib"]
+    )
+    assert row["sealed_archive_mib"] > row["archive_mib"]  # header and tag
+    assert row["packed_repository_mib"] > row["repository_mib"]
+    assert f"| `asr_quartznet` | {row['repository_mib']:.1f} |" in table

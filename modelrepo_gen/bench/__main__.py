@@ -2,7 +2,7 @@
 
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
     python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
-    python -m modelrepo_gen.bench --only limits    # one part: ctc whisper nemo nlp tts limits
+    python -m modelrepo_gen.bench --only archives  # one part: ctc whisper nemo nlp tts limits ...
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too) and ``results.json`` under ``--output``:
@@ -24,10 +24,13 @@ Measures in one run (so the ratios compare numbers taken together) and writes
   8. the largest request each pipeline's limits allow (QuartzNet, Whisper, token
      classification, Piper, FastPitch -> HiFi-GAN), served: its time, the answer's size, the
      peak memory of the server and each python worker, and the 400 refusal of the request
-     just over each limit.
+     just over each limit;
+  9. build -> archive -> deploy (QuartzNet, Whisper, text classification, Piper): archive and
+     repository sizes, build and deploy times, plain and encrypted, and the cost of sealing and
+     unsealing an archive.
 The parts live in bench/build.py (no server), bench/serving.py, bench/whisper.py,
 bench/nemo_import.py, bench/nlp.py, bench/speech.py, bench/speech_chains.py and
-bench/largest_requests.py.
+bench/largest_requests.py and bench/archives.py.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrepo_gen.bench.archives import ArchiveSettings, archives_part
 from modelrepo_gen.bench.build import (
     BUILD_VARIANTS,
     FULL_MODELS,
@@ -78,7 +82,7 @@ PACKAGES = (
     "nvidia-pytriton",
     "transformers",
 )
-PARTS = ("ctc", "whisper", "nemo", "nlp", "tts", "limits")
+PARTS = ("ctc", "whisper", "nemo", "nlp", "tts", "limits", "archives")
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Settings:
     speech: SpeechSettings
     speech_chains: SpeechChainSettings
     limits: LargestRequestSettings
+    archives: ArchiveSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -110,6 +115,7 @@ class Settings:
             speech=SpeechSettings(),
             speech_chains=SpeechChainSettings.full(),
             limits=LargestRequestSettings.full(),
+            archives=ArchiveSettings.full(),
         )
 
     @classmethod
@@ -126,6 +132,7 @@ class Settings:
             speech=SpeechSettings.quick(),
             speech_chains=SpeechChainSettings.quick(),
             limits=LargestRequestSettings.quick(),
+            archives=ArchiveSettings.quick(),
         )
 
 
@@ -186,6 +193,8 @@ def run(settings: Settings, work: Path, parts: tuple[str, ...] = PARTS) -> dict:
         results["speech_chains"] = speech_chains_part(settings.speech_chains, work, log)
     if "limits" in parts:
         results["limits"] = largest_requests_part(audios, settings.limits, work, log)
+    if "archives" in parts:
+        results["archives"] = archives_part(settings.archives, work, log)
     results["machine"]["load_average_at_end"] = Path("/proc/loadavg").read_text().split()[0]
     results["total_s"] = time.perf_counter() - started
     return results
