@@ -8,14 +8,14 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, compose_config, run_cli
+from conftest import compose_config, run_cli
+from deploy_command import deploy
 
 from modelrepo_gen.archive.container import INDEX, gzip_framed, pack, tar_bytes, unpack
 from modelrepo_gen.archive.read import read_archive
@@ -28,17 +28,6 @@ KEY = "correct horse battery staple 7f3a"
 
 def snapshot(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def deploy(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "modelrepo_gen.deploy", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def assert_one_line_failure(done: subprocess.CompletedProcess, *expected: str) -> str:

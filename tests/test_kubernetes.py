@@ -8,15 +8,13 @@ strict: no unknown field), the KServe objects (CRDs) for the fields KServe needs
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT, compose_config
+from conftest import compose_config
+from deploy_command import deploy
 
 from modelrepo_gen.archive.encryption import seal
 from modelrepo_gen.archive.kubernetes import render_kubernetes, settings_for
@@ -27,17 +25,6 @@ KUBERNETES = "1.31"  # the cluster version the core objects are checked against
 KEY = "k8s archive key 1d9c52e0"
 CORE = ("deployment.yaml", "horizontalpodautoscaler.yaml", "service.yaml")
 KSERVE = ("kserve/inferenceservice.yaml", "kserve/servingruntime.yaml")
-
-
-def deploy(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "modelrepo_gen.deploy", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def load(folder: Path) -> dict[str, dict]:

@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import ROOT, compose_config
+from conftest import compose_config
+from deploy_command import deploy
+from served_requests import connect, infer
 
 from modelrepo_gen.build.run import build_repository
 from modelrepo_gen.serve.server import TritonServer
@@ -114,19 +116,17 @@ FAMILIES = {
 }
 
 
-def answers(server: TritonServer, ensemble: str, inputs: dict[str, np.ndarray]) -> dict:
-    import tritonclient.http as http
+def triton_type(module, array: np.ndarray) -> str:  # noqa: ANN001 - tritonclient's module
+    return "BYTES" if array.dtype == object else module.np_to_triton_dtype(array.dtype)
 
-    client = http.InferenceServerClient(server.http_url)
+
+def answers(server: TritonServer, ensemble: str, inputs: dict[str, np.ndarray]) -> dict:
+    """Every output of `ensemble` for `inputs`, over HTTP."""
+    module, client = connect(server, "http")
     try:
-        tensors = []
-        for name, array in inputs.items():
-            dtype = "BYTES" if array.dtype == object else http.np_to_triton_dtype(array.dtype)
-            tensor = http.InferInput(name, list(array.shape), dtype)
-            tensor.set_data_from_numpy(array)
-            tensors.append(tensor)
-        result = client.infer(ensemble, tensors)
-        return {o["name"]: result.as_numpy(o["name"]) for o in result.get_response()["outputs"]}
+        outputs = [o["name"] for o in client.get_model_metadata(ensemble)["outputs"]]
+        tensors = {name: (array, triton_type(module, array)) for name, array in inputs.items()}
+        return infer(module, client, ensemble, tensors, outputs)
     finally:
         client.close()
 
@@ -143,11 +143,8 @@ def built(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     cfg = compose_config([*overrides, f"archive={archive}", f"archive_key_file={key}"])
     build_repository(cfg, folder / "unused")
     # As built (what the direct build writes: test_archives.py), and with its packages.
-    for output, python_env in (("direct", "none"), ("deployed", None)):
-        command = [sys.executable, "-m", "modelrepo_gen.deploy", str(archive)]
-        command += [str(folder / output), "--key-file", str(key)]
-        command += ["--python-env", python_env] if python_env else []
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    for output, options in (("direct", ["--python-env", "none"]), ("deployed", [])):
+        done = deploy(archive, folder / output, "--key-file", key, *options)
         assert done.returncode == 0, done.stderr
     yield family, folder, make_inputs()
 
@@ -176,19 +173,8 @@ def test_a_python_the_archive_carries_no_packages_for_is_refused(built, tmp_path
     family, folder, _ = built
     if family != "ctc":
         pytest.skip("one family is enough: the environment is the same mechanism")
-    done = subprocess.run(
-        [sys.executable, "-m", "modelrepo_gen.deploy", str(folder / "pipeline.mrga")]
-        + [
-            str(tmp_path / "other"),
-            "--key-file",
-            str(folder / "archive.key"),
-            "--python-env",
-            "3.7",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    key = ["--key-file", folder / "archive.key"]
+    done = deploy(folder / "pipeline.mrga", tmp_path / "other", *key, "--python-env", "3.7")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: archive {folder / 'pipeline.mrga'} carries the python models' packages for "
