@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{archive.index.get('pipeline')} for target={target} deployed to {output} from "
         f"{'an encrypted' if archive.encrypted else 'a plain'} archive "
-        f"({len(files)} files; python models' packages: {environment(args.python_env)}; "
+        f"({len(files)} files; python models' packages: {environment(args.python_env, files)}; "
         f"{time.perf_counter() - started:.1f} s)"
     )
     if settings:
@@ -98,8 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def environment(python: str) -> str:
-    return "the serving Python's own" if python == "none" else f"packed for Python {python}"
+def environment(python: str, files: dict[str, bytes]) -> str:
+    from modelrepo_gen.archive.python_env import ENV_FILE
+
+    if ENV_FILE in files:
+        return f"packed for Python {python}"
+    return "none needed" if python != "none" else "the serving Python's own"
 
 
 # The --kubernetes options, by their settings' names; unset (None): the settings' default.

@@ -282,3 +282,22 @@ def test_a_changed_byte_in_a_real_archive_is_refused(built, tmp_path, name) -> N
         changed_file.write_bytes(bytes(changed))
         with pytest.raises(UserError):
             read_archive(changed_file, key)
+
+
+def test_an_archive_built_for_gpu_deploys_native_backends(tmp_path) -> None:
+    """target=gpu: the networks on Triton's onnxruntime backend, on the GPU; the python model
+    left (the CTC decoder) needs only numpy, so nothing is packed. Served where a GPU is."""
+    gpu = [*SMALL, "target=gpu"]
+    build_repository(
+        compose_config([*gpu, f"output_dir={tmp_path / 'direct'}"]), tmp_path / "direct"
+    )
+    archive = tmp_path / "gpu.mrga"
+    build_repository(compose_config([*gpu, f"archive={archive}"]), tmp_path / "unused")
+    done = deploy(archive, tmp_path / "deployed")
+    assert done.returncode == 0, done.stderr
+    assert "python models' packages: none needed" in done.stdout
+    deployed = snapshot(tmp_path / "deployed")
+    assert deployed == snapshot(tmp_path / "direct")
+    acoustic = deployed["asr_quartznet_acoustic_model/config.pbtxt"].decode()
+    assert 'platform: "onnxruntime_onnx"' in acoustic and "KIND_GPU" in acoustic
+    assert_one_line_failure(deploy(archive, tmp_path / "o", "--target", "cpu"), "target=gpu")

@@ -40,7 +40,8 @@ def check_target(archive: Archive, target: str | None, where: str) -> str:
 def deployed_files(archive: Archive, python: str, where: str) -> dict[str, bytes]:
     """The repository to write: as built, or with its python models' packages for CPython
     `python` packed beside them ("none": as built, for a server whose Python has them)."""
-    if python == "none":
+    packages = dict(archive.index.get("python_packages", {}))
+    if python == "none" or not packages:  # nothing to pack: numpy comes with the backend
         return archive.repository
     if python not in archive.wheels:
         carried = ", ".join(sorted(archive.wheels)) or "none"
@@ -49,7 +50,6 @@ def deployed_files(archive: Archive, python: str, where: str) -> dict[str, bytes
             f"build it with archive_python={python} (or a list), or deploy with "
             "--python-env none for a server whose Python has them"
         )
-    packages = dict(archive.index.get("python_packages", {}))
     return with_python_environment(archive.repository, archive.wheels[python], python, packages)
 
 
