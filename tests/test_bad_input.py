@@ -83,7 +83,7 @@ def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) ->
         (
             ["max_batch_siz=4"],
             "Could not override 'max_batch_siz': Key 'max_batch_siz' not in 'BuildConfig'"
-            " (known keys: backend, decoder, dry_run,",
+            " (known keys: archive, archive_key_env, archive_key_file, archive_python, backend,",
         ),
         (
             ["dynamic_batching.max_queue_dela=5"],
