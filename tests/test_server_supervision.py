@@ -212,7 +212,8 @@ def test_serve_refuses_out_of_range_ports_in_one_line(
     assert process.returncode == 2
     assert (
         stderr
-        == f"error: argument {flag}: {value} is out of range: use 1..65535, or 0 for a free port\n"
+        == f"error: argument {flag}: {value} is out of range: use 1..65535, or 0 for a free port"
+        " (see --help)\n"
     )
     with pytest.raises(UserError, match="http port 70000 is out of range"):
         TritonServer(tmp_path / "repo", http_port=70000).start()
