@@ -301,3 +301,15 @@ def test_an_archive_built_for_gpu_deploys_native_backends(tmp_path) -> None:
     acoustic = deployed["asr_quartznet_acoustic_model/config.pbtxt"].decode()
     assert 'platform: "onnxruntime_onnx"' in acoustic and "KIND_GPU" in acoustic
     assert_one_line_failure(deploy(archive, tmp_path / "o", "--target", "cpu"), "target=gpu")
+
+
+def test_a_python_the_archive_carries_no_packages_for_is_refused(built, tmp_path) -> None:
+    """Deploy names the Pythons the archive carries and how to get another."""
+    done = deploy(built["plain"], tmp_path / "other", "--python-env", "3.7")
+    this = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert_one_line_failure(
+        done,
+        f"carries the python models' packages for Python {this}, not 3.7: build it with "
+        "archive_python=3.7 (or a list), or deploy with --python-env none",
+    )
+    assert not (tmp_path / "other").exists()

@@ -166,20 +166,3 @@ def test_deployed_repository_served_from_a_bare_python_answers_as_the_direct_bui
     assert set(served) == set(expected)
     for name in expected:
         assert np.array_equal(served[name], expected[name]), (family, name)
-
-
-def test_a_python_the_archive_carries_no_packages_for_is_refused(built, tmp_path) -> None:
-    """Deploy names the Pythons the archive carries and how to get another."""
-    family, folder, _ = built
-    if family != "ctc":
-        pytest.skip("one family is enough: the environment is the same mechanism")
-    key = ["--key-file", folder / "archive.key"]
-    done = deploy(folder / "pipeline.mrga", tmp_path / "other", *key, "--python-env", "3.7")
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
-        f"error: archive {folder / 'pipeline.mrga'} carries the python models' packages for "
-        f"Python {sys.version_info.major}.{sys.version_info.minor}, not 3.7: build it with "
-        "archive_python=3.7 (or a list), or deploy with --python-env none for a server whose "
-        "Python has them"
-    ]
-    assert not (tmp_path / "other").exists()
