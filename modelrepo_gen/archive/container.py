@@ -82,14 +82,16 @@ def unpack(data: bytes, where: str, newest_format: int) -> tuple[dict[str, Any],
     if inflate.unused_data:
         raise damaged(where, f"{len(inflate.unused_data)} bytes follow its end")
     members = _read_tar(tar, where)
-    index = _read_index(members.pop(INDEX, None), where, newest_format)
+    raw_index = members.pop(INDEX, None)
+    index = _read_index(raw_index, where, newest_format)
     listed = index.get("files")
     if not isinstance(listed, dict) or set(listed) != set(members):
         raise damaged(where, "its members differ from its index")
     for name, data_ in members.items():
         if _sha256(data_) != listed[name]:
             raise damaged(where, f"{name} does not match its SHA-256 in the index")
-    if tar != tar_bytes({INDEX: _index_bytes(tar), **members}):
+    assert raw_index is not None  # _read_index refused an archive without one
+    if tar != tar_bytes({INDEX: raw_index, **members}):
         raise damaged(where, "its tar headers or padding were changed")
     return index, members
 
@@ -174,10 +176,3 @@ def _read_index(raw: bytes | None, where: str, newest_format: int) -> dict[str, 
             f"version reads format {newest_format} and older): upgrade modelrepo_gen to deploy it"
         )
     return index
-
-
-def _index_bytes(tar: bytes) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as archive:
-        extracted = archive.extractfile(INDEX)
-        assert extracted is not None
-        return extracted.read()

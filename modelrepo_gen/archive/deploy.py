@@ -12,14 +12,12 @@ from pathlib import Path
 from modelrepo_gen.archive.python_env import with_python_environment
 from modelrepo_gen.archive.read import Archive
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.repository.publish import (
-    cannot_write,
     check_output_dir,
     check_output_location,
-    clean_leftovers,
     publish,
     staging_folder,
+    written_all_or_nothing,
 )
 
 TARGETS = ("cpu", "gpu")
@@ -63,22 +61,14 @@ def write_repository(
     files: dict[str, bytes], empty_folders: list[str], output: Path, force: bool
 ) -> None:
     """Write the repository `files` (path -> content) at `output`, all or nothing."""
-    with interruptible() as interrupts:
-        try:
-            clean_leftovers(output)
-            check_output_dir(output, force, FORCE)
-            with staging_folder(output) as staging:
-                for name, content in sorted(files.items()):
-                    path = staging / name
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(content)
-                for folder in empty_folders:
-                    (staging / folder).mkdir(parents=True, exist_ok=True)
-                with interrupts.held(output):
-                    publish(staging, output, force, FORCE)
-        except Exception as exc:
-            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
-                raise BuildInterrupted(interrupts.signum) from None
-            if isinstance(exc, OSError) and (error := cannot_write(exc, output)):
-                raise error from None
-            raise
+    with written_all_or_nothing(output) as interrupts:
+        check_output_dir(output, force, FORCE)
+        with staging_folder(output) as staging:
+            for name, content in sorted(files.items()):
+                path = staging / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            for folder in empty_folders:
+                (staging / folder).mkdir(parents=True, exist_ok=True)
+            with interrupts.held(output):
+                publish(staging, output, force, FORCE)

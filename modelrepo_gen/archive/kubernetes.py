@@ -22,9 +22,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from modelrepo_gen import __version__
 from modelrepo_gen.errors import UserError
-from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
-from modelrepo_gen.repository.publish import cannot_write, check_output_location
-from modelrepo_gen.repository.staging import clean_leftovers, staging_folder
+from modelrepo_gen.repository.publish import check_output_location, written_all_or_nothing
+from modelrepo_gen.repository.staging import staging_folder
 from modelrepo_gen.repository.swap import swap_into_place
 from modelrepo_gen.resources import project_folder
 
@@ -180,26 +179,18 @@ def render_kubernetes(
 ) -> list[Path]:
     """Write the manifests for `settings` at `out_dir`, all or nothing; the files written."""
     files = {path: _render(path, settings) for path in _template_paths()}
-    with interruptible() as interrupts:
-        try:
-            clean_leftovers(out_dir)
-            check_manifest_dir(out_dir, force)
-            with staging_folder(out_dir) as staging:
-                for path, text in files.items():
-                    (staging / path).parent.mkdir(parents=True, exist_ok=True)
-                    (staging / path).write_text(text)
-                with interrupts.held(out_dir):
-                    check_manifest_dir(out_dir, force)  # again: it may have changed meanwhile
-                    if out_dir.is_dir() and any(out_dir.iterdir()):
-                        swap_into_place(staging, out_dir)
-                    else:
-                        os.rename(staging, out_dir)  # in place of nothing, or an empty folder
-        except Exception as exc:
-            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
-                raise BuildInterrupted(interrupts.signum) from None
-            if isinstance(exc, OSError) and (error := cannot_write(exc, out_dir)):
-                raise error from None
-            raise
+    with written_all_or_nothing(out_dir) as interrupts:
+        check_manifest_dir(out_dir, force)
+        with staging_folder(out_dir) as staging:
+            for path, text in files.items():
+                (staging / path).parent.mkdir(parents=True, exist_ok=True)
+                (staging / path).write_text(text)
+            with interrupts.held(out_dir):
+                check_manifest_dir(out_dir, force)  # again: it may have changed meanwhile
+                if out_dir.is_dir() and any(out_dir.iterdir()):
+                    swap_into_place(staging, out_dir)
+                else:
+                    os.rename(staging, out_dir)  # in place of nothing, or an empty folder
     return [out_dir / path for path in files]
 
 

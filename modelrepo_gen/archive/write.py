@@ -18,6 +18,7 @@ from modelrepo_gen.archive.keys import key_material
 from modelrepo_gen.archive.python_packages import download_wheels, required_distributions
 from modelrepo_gen.build.manifest import GENERATOR
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.publish import check_nearest_parent_is_a_folder
 from modelrepo_gen.repository.staging import current_umask
 
 FORMAT = 1  # the archive layout; deploy refuses archives of a newer one
@@ -76,11 +77,7 @@ def check_archive_path(path: Path, force: bool) -> None:
     """Fail before any work if `path` must not be written."""
     if path.is_dir():
         raise UserError(f"archive {path} is a folder; name the archive file, e.g. {path}.mrga")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    check_nearest_parent_is_a_folder(path)
     if (path.exists() or path.is_symlink()) and not force:
         raise UserError(f"archive {path} already exists; pass force=true to replace it")
 

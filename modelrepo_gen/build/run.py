@@ -33,14 +33,12 @@ from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.plan.resolver import resolve
-from modelrepo_gen.repository.interrupts import BuildInterrupted, interruptible
 from modelrepo_gen.repository.publish import (
-    cannot_write,
     check_output_dir,
     check_output_location,
-    clean_leftovers,
     publish,
     staging_folder,
+    written_all_or_nothing,
 )
 
 log = logging.getLogger("modelrepo_gen")
@@ -173,33 +171,25 @@ def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
     if archive is None:
         check_output_location(cfg.output_dir, repository)
     force = bool(cfg.force)
-    with interruptible() as interrupts:
-        try:
-            clean_leftovers(written)
-            if archive:
-                check_archive_path(archive.path, force)
+    with written_all_or_nothing(written) as interrupts:
+        if archive:
+            check_archive_path(archive.path, force)
+        else:
+            check_output_dir(repository, force)
+        for note in plan.notes:
+            log.warning(note)
+        report = BuildReport(repository=written, plan=plan)
+        with staging_folder(written) as staging:
+            if archive is None:
+                _write_models(staging, cfg, report)
+                with interrupts.held(repository):
+                    publish(staging, repository, force)
             else:
-                check_output_dir(repository, force)
-            for note in plan.notes:
-                log.warning(note)
-            report = BuildReport(repository=written, plan=plan)
-            with staging_folder(written) as staging:
-                if archive is None:
-                    _write_models(staging, cfg, report)
-                    with interrupts.held(repository):
-                        publish(staging, repository, force)
-                else:
-                    (staging / REPOSITORY).mkdir()
-                    _write_models(staging / REPOSITORY, cfg, report)
-                    staged = stage_archive(staging / REPOSITORY, staging, archive, cfg)
-                    with interrupts.held(archive.path):
-                        publish_archive(staged, archive.path, force)
-        except Exception as exc:
-            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
-                raise BuildInterrupted(interrupts.signum) from None  # arrived wrapped by a library
-            if isinstance(exc, OSError) and (error := cannot_write(exc, written)):
-                raise error from None
-            raise
+                (staging / REPOSITORY).mkdir()
+                _write_models(staging / REPOSITORY, cfg, report)
+                staged = stage_archive(staging / REPOSITORY, staging, archive, cfg)
+                with interrupts.held(archive.path):
+                    publish_archive(staged, archive.path, force)
     report.seconds["total"] = time.perf_counter() - started
     if archive is None:
         log.info("repository written to %s (%.1f s)", repository, report.seconds["total"])

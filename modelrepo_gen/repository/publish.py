@@ -7,10 +7,13 @@ removed only after the new one is in place, and only if this tool wrote everythi
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from modelrepo_gen.build.manifest import MANIFEST
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.repository.interrupts import BuildInterrupted, Interrupts, interruptible
 from modelrepo_gen.repository.ownership import check_replaceable
 from modelrepo_gen.repository.staging import LEFTOVER, clean_leftovers, staging_folder
 from modelrepo_gen.repository.swap import swap_into_place
@@ -18,12 +21,32 @@ from modelrepo_gen.repository.swap import swap_into_place
 __all__ = [
     "MANIFEST",
     "cannot_write",
+    "check_nearest_parent_is_a_folder",
     "check_output_dir",
     "check_output_location",
     "clean_leftovers",
     "publish",
     "staging_folder",
+    "written_all_or_nothing",
 ]
+
+
+@contextmanager
+def written_all_or_nothing(path: Path) -> Iterator[Interrupts]:
+    """Around writing `path` (a repository, an archive, a folder of manifests) through a
+    staging folder: what interrupted writes left beside it is cleaned first; a signal ends the
+    block as BuildInterrupted (also when a library wrapped it), and an OSError met writing
+    becomes `cannot write PATH: CAUSE`. The Interrupts hold signals while publishing."""
+    with interruptible() as interrupts:
+        try:
+            clean_leftovers(path)
+            yield interrupts
+        except Exception as exc:
+            if interrupts.signum is not None and not isinstance(exc, BuildInterrupted):
+                raise BuildInterrupted(interrupts.signum) from None  # arrived wrapped by a library
+            if isinstance(exc, OSError) and (error := cannot_write(exc, path)):
+                raise error from None
+            raise
 
 
 def check_output_location(raw: str, path: Path) -> None:
@@ -46,16 +69,21 @@ def check_output_location(raw: str, path: Path) -> None:
             )
 
 
-def check_output_dir(path: Path, force: bool, force_option: str = "force=true") -> None:
-    """Fail early, before any work, if `path` must not be written; `force_option` is how the
-    command is told to replace it."""
-    if path.is_file() or (path.exists() and not path.is_dir()):
-        raise UserError(f"output_dir {path} is a file, not a folder")
+def check_nearest_parent_is_a_folder(path: Path) -> None:
+    """`path` can be created: the nearest of its parents that exists is a folder."""
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
                 raise UserError(f"cannot write {path}: {parent} is a file, not a folder")
             break
+
+
+def check_output_dir(path: Path, force: bool, force_option: str = "force=true") -> None:
+    """Fail early, before any work, if `path` must not be written; `force_option` is how the
+    command is told to replace it."""
+    if path.is_file() or (path.exists() and not path.is_dir()):
+        raise UserError(f"output_dir {path} is a file, not a folder")
+    check_nearest_parent_is_a_folder(path)
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not force:
