@@ -27,16 +27,12 @@ from modelrepo_gen.repository.interrupts import stop_on_signals
 
 def main(argv: Sequence[str] | None = None) -> int:
     stop_on_signals()  # before the imports below: Ctrl-C at any moment is one line
-    from modelrepo_gen.archive.deploy import (
-        TARGETS,
-        check_output,
-        check_target,
-        deployed_files,
-        write_repository,
-    )
+    from modelrepo_gen.archive.deploy import check_output, deployed_files, write_repository
+    from modelrepo_gen.archive.engines import check_engines_can_be_made, with_engines
     from modelrepo_gen.archive.keys import key_material
     from modelrepo_gen.archive.kubernetes import render_kubernetes, settings_for
     from modelrepo_gen.archive.read import read_archive
+    from modelrepo_gen.archive.renderings import BACKENDS, TARGETS, served_repository
     from modelrepo_gen.command_line import command_parser
     from modelrepo_gen.errors import UserError
 
@@ -45,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output_dir", help="the model repository folder to write")
     parser.add_argument(
         "--target", choices=TARGETS, help="the machine it serves on (default: the archive's)"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="how the networks are served (default: as built); tensorrt: TensorRT engines "
+        "made here from the ONNX networks, on this machine's GPU (implies --target gpu)",
     )
     parser.add_argument("--key-file", help="file holding the key of an encrypted archive")
     parser.add_argument("--key-env", help="environment variable holding that key")
@@ -68,24 +70,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         manifests = _manifest_dir(args, output)
         archive = read_archive(archive_path, key)
         where = f"archive {archive_path}"
-        target = check_target(archive, args.target, where)
+        served = served_repository(archive, args.target, args.backend, where)
+        if served.engines:
+            check_engines_can_be_made(where)
         settings = None
         if manifests:
             settings = settings_for(
                 str(archive.index.get("pipeline")),
-                target,
+                served.target,
+                served.backend,
                 archive_path.name,
                 archive.encrypted,
                 **{option: getattr(args, option) for option in KUBERNETES_OPTIONS},
             )
-        files = deployed_files(archive, args.python_env, where)
-        write_repository(files, archive.empty_folders, output, args.force)
+        files = served.files
+        if served.engines:
+            files = with_engines(files, served.engines, archive.repository, archive.members, where)
+        files = deployed_files(served, files, archive.wheels, args.python_env, where)
+        write_repository(files, served.empty_folders, output, args.force)
         written = render_kubernetes(settings, manifests, args.force) if settings else []
     except UserError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
     print(
-        f"{archive.index.get('pipeline')} for target={target} deployed to {output} from "
+        f"{archive.index.get('pipeline')} for target={served.target} ({served.backend}) "
+        f"deployed to {output} from "
         f"{'an encrypted' if archive.encrypted else 'a plain'} archive "
         f"({len(files)} files; python models' packages: {environment(args.python_env, files)}; "
         f"{time.perf_counter() - started:.1f} s)"

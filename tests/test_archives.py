@@ -21,6 +21,7 @@ from modelrepo_gen.archive.container import INDEX, gzip_framed, pack, tar_bytes,
 from modelrepo_gen.archive.read import read_archive
 from modelrepo_gen.build.run import build_repository
 from modelrepo_gen.errors import UserError
+from modelrepo_gen.exporters.tensorrt_exporter import missing_requirement
 
 SMALL = ["pipeline=asr_quartznet", "model=quartznet_mini"]
 KEY = "correct horse battery staple 7f3a"
@@ -81,7 +82,7 @@ def test_deploy_writes_what_the_direct_build_writes(built, tmp_path) -> None:
     as_built = ["--python-env", "none"]
     done = deploy(built["plain"], tmp_path / "plain", *as_built)
     assert done.returncode == 0, done.stderr
-    assert "asr_quartznet for target=cpu deployed" in done.stdout
+    assert "asr_quartznet for target=cpu (onnx) deployed" in done.stdout
     done = deploy(built["sealed"], tmp_path / "sealed", "--key-file", built["key"], *as_built)
     assert done.returncode == 0, done.stderr
     env = {"MRG_KEY": KEY + "\n"}  # a trailing newline is not part of the key
@@ -244,8 +245,15 @@ def test_outputs_it_must_not_replace_and_targets_it_cannot_serve(built, tmp_path
     before = snapshot(ours)
     assert_one_line_failure(deploy(built["plain"], ours), "already exists; pass --force")
     assert_one_line_failure(
-        deploy(built["plain"], tmp_path / "o2", "--target", "gpu"), "target=cpu"
+        deploy(built["plain"], tmp_path / "o2", "--target", "cpu", "--backend", "tensorrt"),
+        "--backend tensorrt needs --target gpu",
     )
+    assert_one_line_failure(
+        deploy(built["plain"], tmp_path / "o2", "--backend", "torchscript"),
+        "holds no repository for target=cpu with backend=torchscript: build the archive with "
+        "target=cpu backend=torchscript",
+    )
+    assert not (tmp_path / "o2").exists()
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "notes.txt").write_text("keep me")
@@ -284,23 +292,89 @@ def test_a_changed_byte_in_a_real_archive_is_refused(built, tmp_path, name) -> N
             read_archive(changed_file, key)
 
 
-def test_an_archive_built_for_gpu_deploys_native_backends(tmp_path) -> None:
-    """target=gpu: the networks on Triton's onnxruntime backend, on the GPU; the python model
-    left (the CTC decoder) needs only numpy, so nothing is packed. Served where a GPU is."""
+def test_one_archive_deploys_on_either_target(built, tmp_path) -> None:
+    """Built for one target, deployed for the other: the repository the direct build writes
+    for that target, byte for byte. On gpu the networks run on Triton's onnxruntime backend,
+    and the python model left (the CTC decoder) needs only numpy, so nothing is packed."""
     gpu = [*SMALL, "target=gpu"]
     build_repository(
         compose_config([*gpu, f"output_dir={tmp_path / 'direct'}"]), tmp_path / "direct"
     )
-    archive = tmp_path / "gpu.mrga"
-    build_repository(compose_config([*gpu, f"archive={archive}"]), tmp_path / "unused")
-    done = deploy(archive, tmp_path / "deployed")
+    done = deploy(built["plain"], tmp_path / "deployed", "--target", "gpu")
     assert done.returncode == 0, done.stderr
+    assert "for target=gpu (onnx)" in done.stdout
     assert "python models' packages: none needed" in done.stdout
     deployed = snapshot(tmp_path / "deployed")
     assert deployed == snapshot(tmp_path / "direct")
     acoustic = deployed["asr_quartznet_acoustic_model/config.pbtxt"].decode()
     assert 'platform: "onnxruntime_onnx"' in acoustic and "KIND_GPU" in acoustic
-    assert_one_line_failure(deploy(archive, tmp_path / "o", "--target", "cpu"), "target=gpu")
+    # And back: an archive built for gpu deploys on cpu as the direct cpu build.
+    archive = tmp_path / "gpu.mrga"
+    build_repository(compose_config([*gpu, f"archive={archive}"]), tmp_path / "unused")
+    done = deploy(archive, tmp_path / "on_cpu", "--target", "cpu", "--python-env", "none")
+    assert done.returncode == 0, done.stderr
+    assert snapshot(tmp_path / "on_cpu") == snapshot(built["direct"])
+    done = deploy(archive, tmp_path / "as_built")
+    assert done.returncode == 0, done.stderr
+    assert snapshot(tmp_path / "as_built") == deployed
+
+
+def test_the_archive_says_how_deploy_makes_tensorrt_engines(built) -> None:
+    """Profiles from the config's bounds (batch up to max_batch_size, audio up to the longest
+    request), and what the ONNX networks answered at the parity shapes, for the engine check."""
+    archive = read_archive(built["plain"], None)
+    rendering = archive.index["renderings"]["gpu-tensorrt"]
+    engines = rendering["engines"]
+    assert sorted(engines) == [
+        "asr_quartznet_acoustic_model/1/model.plan",
+        "asr_quartznet_feature_extractor/1/model.plan",
+    ]
+    extractor = engines["asr_quartznet_feature_extractor/1/model.plan"]
+    low, typical, high = extractor["profile"]["AUDIO_SIGNAL"]
+    assert low == [1, 1] and high[0] == 8 and high[1] > typical[1]
+    config = archive.members["renderings/gpu-tensorrt/asr_quartznet_feature_extractor/config.pbtxt"]
+    assert b'platform: "tensorrt_plan"' in config and f"{high[1]}".encode() not in config
+    checks = [name for name in archive.members if name.startswith(extractor["checks"] + "/")]
+    assert len(checks) == 2 * 2  # two parity shapes, two inputs each
+    assert "model.plan" not in str(rendering["files"])  # made by deploy, on the serving GPU
+
+
+@pytest.mark.skipif(
+    missing_requirement() is None, reason="tensorrt and a GPU are here: the engines are made"
+)
+def test_tensorrt_engines_where_they_cannot_be_made_are_one_line(built, tmp_path) -> None:
+    done = deploy(built["plain"], tmp_path / "engines", "--backend", "tensorrt")
+    assert_one_line_failure(
+        done, "cannot make the TensorRT engines of archive", missing_requirement()
+    )
+    assert not (tmp_path / "engines").exists()
+
+
+@pytest.mark.skipif(
+    missing_requirement() is not None,
+    reason=f"TensorRT engines are made on a GPU with tensorrt: {missing_requirement()}",
+)
+def test_tensorrt_engines_are_made_and_checked_on_the_target(built, tmp_path) -> None:
+    done = deploy(built["plain"], tmp_path / "engines", "--backend", "tensorrt")
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "engines" / "manifest.json").read_text())
+    for name in ("asr_quartznet_feature_extractor", "asr_quartznet_acoustic_model"):
+        assert (tmp_path / "engines" / name / "1" / "model.plan").stat().st_size > 0
+        parity = manifest["models"][name]["parity_on_target"]
+        assert parity and all(r["relative_error"] <= 1e-3 for r in parity)
+
+
+def test_tensorrt_engines_need_onnx_networks(tmp_path) -> None:
+    archive = tmp_path / "scripted.mrga"
+    cfg = compose_config([*SMALL, "backend=torchscript", f"archive={archive}"])
+    build_repository(cfg, tmp_path / "unused")
+    assert_one_line_failure(
+        deploy(archive, tmp_path / "engines", "--backend", "tensorrt"),
+        "cannot be deployed for target=gpu with backend=tensorrt: TensorRT engines are made "
+        "from ONNX networks",
+        "build the archive with backend=onnx",
+    )
+    assert not (tmp_path / "engines").exists()
 
 
 def test_a_python_the_archive_carries_no_packages_for_is_refused(built, tmp_path) -> None:

@@ -147,7 +147,12 @@ def test_a_plain_archive_is_deployed_without_a_key(plain) -> None:
         "--force",
         "--python-env",
         "3.12",
+        "--target",
+        "cpu",
+        "--backend",
+        "onnx",
     ]
+    assert "resources" not in init  # the GPU is the serving container's
     assert "env" not in init
     volumes = {
         v["name"]: v for v in plain["deployment.yaml"]["spec"]["template"]["spec"]["volumes"]
@@ -190,7 +195,7 @@ def test_the_init_containers_command_deploys_the_archive(archives, sealed, tmp_p
 
 
 def test_gpu_target_requests_a_gpu(tmp_path) -> None:
-    settings = settings_for("asr_quartznet", "gpu", "asr.mrga", False, cpu="500m")
+    settings = settings_for("asr_quartznet", "gpu", "onnx", "asr.mrga", False, cpu="500m")
     render_kubernetes(settings, tmp_path / "k8s")
     objects = load(tmp_path / "k8s")
     resources = triton(objects)["resources"]
@@ -200,6 +205,31 @@ def test_gpu_target_requests_a_gpu(tmp_path) -> None:
     assert kserve["limits"]["nvidia.com/gpu"] == 1
     for path in CORE:
         kubernetes_validate.validate(objects[path], KUBERNETES, strict=True)
+
+
+def test_tensorrt_engines_are_made_by_the_init_container_on_the_pods_gpu(tmp_path) -> None:
+    settings = settings_for("asr_quartznet", "gpu", "tensorrt", "asr.mrga", False)
+    render_kubernetes(settings, tmp_path / "k8s")
+    objects = load(tmp_path / "k8s")
+    init = init_container(objects)
+    assert init["command"][-4:] == ["--target", "gpu", "--backend", "tensorrt"]
+    assert init["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert triton(objects)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    kubernetes_validate.validate(objects["deployment.yaml"], KUBERNETES, strict=True)
+
+
+def test_a_cpu_built_archive_is_served_on_gpu_pods(archives, tmp_path) -> None:
+    """One archive, either target: --target gpu renders GPU pods that deploy it for the GPU."""
+    done = deploy(
+        archives["plain"], tmp_path / "repository", "--target", "gpu",
+        "--kubernetes", tmp_path / "k8s",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    objects = load(tmp_path / "k8s")
+    assert init_container(objects)["command"][-4:] == ["--target", "gpu", "--backend", "onnx"]
+    assert triton(objects)["resources"]["limits"]["nvidia.com/gpu"] == 1
+    config = (tmp_path / "repository" / "asr_quartznet_acoustic_model" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in config
 
 
 def test_kserve_objects_have_the_fields_kserve_needs(plain) -> None:
@@ -253,16 +283,18 @@ def test_options_are_checked_without_a_cluster_folder_too(tmp_path) -> None:
     assert done.stderr.strip() == "error: --triton-image needs --kubernetes DIR"
     for options in ({"memory": "lots"}, {"startup_seconds": 0}, {"storage_uri": "bucket"}):
         with pytest.raises(UserError):
-            settings_for("asr_quartznet", "cpu", "a.mrga", False, **options)
+            settings_for("asr_quartznet", "cpu", "onnx", "a.mrga", False, **options)
 
 
 def test_an_existing_folder_is_replaced_only_with_force_and_only_if_ours(tmp_path) -> None:
-    settings = settings_for("asr_quartznet", "cpu", "asr.mrga", False)
+    settings = settings_for("asr_quartznet", "cpu", "onnx", "asr.mrga", False)
     folder = tmp_path / "k8s"
     render_kubernetes(settings, folder)
     with pytest.raises(UserError, match="already exists; pass --force"):
         render_kubernetes(settings, folder)
-    render_kubernetes(settings_for("asr_quartznet", "cpu", "new.mrga", False), folder, force=True)
+    render_kubernetes(
+        settings_for("asr_quartznet", "cpu", "onnx", "new.mrga", False), folder, force=True
+    )
     assert "/archive/new.mrga" in (folder / "deployment.yaml").read_text()
     (folder / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="notes.txt"):

@@ -7,10 +7,12 @@ it, and a failed or interrupted deploy leaves the previous repository untouched.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from modelrepo_gen.archive.container import damaged
 from modelrepo_gen.archive.python_env import with_python_environment
-from modelrepo_gen.archive.read import Archive
+from modelrepo_gen.archive.renderings import Served
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.publish import (
     check_output_dir,
@@ -20,35 +22,45 @@ from modelrepo_gen.repository.publish import (
     written_all_or_nothing,
 )
 
-TARGETS = ("cpu", "gpu")
 FORCE = "--force"
 
 
-def check_target(archive: Archive, target: str | None, where: str) -> str:
-    """The target to deploy for: the archive's own unless another is asked for."""
-    built_for = str(archive.index.get("target"))
-    if target is None or target == built_for:
-        return built_for
-    raise UserError(
-        f"{where} holds a repository built for target={built_for}; to serve it on "
-        f"target={target}, build the archive with target={target}"
-    )
-
-
-def deployed_files(archive: Archive, python: str, where: str) -> dict[str, bytes]:
-    """The repository to write: as built, or with its python models' packages for CPython
-    `python` packed beside them ("none": as built, for a server whose Python has them)."""
-    packages = dict(archive.index.get("python_packages", {}))
+def deployed_files(
+    served: Served,
+    files: dict[str, bytes],
+    wheels: dict[str, dict[str, bytes]],
+    python: str,
+    where: str,
+) -> dict[str, bytes]:
+    """The repository `files` (of `served`) to write: as they are, or with the python models'
+    packages for CPython `python` packed beside them ("none": for a server whose Python has
+    them)."""
+    packages = served.python_packages
     if python == "none" or not packages:  # nothing to pack: numpy comes with the backend
-        return archive.repository
-    if python not in archive.wheels:
-        carried = ", ".join(sorted(archive.wheels)) or "none"
+        return files
+    if python not in wheels:
+        carried = ", ".join(sorted(wheels)) or "none"
         raise UserError(
             f"{where} carries the python models' packages for Python {carried}, not {python}: "
             f"build it with archive_python={python} (or a list), or deploy with "
             "--python-env none for a server whose Python has them"
         )
-    return with_python_environment(archive.repository, archive.wheels[python], python, packages)
+    wanted = {_normal(name) for name in packages}
+    chosen = {
+        name: content
+        for name, content in wheels[python].items()
+        if _normal(name.split("-")[0]) in wanted
+    }
+    missing = wanted - {_normal(name.split("-")[0]) for name in chosen}
+    if missing:
+        missing_names = ", ".join(sorted(missing))
+        raise damaged(where, f"it carries no wheel of {missing_names} for Python {python}")
+    return with_python_environment(files, chosen, python, packages)
+
+
+def _normal(distribution: str) -> str:
+    """A distribution's name as wheel file names write it (PEP 427)."""
+    return re.sub(r"[-_.]+", "_", distribution).lower()
 
 
 def check_output(output: Path, force: bool) -> None:

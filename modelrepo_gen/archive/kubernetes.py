@@ -60,6 +60,7 @@ class KubernetesSettings:
     name: str  # of every object, a DNS-1035 label
     pipeline: str  # the archive's pipeline: the repository's folder in the pod
     target: str  # cpu or gpu (gpu: one nvidia.com/gpu per pod)
+    backend: str  # tensorrt: the init container makes the engines, on the pod's GPU
     archive_file: str  # its name on the archive volume
     encrypted: bool  # the init container then reads the key from the Secret <name>-archive-key
     archive_claim: str
@@ -127,6 +128,7 @@ def dns_name(pipeline: str) -> str:
 def settings_for(
     pipeline: str,
     target: str,
+    backend: str,
     archive_file: str,
     encrypted: bool,
     name: str | None = None,
@@ -141,7 +143,9 @@ def settings_for(
     claim = f"{name}-archives" if archive_claim is None else archive_claim
     uri = f"pvc://{claim}/{name}" if storage_uri is None else storage_uri
     given = {option: value for option, value in options.items() if value is not None}
-    return KubernetesSettings(name, pipeline, target, archive_file, encrypted, claim, uri, **given)
+    return KubernetesSettings(
+        name, pipeline, target, backend, archive_file, encrypted, claim, uri, **given
+    )
 
 
 def check_manifest_dir(out_dir: Path, force: bool, output_dir: Path | None = None) -> None:

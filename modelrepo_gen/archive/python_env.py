@@ -50,7 +50,9 @@ def with_python_environment(
     """`repository` (path -> content) with the environment added and used by its python models."""
     manifest: dict[str, Any] = json.loads(repository[MANIFEST])
     torchscript = [
-        name for name, entry in manifest["models"].items() if entry.get("format") == "torchscript"
+        name
+        for name, entry in manifest["models"].items()
+        if entry.get("format") == "torchscript" and entry.get("platform") == "python"
     ]
     if torchscript:
         raise UserError(

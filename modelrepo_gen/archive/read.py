@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ class Archive:
     repository: dict[str, bytes]  # path inside the repository -> content
     encrypted: bool
     wheels: dict[str, dict[str, bytes]]  # CPython X.Y -> wheel file name -> content
+    # Every other member (the other renderings, the engines' checks): name -> content.
+    members: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def empty_folders(self) -> list[str]:
@@ -51,21 +53,24 @@ def read_archive(path: Path, key: bytes | None, key_option: str = "--key-file") 
         for name, content in members.items()
         if name.startswith(prefix)
     }
-    _check_repository(repository, where)
+    check_repository(repository, where)
     folders = index.get("empty_folders", [])
     if not isinstance(folders, list):
         raise damaged(where, "its list of empty folders cannot be read")
     for folder in folders:
         check_relative(folder, where)
     wheels: dict[str, dict[str, bytes]] = {}
+    others = {}
     for name, content in members.items():
         if name.startswith(f"{PYTHON}/") and name.count("/") == 2:
             _, python, wheel = name.split("/")
             wheels.setdefault(python, {})[wheel] = content
-    return Archive(index, repository, sealed, wheels)
+        elif not name.startswith(prefix):
+            others[name] = content
+    return Archive(index, repository, sealed, wheels, others)
 
 
-def _check_repository(files: dict[str, bytes], where: str) -> None:
+def check_repository(files: dict[str, bytes], where: str) -> None:
     """The repository's own manifest lists exactly its files, with their hashes."""
     if MANIFEST not in files:
         raise damaged(where, f"its repository has no {MANIFEST}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from modelrepo_gen.repository.staging import current_umask
 FORMAT = 1  # the archive layout; deploy refuses archives of a newer one
 REPOSITORY = "repository"  # the folder inside the archive holding the built repository
 PYTHON = "python"  # python/X.Y/*.whl: the python models' packages for CPython X.Y
+RENDERINGS = "renderings"  # renderings/<target>-<backend>/: their files that differ from the built
+ENGINE_CHECKS = "engine_checks"  # engine_checks/<rendering>/<model>/<shape>/{input,output}_N.npy
 PYTHON_VERSION = re.compile(r"3\.\d{1,2}")
 STAGED_FILE = "archive"  # its name inside the build's staging folder, before it is moved
 
@@ -35,6 +37,29 @@ class ArchiveRequest:
 
     def __repr__(self) -> str:  # never the key, whatever prints this
         return f"ArchiveRequest(path={self.path!s}, encrypted={self.key is not None})"
+
+
+@dataclass
+class Rendering:
+    """The repository rendered for another target or backend than the built one, so one
+    archive deploys on any machine: the same networks, other configs (TensorRT engines are
+    made by deploy on the serving GPU, from the ONNX networks)."""
+
+    target: str
+    backend: str
+    folder: Path | None  # the whole repository, engines left out; None: it cannot serve so
+    reason: str = ""  # why not, when it cannot
+    engines: dict[str, dict] = field(default_factory=dict)  # engine path -> how deploy makes it
+    # Archive member -> content: what deploy checks the engines with (under ENGINE_CHECKS).
+    members: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return rendering_name(self.target, self.backend)
+
+
+def rendering_name(target: str, backend: str) -> str:
+    return f"{target}-{backend}"
 
 
 def archive_request(cfg: DictConfig) -> ArchiveRequest | None:
@@ -83,26 +108,46 @@ def check_archive_path(path: Path, force: bool) -> None:
 
 
 def stage_archive(
-    repository: Path, staging: Path, request: ArchiveRequest, cfg: DictConfig
+    repository: Path,
+    staging: Path,
+    request: ArchiveRequest,
+    cfg: DictConfig,
+    renderings: list[Rendering] = (),  # type: ignore[assignment]
 ) -> Path:
-    """Write the archive of the built `repository` into `staging`; returns the staged file."""
-    files = {
-        f"{REPOSITORY}/{path.relative_to(repository).as_posix()}": path.read_bytes()
-        for path in sorted(repository.rglob("*"))
-        if path.is_file()
-    }
+    """Write the archive of the built `repository` (and its other `renderings`) into `staging`;
+    returns the staged file."""
+    built = _files(repository)
+    files = {f"{REPOSITORY}/{name}": content for name, content in built.items()}
     index = _index(cfg)
     # Kept as names: the archive holds files only (e.g. an ensemble's empty version folder).
-    index["empty_folders"] = [
-        path.relative_to(repository).as_posix()
-        for path in sorted(repository.rglob("*"))
-        if path.is_dir() and not any(path.iterdir())
-    ]
+    index["empty_folders"] = _empty_folders(repository)
     # The python models' packages, as wheels for each Python the archive may be served with.
     packages = required_distributions(repository)
-    index["python_packages"], index["python"] = packages, {}
+    index["python_packages"], index["python"], index[RENDERINGS] = packages, {}, {}
+    wanted = dict(packages)
+    for rendering in renderings:
+        entry: dict[str, Any] = {"target": rendering.target, "backend": rendering.backend}
+        index[RENDERINGS][rendering.name] = entry
+        if rendering.folder is None:
+            entry["reason"] = rendering.reason
+            continue
+        rendered = _files(rendering.folder)
+        entry["files"] = sorted(rendered)
+        entry["empty_folders"] = _empty_folders(rendering.folder)
+        entry["python_packages"] = required_distributions(rendering.folder)
+        entry["engines"] = rendering.engines
+        wanted.update(entry["python_packages"])
+        prefix = f"{RENDERINGS}/{rendering.name}"
+        files.update(
+            {
+                f"{prefix}/{name}": content
+                for name, content in rendered.items()
+                if built.get(name) != content
+            }
+        )
+        files.update(rendering.members)
     for python in pythons(cfg):
-        wheels = download_wheels(packages, python, staging / f"wheels-{python}")
+        wheels = download_wheels(wanted, python, staging / f"wheels-{python}")
         index["python"][python] = [wheel.name for wheel in wheels]
         files.update({f"{PYTHON}/{python}/{wheel.name}": wheel.read_bytes() for wheel in wheels})
     data = pack(index, files)
@@ -114,6 +159,22 @@ def stage_archive(
         out.flush()
         os.fsync(out.fileno())
     return staged
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _empty_folders(root: Path) -> list[str]:
+    return [
+        path.relative_to(root).as_posix()
+        for path in sorted(root.rglob("*"))
+        if path.is_dir() and not any(path.iterdir())
+    ]
 
 
 def publish_archive(staged: Path, path: Path, force: bool) -> None:

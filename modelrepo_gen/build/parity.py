@@ -62,6 +62,28 @@ def compare(reference: np.ndarray, exported: np.ndarray, name: str) -> tuple[flo
     return error, error / scale
 
 
+def output_errors(
+    names: Sequence[str],
+    reference: Sequence[np.ndarray],
+    exported: Sequence[np.ndarray],
+    length_of: dict[str, list],
+) -> list[tuple[str, float, float]]:
+    """(output, max abs error, relative error) of each output; an output with a length output
+    (`length_of`) is compared over each row's valid frames only."""
+    by_name = dict(zip(names, zip(reference, exported, strict=True), strict=True))
+    errors = []
+    for name, (ref, out) in by_name.items():
+        if name in length_of:
+            length_name, axis = length_of[name]
+            lengths = by_name[length_name][0]
+            pairs = zip(valid_region(ref, lengths, axis), valid_region(out, lengths, axis))
+            rows = [compare(r, o, name) for r, o in pairs]
+            errors.append((name, max(e[0] for e in rows), max(e[1] for e in rows)))
+        else:
+            errors.append((name, *compare(ref, out, name)))
+    return errors
+
+
 def check_parity(
     unit: ModelUnit,
     module: torch.nn.Module,
@@ -81,17 +103,7 @@ def check_parity(
         with torch.no_grad():
             reference = [t.numpy() for t in as_outputs(module(*inputs))]
         exported = run([t.numpy() for t in inputs])
-        by_name = dict(zip(names, zip(reference, exported, strict=True), strict=True))
-        for name, (ref, out) in by_name.items():
-            if name in export.length_of:
-                length_name, axis = export.length_of[name]
-                lengths = by_name[length_name][0]
-                pairs = zip(valid_region(ref, lengths, axis), valid_region(out, lengths, axis))
-                errors = [compare(r, o, name) for r, o in pairs]
-                error = max(e[0] for e in errors)
-                relative = max(e[1] for e in errors)
-            else:
-                error, relative = compare(ref, out, name)
+        for name, error, relative in output_errors(names, reference, exported, export.length_of):
             results.append(ParityResult(batch, seconds, name, error, relative, tokens))
             if not relative <= export.tolerance:
                 length = f"{seconds} s" if tokens is None else f"{tokens} tokens"

@@ -6,6 +6,7 @@ import copy
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from modelrepo_gen.build.render import (
     render_ensemble_config,
     render_model_config,
 )
+from modelrepo_gen.build.renderings import render_others
 from modelrepo_gen.build.repository_readme import README, render_repository_readme
 from modelrepo_gen.build.wiring import check_ensemble
 from modelrepo_gen.components.triton_python import code_path
@@ -122,16 +124,21 @@ def _import_unit(
     }
 
 
-def _write_models(staging: Path, cfg: DictConfig, report: BuildReport) -> None:
-    """Export, verify and configure every model of the plan into `staging`, with its manifest."""
-    plan = report.plan
+def _write_models(
+    staging: Path,
+    cfg: DictConfig,
+    plan: BuildPlan,
+    write_network: Callable[[ModelUnit, Path], dict],
+) -> None:
+    """Configure every model of `plan` into `staging`, with its manifest; `write_network`
+    writes a unit's network into its version folder and returns its manifest entry."""
     models, parsed = {}, {}
     for unit in plan.units:
         version_dir = staging / unit.name / VERSION
         version_dir.mkdir(parents=True)
         entry = {"platform": unit.platform, "role": unit.role}
         if unit.export:
-            entry.update(_export_unit(unit, version_dir, cfg, report))
+            entry.update(write_network(unit, version_dir))
         if unit.component:
             shutil.copyfile(code_path(unit.component), version_dir / "model.py")
             # How every python model refuses a bad request (HTTP 400 / gRPC INVALID_ARGUMENT).
@@ -180,14 +187,21 @@ def build_repository(cfg: DictConfig, repository: Path) -> BuildReport:
             log.warning(note)
         report = BuildReport(repository=written, plan=plan)
         with staging_folder(written) as staging:
+
+            def export(unit: ModelUnit, version_dir: Path) -> dict:
+                return _export_unit(unit, version_dir, cfg, report)
+
             if archive is None:
-                _write_models(staging, cfg, report)
+                _write_models(staging, cfg, plan, export)
                 with interrupts.held(repository):
                     publish(staging, repository, force)
             else:
                 (staging / REPOSITORY).mkdir()
-                _write_models(staging / REPOSITORY, cfg, report)
-                staged = stage_archive(staging / REPOSITORY, staging, archive, cfg)
+                _write_models(staging / REPOSITORY, cfg, plan, export)
+                started_others = time.perf_counter()
+                others = render_others(cfg, staging / REPOSITORY, plan, staging, _write_models)
+                report.seconds["other renderings"] = time.perf_counter() - started_others
+                staged = stage_archive(staging / REPOSITORY, staging, archive, cfg, others)
                 with interrupts.held(archive.path):
                     publish_archive(staged, archive.path, force)
     report.seconds["total"] = time.perf_counter() - started

@@ -33,6 +33,62 @@ def missing_requirement() -> str | None:
     return None
 
 
+# An input's (smallest, typical, largest) shape, batch axis first.
+Profile = dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+
+
+def engine_profile(
+    inputs: Sequence[TensorSpec],
+    typical: Sequence[tuple[int, ...]],
+    max_batch: int = PROFILE_MAX_BATCH,
+    max_lengths: dict[str, list] | None = None,
+) -> Profile:
+    """The shapes an engine serves: each variable axis from 1 to its bound (the batch axis to
+    `max_batch`, a length to its `max_lengths` entry, else PROFILE_MAX_LENGTH_FACTOR times the
+    typical size), tuned for the `typical` shapes."""
+    profile: Profile = {}
+    for spec, shape in zip(inputs, typical, strict=True):
+        bound = dict(max_lengths or {}).get(spec.name)
+        variable = [True] + [dim == -1 for dim in spec.dims]
+        low = tuple(1 if v else n for v, n in zip(variable, shape))
+        high = []
+        for axis, (v, n) in enumerate(zip(variable, shape)):
+            if not v:
+                high.append(n)
+            elif axis == 0:
+                high.append(max(max_batch, n))
+            elif bound is not None and int(bound[1]) == axis:
+                high.append(max(int(bound[0]), n))
+            else:
+                high.append(n * PROFILE_MAX_LENGTH_FACTOR)
+        profile[spec.name] = (low, tuple(shape), tuple(high))
+    return profile
+
+
+def build_engine(onnx: bytes, profile: Profile, precision: str) -> bytes:
+    """A serialized TensorRT engine of the ONNX network `onnx`, for this machine's GPU."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise UserError(f"TensorRT could not parse the ONNX network: {errors}")
+    config = builder.create_builder_config()
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    optimisation = builder.create_optimization_profile()
+    for name, (low, typical, high) in profile.items():
+        optimisation.set_shape(name, low, typical, high)
+    config.add_optimization_profile(optimisation)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise UserError("TensorRT failed to build the engine (see the TensorRT log above)")
+    return bytes(engine)
+
+
 class TensorRTExporter:
     name = "tensorrt"
     artifact_filename = "model.plan"
@@ -60,36 +116,12 @@ class TensorRTExporter:
         precision: str,
         path: Path,
     ) -> None:
-        import tensorrt as trt
-
         onnx_path = path.with_suffix(".onnx")
         OnnxExporter().export(module, example_inputs, inputs, outputs, "fp32", onnx_path)
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        network = builder.create_network(0)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(onnx_path.read_bytes()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise UserError(f"TensorRT could not parse the ONNX export: {errors}")
+        onnx = onnx_path.read_bytes()
         onnx_path.unlink()
-        config = builder.create_builder_config()
-        if precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        profile = builder.create_optimization_profile()
-        for spec, example in zip(inputs, example_inputs, strict=True):
-            typical = tuple(example.shape)
-            variable = [True] + [dim == -1 for dim in spec.dims]  # the batch axis varies too
-            low = tuple(1 if v else n for v, n in zip(variable, typical))
-            high = tuple(
-                (PROFILE_MAX_BATCH if i == 0 else n * PROFILE_MAX_LENGTH_FACTOR) if v else n
-                for i, (v, n) in enumerate(zip(variable, typical))
-            )
-            profile.set_shape(spec.name, low, typical, high)
-        config.add_optimization_profile(profile)
-        engine = builder.build_serialized_network(network, config)
-        if engine is None:
-            raise UserError("TensorRT failed to build the engine (see the TensorRT log above)")
-        path.write_bytes(bytes(engine))
+        shapes = [tuple(example.shape) for example in example_inputs]
+        path.write_bytes(build_engine(onnx, engine_profile(inputs, shapes), precision))
 
     def load(self, path: Path, inputs: Sequence[TensorSpec]) -> Runner:
         """Runs the engine on the GPU with TensorRT's runtime, tensors held by PyTorch."""

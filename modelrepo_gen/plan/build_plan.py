@@ -55,6 +55,9 @@ class ExportSpec:
     length_unit: str = "seconds"
     # The 0/1 input marking each row's valid positions, for the batch-invariance check.
     mask_input: str | None = None
+    # Input name -> [longest length, axis (0: batch)]: what requests may send; TensorRT's
+    # optimisation profiles reach that far.
+    max_lengths: dict[str, list] = field(default_factory=dict)
     # Tensors as the exported graph names them (native backends may rename them in config).
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()

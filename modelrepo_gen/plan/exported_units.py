@@ -27,7 +27,9 @@ def exported_unit(
 ) -> ModelUnit:
     """`checks`: request checks the python-backend runner applies (see exported_model_runner)."""
     exporter = EXPORTERS.get(export.exporter)
-    export = replace(export, inputs=inputs, outputs=outputs)
+    export = replace(
+        export, inputs=inputs, outputs=outputs, max_lengths=dict(checks.get("max_length", {}))
+    )
     serving = serving_for(cfg, role, cfg.target.device_kind)
     if cfg.target.python_backend_only:
         # Written only where used, so the configs of networks without it stay as they were.

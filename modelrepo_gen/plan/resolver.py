@@ -211,8 +211,11 @@ def _step(unit: ModelUnit, part: Part, step_inputs: dict, step_outputs: dict) ->
     )
 
 
-def resolve(cfg: DictConfig) -> BuildPlan:
-    """Validate the config and return the plan; nothing heavy runs and nothing is written."""
+def resolve(cfg: DictConfig, on_this_machine: bool = True) -> BuildPlan:
+    """Validate the config and return the plan; nothing heavy runs and nothing is written.
+
+    on_this_machine=False: a plan rendered here and made on the serving machine (an archive's
+    other targets), so what this machine lacks to export (TensorRT, a GPU) is not asked for."""
     check_build_settings(cfg)
     name = _pipeline_name(cfg)
     parts = _read_parts(cfg)
@@ -282,14 +285,14 @@ def resolve(cfg: DictConfig) -> BuildPlan:
         parameters={str(k): _parameter(v) for k, v in parameters.items()},
     )
     plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble, notes=notes, weights=sources)
-    _check_targets(cfg, plan)
+    _check_targets(cfg, plan, on_this_machine)
     return plan
 
 
-def _check_targets(cfg: DictConfig, plan: BuildPlan) -> None:
+def _check_targets(cfg: DictConfig, plan: BuildPlan, on_this_machine: bool) -> None:
     check_parity_batches(cfg, plan)
     for unit in plan.units:
-        if unit.export:
+        if unit.export and on_this_machine:
             EXPORTERS.get(unit.export.exporter).check_available(
                 cfg.target.device_kind, unit.export.precision
             )
