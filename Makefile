@@ -1,12 +1,11 @@
 # Every target installs what it needs: its own virtual environment with pinned packages, and
-# Debian's pocketsphinx-testdata (real LibriVox speech) and espeak-ng (phonemes for the Piper
-# voice) for the demo and the tests.
+# Debian's pocketsphinx-testdata (real LibriVox speech) for the demo and the tests. (The Piper
+# voice's phonemes come from piper-tts's espeak-ng library, a pinned package.)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SPEECH := /usr/share/pocketsphinx/test/data/librivox/transcription
-ESPEAK := /usr/bin/espeak-ng
 DEMO_REPOSITORY ?= demo_repository
 
 .PHONY: install speech demo test lint format bench clean
@@ -20,11 +19,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-$(SPEECH) $(ESPEAK):
+$(SPEECH):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pocketsphinx-testdata espeak-ng >/dev/null
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq pocketsphinx-testdata >/dev/null
 
-speech: $(SPEECH) $(ESPEAK)
+speech: $(SPEECH)
 
 # Builds asr_whisper from the installed Whisper tiny.en, serves it on the bundled Triton server,
 # transcribes the LibriVox utterances next to their references (with the WER); then builds

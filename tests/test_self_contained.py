@@ -113,6 +113,12 @@ FAMILIES = {
         ],
         lambda: {"TEXT": text("Deploy it anywhere, Zoë said.")},
     ),
+    # Its phonemes come from piper-tts's espeak-ng library, packed like any package: the
+    # server needs no espeak-ng program. No noise: the same ids give the same audio.
+    "piper": (
+        lambda folder: ["pipeline=tts_piper", "model.noise_scale=0", "model.noise_w=0"],
+        lambda: {"TEXT": text("Zoë's café serves crème brûlée. Wow... really?!")},
+    ),
 }
 
 
@@ -159,6 +165,8 @@ def test_deployed_repository_served_from_a_bare_python_answers_as_the_direct_bui
     packed = manifest["python_environment"]
     assert packed["python"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert "onnxruntime" in packed["packages"]
+    if family == "piper":
+        assert "piper-tts" in packed["packages"]
     with TritonServer(folder / "direct", 0, 0, 0) as server:
         expected = answers(server, ensemble, inputs)
     with TritonServer(deployed, 0, 0, 0, python=bare_python) as server:

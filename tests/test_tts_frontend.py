@@ -1,21 +1,24 @@
 """The speech synthesis text front-end: English normalization with the shipped rules table,
-sentence splitting, and both symbol encodings (characters; espeak-ng phonemes through the
-installed Piper voice's phoneme_id_map, as piper-phonemize lays them out)."""
+sentence splitting, and both symbol encodings (characters; the installed Piper voice's
+phonemes as its own runtime, piper-tts, makes them)."""
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 from conftest import CONF
 
-from modelrepo_gen.components.piper_voice_source import voice_facts
+from modelrepo_gen.components.piper_voice_source import voice_file, voice_json
 from modelrepo_gen.components.triton_python.symbol_encoding import (
     SymbolEncoder,
     character_table,
     phoneme_ids,
-    phonemize,
+    phoneme_sentences,
 )
 from modelrepo_gen.components.triton_python.text_normalization import (
     cardinal,
@@ -117,27 +120,75 @@ def test_character_ids_follow_the_symbol_set() -> None:
 
 
 @pytest.fixture(scope="module")
-def piper_encoder() -> SymbolEncoder:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (make speech)")
-    symbols = {"encoding": "piper_phonemes", "espeak_command": "espeak-ng", "espeak_voice": "en-us"}
-    return SymbolEncoder(symbols, voice_facts(None)["phoneme_id_map"])
+def piper_voice() -> dict:
+    return json.loads(voice_json(voice_file(None)).read_text(encoding="utf-8"))
 
 
-def test_phonemes_keep_clause_punctuation(piper_encoder: SymbolEncoder) -> None:
-    phonemes = phonemize("Hello, world. ", "espeak-ng", "en-us")
-    assert phonemes == "həlˈoʊ, wˈɜːld."
+@pytest.fixture(scope="module")
+def piper_encoder(piper_voice: dict) -> SymbolEncoder:
+    symbols = {"encoding": "piper_phonemes", "espeak_voice": piper_voice["espeak"]["voice"]}
+    return SymbolEncoder(symbols, piper_voice)
+
+
+def test_phonemes_keep_clause_punctuation_and_piper_splits_the_sentences() -> None:
+    assert phoneme_sentences("Hello, world. Bye!", "en-us") == ["həlˈoʊ, wˈɜːld.", "bˈaɪ!"]
+    assert phoneme_sentences(" \n ", "en-us") == []
 
 
 def test_piper_ids_interleave_the_pad(piper_encoder: SymbolEncoder) -> None:
     id_map = piper_encoder.id_map
-    ids = piper_encoder.encode("Hello, world.")
+    ids = piper_encoder.encode("həlˈoʊ, wˈɜːld.")
     pad = id_map["_"][0]
     assert ids[:2] == [id_map["^"][0], pad] and ids[-1] == id_map["$"][0]
     assert ids[1:-1:2] == [pad] * (len(ids) // 2)  # a pad after BOS and after every phoneme
     symbol_of = {i[0]: s for s, i in id_map.items()}
     assert "".join(symbol_of[v] for v in ids[2:-1:2]) == "həlˈoʊ, wˈɜːld."
     assert phoneme_ids("h?", id_map) == [1, 0, id_map["h"][0], 0, id_map["?"][0], 0, 2]
+    # A voice's vowel clusters become one phoneme, as Piper merges them.
+    clustered = {**id_map, "aɪ": [999]}
+    assert phoneme_ids("baɪ", clustered, [["a", "ɪ"]])[4:6] == [999, 0]
+
+
+# Everyday sentences, accents and the sentence breaks where Debian's espeak-ng and Piper's differ.
+PIPER_TEXTS = [
+    "The ship came to shore at the age of steam.",
+    "Wow... really?! That's incredible.",
+    "Zoë's café serves crème brûlée; naïve façades, déjà vu.",
+    "She sells sea shells by the sea shore, doesn't she?",
+    "Hello, world! How are you today? I'm fine: thanks.",
+]
+
+
+def test_piper_ids_are_the_voices_own_runtimes(piper_encoder: SymbolEncoder) -> None:
+    """Without the project's normalization (nothing here for it to change either), every
+    sentence's ids equal piper-tts's: its phonemizer, its sentence split, its id layout."""
+    from piper.voice import PiperVoice
+
+    voice = PiperVoice.load(voice_file(None))
+    for text in PIPER_TEXTS:
+        expected = [voice.phonemes_to_ids(p) for p in voice.phonemize(text)]
+        ours = [piper_encoder.encode(s) for s in piper_encoder.sentences(text)]
+        assert ours == expected, text
+        assert encode_text(text, RULES, piper_encoder, 600, 15000) == expected, text
+
+
+@pytest.mark.parametrize("lang", ["C", None])
+def test_any_utf8_text_is_spoken_whatever_the_locale(lang: str | None, tmp_path) -> None:
+    """In a fresh process with LANG=C or no LANG at all (a server started so)."""
+    script = (
+        "import json, sys\n"
+        "from modelrepo_gen.components.triton_python.symbol_encoding import phoneme_sentences\n"
+        "print(json.dumps(phoneme_sentences(sys.argv[1], 'en-us')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LC_") and k != "LANG"}
+    if lang:
+        env["LANG"] = lang
+    text = "Zoë's café serves crème brûlée."
+    done = subprocess.run(
+        [sys.executable, "-c", script, text], capture_output=True, text=True, env=env, check=True
+    )
+    assert json.loads(done.stdout) == phoneme_sentences(text, "en-us")
+    assert "ɛ" in json.loads(done.stdout)[0]
 
 
 def test_encode_text_per_sentence(piper_encoder: SymbolEncoder) -> None:

@@ -20,6 +20,9 @@ from modelrepo_gen.errors import UserError
 PROVIDED_BY_TRITON = {"numpy", "triton_python_backend_utils"}
 NOT_PACKED = {"torch"}
 # Wheels that run on any Linux x86-64 with glibc 2.17 or newer (NVIDIA's containers included).
+# Modules a package imports when it is imported, though the models never name them: piper's
+# package imports onnxruntime (its voice runner) even for its phonemizer alone.
+IMPORTED_WITH = {"piper": ("onnxruntime",)}
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 
@@ -53,7 +56,9 @@ def required_distributions(repository: Path) -> dict[str, str]:
     """Distribution name -> installed version, for what the python models import."""
     owners = metadata.packages_distributions()
     wanted: dict[str, str] = {}
-    for module in sorted(imported_modules(repository) - PROVIDED_BY_TRITON - NOT_PACKED):
+    modules = imported_modules(repository)
+    modules |= {also for module in modules for also in IMPORTED_WITH.get(module, ())}
+    for module in sorted(modules - PROVIDED_BY_TRITON - NOT_PACKED):
         if module not in owners:
             raise UserError(
                 f"the python models import '{module}', which is not installed here: "

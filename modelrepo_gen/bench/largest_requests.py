@@ -312,11 +312,11 @@ def _symbol_counter(endpoint: Endpoint) -> Callable[[str], int]:
     from modelrepo_gen.components.triton_python.tts_text_frontend import encode_text
 
     params = endpoint.parameters("frontend")
-    id_map = None
+    voice = None
     if params.get("phoneme_id_map"):
         folder = endpoint.repository / endpoint.models["frontend"] / "1"
-        id_map = json.loads((folder / params["phoneme_id_map"]).read_text())["phoneme_id_map"]
-    encoder = SymbolEncoder(json.loads(params["symbols"]), id_map)
+        voice = json.loads((folder / params["phoneme_id_map"]).read_text(encoding="utf-8"))
+    encoder = SymbolEncoder(json.loads(params["symbols"]), voice)
     rules, per_sentence = json.loads(params["rules"]), int(params["max_sentence_symbols"])
 
     def count(text: str) -> int:

@@ -138,7 +138,7 @@ def speech_part(settings: SpeechSettings, work: Path, log: Callable[[str], None]
     log("build tts_piper")
     try:
         result["build"] = timed_speech_build(repository, settings.build_timeout_s)
-    except Exception as error:  # e.g. the voice or espeak-ng not installed: reported
+    except Exception as error:  # e.g. the voice not installed: reported
         result["build"] = {"status": _reason(error)}
     speed: dict = {"status": result["build"]["status"]}
     result["speed"] = speed

@@ -30,8 +30,7 @@ class PiperReference:
         frontend, synthesizer, voice = models["frontend"], models["synthesizer"], models["voice"]
         self.rules = frontend["rules"]
         self.limits = (int(frontend["max_sentence_symbols"]), int(frontend["max_symbols"]))
-        id_map = voice_facts(voice["path"])["phoneme_id_map"]
-        self.encoder = SymbolEncoder(frontend["symbols"], id_map)
+        self.encoder = SymbolEncoder(frontend["symbols"], voice_facts(voice["path"]))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = int(voice["threads"])  # as the served voice runs
         self.session = onnxruntime.InferenceSession(

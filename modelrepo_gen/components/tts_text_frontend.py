@@ -2,15 +2,14 @@
 
 Shared by every speech synthesis pipeline: English normalization with the rules of a
 conf/text_normalization/ file, sentence splitting, and the encoding of a conf/tts_symbols/ set
-(characters for Tacotron 2 / FastPitch, espeak-ng phonemes through a Piper voice's
-phoneme_id_map). The model code's two helper files travel beside its model.py.
+(characters for Tacotron 2 / FastPitch; for a Piper voice, phonemes from piper-tts's own
+espeak-ng library through the voice's phoneme_id_map). The model code's two helper files
+travel beside its model.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ from typing import Any
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.piper_voice_source import voice_facts, voice_file, voice_json
 from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.components.triton_python.symbol_encoding import phoneme_sentences
 from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.build_plan import TensorSpec
 from modelrepo_gen.plan.graph import Signature
 
@@ -27,7 +28,7 @@ HELPERS = ("text_normalization", "symbol_encoding")
 VOICE_JSON = "voice.onnx.json"
 RULE_KEYS = ("characters", "abbreviations", "currencies", "currency_and", "symbols", "numbers")
 CHARACTER_KEYS = ("pad", "special", "punctuation", "letters", "lowercase")
-PHONEME_KEYS = ("voice_path", "espeak_command", "espeak_voice")
+PHONEME_KEYS = ("voice_path", "espeak_voice")
 
 
 @dataclass
@@ -84,12 +85,7 @@ class TextFrontend(PythonComponent):
                     symbol in facts["phoneme_id_map"],
                     f"the Piper voice's phoneme_id_map has no '{symbol}' (pad, BOS, EOS)",
                 )
-            require(
-                shutil.which(symbols["espeak_command"]) is not None,
-                f"{where}.symbols.espeak_command: '{symbols['espeak_command']}' is not "
-                "installed (Debian: apt-get install espeak-ng, or `make speech`)",
-            )
-            _check_espeak_voice(symbols["espeak_command"], symbols["espeak_voice"], where)
+            _check_espeak_voice(symbols["espeak_voice"], where)
 
     def signature(self, settings: TextFrontendSettings) -> Signature:
         return Signature(
@@ -118,20 +114,21 @@ class TextFrontend(PythonComponent):
         return files
 
 
-def _check_espeak_voice(command: str, voice: str, where: str) -> None:
-    """espeak-ng must know the voice the Piper voice names, or every request would fail."""
-    done = subprocess.run(
-        [command, "-q", "--ipa", "-v", voice, "--", "test"],
-        capture_output=True,
-        encoding="utf-8",
-        timeout=30,
-        check=False,
-    )
-    require(
-        done.returncode == 0 and done.stdout.strip() != "",
-        f"{where}.symbols.espeak_voice: espeak-ng has no voice '{voice}' (set by the Piper "
-        "voice's .onnx.json espeak.voice; `espeak-ng --voices` lists those it has)",
-    )
+def _check_espeak_voice(voice: str, where: str) -> None:
+    """Piper's espeak-ng must know the voice the Piper voice names, or every request would
+    fail."""
+    try:
+        phoneme_sentences("test", voice)
+    except ImportError:
+        raise UserError(
+            f"{where}.symbols: Piper phonemes need the piper-tts package (pip install "
+            "piper-tts==1.8.0)"
+        ) from None
+    except RuntimeError:
+        raise UserError(
+            f"{where}.symbols.espeak_voice: espeak-ng has no voice '{voice}' (set by the Piper "
+            "voice's .onnx.json espeak.voice)"
+        ) from None
 
 
 COMPONENTS.register("tts_text_frontend")(TextFrontend())

@@ -1,21 +1,28 @@
-"""Normalized sentences -> the symbol ids an acoustic model was trained with.
+"""Normalized text -> sentences -> the symbol ids an acoustic model was trained with.
 
 Two encodings, chosen by the symbol set's `encoding` (conf/tts_symbols/):
 - `characters`: one id per character of the set (pad, special, punctuation, letters, in that
-  order; NVIDIA's Tacotron 2 / FastPitch convention), unknown characters dropped.
-- `piper_phonemes`: espeak-ng IPA phonemes through a Piper voice's phoneme_id_map, as
-  piper-phonemize does: clause by clause with the clause's punctuation kept, NFD-decomposed,
-  then BOS '^', every phoneme followed by the pad '_', EOS '$'.
+  order; NVIDIA's Tacotron 2 / FastPitch convention), unknown characters dropped; sentences as
+  text_normalization.split_sentences cuts them.
+- `piper_phonemes`: IPA phonemes as the Piper voice's own runtime makes them: piper-tts's
+  espeak-ng, a library with its data, called in-process (no program, no Debian package, any
+  UTF-8 whatever the locale). It splits the sentences and keeps clause punctuation; the
+  phonemes go through the voice's phoneme_id_map: BOS '^', every phoneme followed by the pad
+  '_', EOS '$'.
+A sentence is a string either way (its text, or its phonemes, one character each), so the
+front-end cuts an overlong one the same way.
 Plain functions, no imports from modelrepo_gen: copied beside the front-end's model.py.
 """
 
-import re
-import subprocess
 import unicodedata
 
-CLAUSE = re.compile(r"([^,;:.!?]+)([,;:.!?]*)")
-LANGUAGE_SWITCH = re.compile(r"\([a-z-]+\)")  # espeak-ng marks words it reads in another language
+try:  # beside model.py in a repository (the stub puts its folder on sys.path)
+    from text_normalization import split_sentences
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.text_normalization import split_sentences
+
 PAD, BOS, EOS = "_", "^", "$"
+_PHONEMIZER = None  # piper-tts's espeak-ng, loaded once per process
 
 
 def character_table(symbols: dict) -> dict[str, int]:
@@ -29,61 +36,69 @@ def character_ids(sentence: str, table: dict[str, int], lowercase: bool) -> list
     return [table[c] for c in text if c in table]
 
 
-def espeak(text: str, command: str, voice: str) -> str:
-    """IPA phonemes of one clause from espeak-ng (its lines, one per clause it finds, joined)."""
-    done = subprocess.run(
-        [command, "-q", "--ipa", "-v", voice, "--stdin"],
-        # Through a UTF-8 pipe, not the command line: the stub's locale may be ASCII, and a
-        # command line cannot hold every character (Zoë's café failed there).
-        input=text,
-        capture_output=True,
-        encoding="utf-8",
-        timeout=30,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed: {done.stderr.strip() or done.returncode}")
-    lines = (LANGUAGE_SWITCH.sub("", line).strip() for line in done.stdout.splitlines())
-    return " ".join(line for line in lines if line)
+def phoneme_sentences(text: str, voice: str) -> list[str]:
+    """The phonemes of each sentence of `text`, as Piper makes them:
+    "Hello, world. Bye." -> ["həlˈoʊ, wˈɜːld.", "bˈaɪ."] (NFD: accents are their own symbols)."""
+    global _PHONEMIZER
+    if _PHONEMIZER is None:
+        from piper.phonemize_espeak import EspeakPhonemizer
+
+        _PHONEMIZER = EspeakPhonemizer()
+    return ["".join(s) for s in _PHONEMIZER.phonemize(voice, text) if "".join(s).strip()]
 
 
-def phonemize(sentence: str, command: str, voice: str) -> str:
-    """The sentence's phonemes with its punctuation, clause by clause like piper-phonemize:
-    "Hello, world." -> "həlˈoʊ, wˈɜːld."."""
-    parts = []
-    for text, punctuation in CLAUSE.findall(sentence):
-        phonemes = espeak(text.strip(), command, voice) if text.strip() else ""
-        mark = punctuation[:1]
-        if phonemes or mark:
-            parts.append(phonemes + mark)
-    return " ".join(parts)
-
-
-def phoneme_ids(phonemes: str, id_map: dict[str, list[int]]) -> list[int]:
-    """Piper's ids: BOS, pad, then each known phoneme followed by the pad, EOS."""
+def phoneme_ids(
+    phonemes: str, id_map: dict[str, list[int]], clusters: list | None = None
+) -> list[int]:
+    """Piper's ids: BOS, pad, then each known phoneme followed by the pad, EOS. `clusters`: the
+    voice's vowel_clusters, each merged into one phoneme (longest first), as Piper does."""
+    symbols = list(unicodedata.normalize("NFD", phonemes))
+    if clusters:
+        symbols = merge_clusters(symbols, {tuple(c) for c in clusters})
     ids = [*id_map[BOS], *id_map[PAD]]
-    for phoneme in unicodedata.normalize("NFD", phonemes):
+    for phoneme in symbols:
         if phoneme in id_map:
             ids += [*id_map[phoneme], *id_map[PAD]]
     return ids + id_map[EOS]
 
 
-class SymbolEncoder:
-    """One symbol set's encoder: sentence -> ids."""
+def merge_clusters(symbols: list[str], clusters: set[tuple[str, ...]]) -> list[str]:
+    longest = max(len(c) for c in clusters)
+    merged, i = [], 0
+    while i < len(symbols):
+        for n in range(min(longest, len(symbols) - i), 1, -1):
+            if tuple(symbols[i : i + n]) in clusters:
+                merged.append("".join(symbols[i : i + n]))
+                i += n
+                break
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
 
-    def __init__(self, symbols: dict, phoneme_id_map: dict | None = None):
+
+class SymbolEncoder:
+    """One symbol set's encoder: text -> sentences, sentence -> ids."""
+
+    def __init__(self, symbols: dict, voice: dict | None = None):
+        """`voice`: the Piper voice's .onnx.json (piper_phonemes only)."""
         self.encoding = symbols["encoding"]
         if self.encoding == "characters":
             self.table = character_table(symbols)
             self.lowercase = bool(symbols["lowercase"])
         elif self.encoding == "piper_phonemes":
-            self.id_map = phoneme_id_map
-            self.command = symbols["espeak_command"]
+            self.id_map = voice["phoneme_id_map"]
+            self.clusters = voice.get("vowel_clusters")
             self.voice = symbols["espeak_voice"]
         else:
             raise ValueError(f"unknown encoding {self.encoding!r}")
 
+    def sentences(self, text: str) -> list[str]:
+        if self.encoding == "characters":
+            return split_sentences(text)
+        return phoneme_sentences(text, self.voice)
+
     def encode(self, sentence: str) -> list[int]:
         if self.encoding == "characters":
             return character_ids(sentence, self.table, self.lowercase)
-        return phoneme_ids(phonemize(sentence, self.command, self.voice), self.id_map)
+        return phoneme_ids(sentence, self.id_map, self.clusters)

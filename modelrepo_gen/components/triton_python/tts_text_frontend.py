@@ -29,14 +29,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
 try:  # beside model.py in a repository (the stub puts its folder on sys.path)
     from request_checks import fault, refusal
     from symbol_encoding import SymbolEncoder
-    from text_normalization import normalize, split_sentences
+    from text_normalization import normalize
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.request_checks import fault, refusal
     from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
-    from modelrepo_gen.components.triton_python.text_normalization import (
-        normalize,
-        split_sentences,
-    )
+    from modelrepo_gen.components.triton_python.text_normalization import normalize
 
 
 class BadText(ValueError):
@@ -95,7 +92,7 @@ def encode_text(
     """Symbol ids per sentence (each at most `max_sentence`); BadText if nothing in the text can
     be spoken, or if its sentences need more than `max_total` ids (counted before any is cut)."""
     sentences, total = [], 0
-    for sentence in split_sentences(normalize(text, rules)):
+    for sentence in encoder.sentences(normalize(text, rules)):
         ids = encoder.encode(sentence)
         total += len(ids)
         if total > max_total:  # stop at once: the rest would be work for nothing
@@ -135,12 +132,11 @@ class TritonPythonModel:
         self.max_characters = int(params["max_characters"])
         self.max_sentence_symbols = int(params["max_sentence_symbols"])
         self.max_symbols = int(params["max_symbols"])
-        id_map = None
+        voice = None
         if params.get("phoneme_id_map"):
             folder = Path(args["model_repository"]) / args["model_version"]
             voice = json.loads((folder / params["phoneme_id_map"]).read_text(encoding="utf-8"))
-            id_map = voice["phoneme_id_map"]
-        self.encoder = SymbolEncoder(json.loads(params["symbols"]), id_map)
+        self.encoder = SymbolEncoder(json.loads(params["symbols"]), voice)
 
     def _encode(self, request):
         texts = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
@@ -165,7 +161,7 @@ class TritonPythonModel:
             except BadText as error:
                 responses.append(refusal(self.model_name, str(error)))
                 continue
-            except Exception as error:  # e.g. espeak-ng failing: answer, do not crash the stub
+            except Exception as error:  # e.g. the phonemizer failing: answer, do not crash
                 responses.append(fault(self.model_name, f"encoding failed: {error}"))
                 continue
             responses.append(
