@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.archive.encryption import seal, unseal
-from modelrepo_gen.archive.write import PYTHON
+from modelrepo_gen.archive.write import ENGINE_CHECKS, PYTHON, RENDERINGS
 from modelrepo_gen.bench.build import BenchmarkError, build_process, repository_mib
 
 KEY = b"benchmark archive key"
@@ -62,10 +62,10 @@ def _measure(pipeline: str, extra: list[str], folder: Path, settings: ArchiveSet
     key_file = folder / "archive.key"
     key_file.write_bytes(KEY)
     overrides = [f"pipeline={pipeline}", *extra]
-    direct = _build(overrides, folder / "direct", settings)
+    direct, _ = _build(overrides, folder / "direct", settings)
     plain, sealed = folder / "plain.mrga", folder / "sealed.mrga"
-    plain_s = _build([*overrides, f"archive={plain}"], folder / "unused", settings)
-    sealed_s = _build(
+    plain_s, steps = _build([*overrides, f"archive={plain}"], folder / "unused", settings)
+    sealed_s, _ = _build(
         [*overrides, f"archive={sealed}", f"archive_key_file={key_file}"],
         folder / "unused",
         settings,
@@ -75,6 +75,9 @@ def _measure(pipeline: str, extra: list[str], folder: Path, settings: ArchiveSet
         "plain, packages packed": _deploy(plain, folder / "packed"),
         "encrypted, packages packed": _deploy(
             sealed, folder / "sealed_packed", "--key-file", str(key_file)
+        ),
+        "plain, for the other target": _deploy(
+            plain, folder / "other_target", "--target", "gpu", "--python-env", "none"
         ),
     }
     data = plain.read_bytes()
@@ -87,7 +90,10 @@ def _measure(pipeline: str, extra: list[str], folder: Path, settings: ArchiveSet
         "repository_mib": repository_mib(folder / "direct"),
         "packed_repository_mib": repository_mib(folder / "packed"),
         "archive_mib": mib,
-        "packages_mib": _packages_mib(plain),
+        "packages_mib": _members_mib(plain, (f"{PYTHON}/",)),
+        # The other target's and TensorRT's configs, and the inputs the engines are checked on.
+        "renderings_mib": _members_mib(plain, (f"{RENDERINGS}/", f"{ENGINE_CHECKS}/")),
+        "renderings_s": steps.get("other renderings", 0.0),
         "sealed_archive_mib": sealed.stat().st_size / 2**20,
         "direct_build_s": direct,
         "archive_build_s": plain_s,
@@ -100,11 +106,14 @@ def _measure(pipeline: str, extra: list[str], folder: Path, settings: ArchiveSet
     }
 
 
-def _build(overrides: list[str], repository: Path, settings: ArchiveSettings) -> float:
+def _build(
+    overrides: list[str], repository: Path, settings: ArchiveSettings
+) -> tuple[float, dict[str, float]]:
+    """(process wall seconds, the build's step times)."""
     built = build_process(overrides, repository, settings.timeout_s)
     if built is None:
         raise BenchmarkError(f"the build took longer than {settings.timeout_s:.0f} s")
-    return built[0]
+    return built[0], built[1]["seconds"]
 
 
 def _deploy(archive: Path, output: Path, *options: str) -> float:
@@ -117,10 +126,10 @@ def _deploy(archive: Path, output: Path, *options: str) -> float:
     return wall
 
 
-def _packages_mib(archive: Path) -> float:
-    """The python models' wheels inside the archive (uncompressed)."""
+def _members_mib(archive: Path, prefixes: tuple[str, ...]) -> float:
+    """The archive's members under `prefixes` (uncompressed)."""
     with tarfile.open(archive) as members:
-        return sum(m.size for m in members if m.name.startswith(f"{PYTHON}/")) / 2**20
+        return sum(m.size for m in members if m.name.startswith(prefixes)) / 2**20
 
 
 def _best(repeats: int, action: Callable[[], object]) -> tuple[float, object]:
