@@ -41,8 +41,11 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Two workers share the tests (a file, and files sharing session fixtures, stay on one); the
+# tests that check machine-wide state run alone afterwards.
 test: install speech lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not serial"
+	$(PY) -m pytest -m serial
 
 bench: install speech
 	$(PY) -m modelrepo_gen.bench --output bench_results

@@ -39,6 +39,51 @@ def small_asr() -> list[str]:
     return ["pipeline=asr_quartznet", "model=quartznet_mini"]
 
 
+# The session fixtures that build or start something, by the plugin module defining them.
+COSTLY_SESSION_FIXTURES = {
+    "asr_fixtures": {"asr_builds", "asr_combined_repository", "server", "references"},
+    "nemo_fixtures": {"nemo_builds", "nemo_server"},
+    "tts_build": {"voices_build"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For pytest-xdist (`make test` runs two workers, --dist loadgroup): a file's tests stay on
+    one worker, and so do files whose tests use the same costly session fixture, so no module
+    fixture or costly session fixture (a build, a server) is made twice."""
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent.setdefault(name, name) != name:
+            name = parent[name]
+        return name
+
+    for item in items:
+        plugins = getattr(getattr(item, "module", None), "pytest_plugins", [])
+        for plugin in plugins:
+            if COSTLY_SESSION_FIXTURES.get(plugin, set()) & set(item.fixturenames):
+                parent[root(item.nodeid.split("::")[0])] = root(f"plugin {plugin}")
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(root(item.nodeid.split("::")[0])))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands the largest requests it sent to the controller, which reports."""
+    from dataclasses import asdict
+
+    from largest_requests import RECORDED
+
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["largest_requests"] = [asdict(r) for r in RECORDED]
+
+
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist's own types
+    from largest_requests import RECORDED, LargestRequest
+
+    outputs = getattr(node, "workeroutput", {}).get("largest_requests", [])
+    RECORDED.extend(LargestRequest(**record) for record in outputs)
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type
     """The largest allowed requests sent during the run, with their time and peak memory."""
     from largest_requests import RECORDED

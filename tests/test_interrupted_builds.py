@@ -15,6 +15,10 @@ from conftest import ROOT, compose_config, run_cli
 from modelrepo_gen.build.run import build_repository
 from modelrepo_gen.repository.ownership import check_replaceable
 
+# Run alone, after the tests that share the machine (make test): real signals at moments of a
+# real build, kept away from a loaded machine's delays.
+pytestmark = pytest.mark.serial
+
 SMALL = ["model=quartznet_mini"]
 PAUSED_BUILD = Path(__file__).with_name("paused_build.py")
 

@@ -33,6 +33,10 @@ from triton_fixtures import (
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
 
+# Run alone, after the tests that share the machine (make test): they check that no python
+# backend scratch folder (/tmp/python_env_*) is left, which another test's server would add.
+pytestmark = pytest.mark.serial
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FREE_PORTS = {"http_port": 0, "grpc_port": 0, "metrics_port": 0}
 
