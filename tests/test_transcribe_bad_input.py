@@ -44,10 +44,10 @@ def _files(tmp: Path) -> dict[str, Path]:
     return paths
 
 
-CLOSED = f"127.0.0.1:{free_port()}"
-
 ROWS = [
-    # (arguments, with {name} for a local file, fragment of the error line, exit code)
+    # (arguments, with {name} for a local file or {closed} for a port nothing listens on (found
+    # when the test runs: the ids stay the same in every pytest-xdist worker), fragment of the
+    # error line, exit code)
     (["--manifest", "{non_utf8}"], "non_utf8:1: not UTF-8 text (byte 0xff)", 1),
     (["--manifest", "{latin1_second_line}"], "latin1_second_line:2: not UTF-8 text", 1),
     (["--manifest", "{not_json}"], "not_json:1: not a JSON object", 1),
@@ -75,8 +75,8 @@ ROWS = [
     (["--bogus", "{wav}"], "unrecognized arguments: --bogus", 2),
     ([], "give either audio files or --manifest", 1),
     (["{wav}", "--manifest", "{empty}"], "give either audio files or --manifest", 1),
-    (["--url", CLOSED, "{wav}"], "Connection refused (is a Triton server running", 1),
-    (["--protocol", "grpc", "--url", CLOSED, "{wav}"], "Connection refused (is a Triton", 1),
+    (["--url", "{closed}", "{wav}"], "Connection refused (is a Triton server running", 1),
+    (["--protocol", "grpc", "--url", "{closed}", "{wav}"], "Connection refused (is a Triton", 1),
 ]
 
 
@@ -91,6 +91,7 @@ def _exit_code(argv: list[str]) -> int:
 @pytest.mark.parametrize(("args", "expected", "code"), ROWS, ids=[" ".join(r[0]) for r in ROWS])
 def test_bad_input_is_one_error_line(tmp_path, capsys, args, expected, code) -> None:
     paths = {**_files(tmp_path), "nowhere": tmp_path / "nowhere", "folder": tmp_path}
+    paths["closed"] = f"127.0.0.1:{free_port()}"
     argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in args]
     assert _exit_code(argv) == code
     captured = capsys.readouterr()
