@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         files = served.files
         if served.engines:
             files = with_engines(files, served.engines, archive.repository, archive.members, where)
-        files = deployed_files(served, files, archive.wheels, args.python_env, where)
+        files = deployed_files(
+            files, served.python_packages, archive.wheels, args.python_env, where
+        )
         write_repository(files, served.empty_folders, output, args.force)
         written = render_kubernetes(settings, manifests, args.force) if settings else []
     except UserError as error:

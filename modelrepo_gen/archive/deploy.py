@@ -12,7 +12,6 @@ from pathlib import Path
 
 from modelrepo_gen.archive.container import damaged
 from modelrepo_gen.archive.python_env import with_python_environment
-from modelrepo_gen.archive.renderings import Served
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.publish import (
     check_output_dir,
@@ -26,16 +25,14 @@ FORCE = "--force"
 
 
 def deployed_files(
-    served: Served,
     files: dict[str, bytes],
+    packages: dict[str, str],
     wheels: dict[str, dict[str, bytes]],
     python: str,
     where: str,
 ) -> dict[str, bytes]:
-    """The repository `files` (of `served`) to write: as they are, or with the python models'
-    packages for CPython `python` packed beside them ("none": for a server whose Python has
-    them)."""
-    packages = served.python_packages
+    """The repository `files` to write: as they are, or with the python models' `packages`
+    packed beside them for CPython `python` ("none": for a server whose Python has them)."""
     if python == "none" or not packages:  # nothing to pack: numpy comes with the backend
         return files
     if python not in wheels:

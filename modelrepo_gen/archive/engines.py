@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from modelrepo_gen.archive.container import damaged
-from modelrepo_gen.build.manifest import MANIFEST, file_hashes_of
+from modelrepo_gen.build.manifest import MANIFEST, with_manifest
 from modelrepo_gen.build.parity import output_errors
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
@@ -65,9 +65,7 @@ def with_engines(
         engine = build_engine(onnx, profile, str(recipe["precision"]))
         entry["parity_on_target"] = _check(engine, onnx, path, recipe, members, where)
         made[path] = engine
-    manifest["files"] = file_hashes_of({k: v for k, v in made.items() if k != MANIFEST})
-    made[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return made
+    return with_manifest(made, manifest)
 
 
 def _check(

@@ -15,7 +15,7 @@ import tarfile
 import zipfile
 from typing import Any
 
-from modelrepo_gen.build.manifest import MANIFEST, file_hashes_of
+from modelrepo_gen.build.manifest import MANIFEST, with_manifest
 from modelrepo_gen.build.render import (
     parse_model_config,
     render_env_activate,
@@ -70,6 +70,4 @@ def with_python_environment(
         parse_model_config(text, name)  # still a valid model config for Triton
         files[config] = text.encode()
     manifest["python_environment"] = {"file": ENV_FILE, "python": python, "packages": packages}
-    manifest["files"] = file_hashes_of({k: v for k, v in files.items() if k != MANIFEST})
-    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    return files
+    return with_manifest(files, manifest)

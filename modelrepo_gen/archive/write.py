@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ def stage_archive(
     staging: Path,
     request: ArchiveRequest,
     cfg: DictConfig,
-    renderings: list[Rendering] = (),  # type: ignore[assignment]
+    renderings: Sequence[Rendering] = (),
 ) -> Path:
     """Write the archive of the built `repository` (and its other `renderings`) into `staging`;
     returns the staged file."""

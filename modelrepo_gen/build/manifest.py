@@ -81,4 +81,16 @@ def write_manifest(
         "models": models,
         "files": file_hashes(root),
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    (root / MANIFEST).write_bytes(manifest_bytes(manifest))
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+
+
+def with_manifest(files: dict[str, bytes], manifest: dict[str, Any]) -> dict[str, bytes]:
+    """A repository held in memory (relative path -> content) with `manifest`, its file hashes
+    made again from `files` (deploy changes files after the build: engines, the environment)."""
+    listed = {name: content for name, content in files.items() if name != MANIFEST}
+    manifest["files"] = file_hashes_of(listed)
+    return {**listed, MANIFEST: manifest_bytes(manifest)}
