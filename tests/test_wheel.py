@@ -9,6 +9,7 @@ that way are not read). Everything runs from a folder outside the checkout.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,6 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+# What the wheel is built from (setup.py packages conf/, templates/ and recipes/ into it).
+SOURCE_FILES = ["setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md"]
+SOURCE_FOLDERS = ["modelrepo_gen", "conf", "templates", "recipes"]
+PYCACHE = shutil.ignore_patterns("__pycache__", "*.egg-info")
 COMMANDS = ["serve", "deploy", "transcribe", "ask", "synthesize", "demo", "bench"]
 
 
@@ -25,13 +30,22 @@ COMMANDS = ["serve", "deploy", "transcribe", "ask", "synthesize", "demo", "bench
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fresh environment's bin folder, with the wheel installed."""
     work = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    # Built from a copy of what the wheel is made of: setuptools writes build/ and egg-info
+    # next to its sources and walks the folder, which the other test worker may be writing to.
+    source = work / "source"
+    for name in SOURCE_FOLDERS:
+        # symlinks=True: conf/recipe stays a link to recipes/, as in the checkout
+        shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=PYCACHE)
+    for name in SOURCE_FILES:
+        shutil.copy2(ROOT / name, source / name)
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--wheel-dir", str(work / "dist"), str(ROOT)],
-        check=True,
+        + ["--wheel-dir", str(work / "dist"), str(source)],
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert built.returncode == 0, f"the wheel did not build:\n{built.stdout}\n{built.stderr}"
     (wheel,) = (work / "dist").glob("modelrepo_gen-*.whl")
     fresh = work / "venv"
     venv.create(fresh, with_pip=False)
