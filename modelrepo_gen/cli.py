@@ -54,7 +54,7 @@ def repository_path(cfg: DictConfig) -> Path:
 
 def build_or_describe(cfg: DictConfig, repository: Path) -> None:
     # Imported here so `--help` and `--cfg job` stay fast.
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
     from modelrepo_gen.plan.describe import describe_plan
     from modelrepo_gen.plan.resolver import resolve
 

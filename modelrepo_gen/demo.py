@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from modelrepo_gen.build.manifest import MANIFEST
+from modelrepo_gen.assembly.manifest import MANIFEST
 from modelrepo_gen.clients.asr_client import (
     check_asr_model,
     find_ensemble_model,

@@ -116,7 +116,7 @@ def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) 
 
 
 def build_asr_repository(build: AsrBuild, checkpoint: Path, output_dir: Path) -> Path:
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     build_repository(compose_config(build.config_overrides(checkpoint)), output_dir)
     return output_dir

@@ -122,7 +122,7 @@ def nemo_references() -> dict[str, dict[str, Reference]]:
 @pytest.fixture(scope="session")
 def nemo_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, BuildPlan]]:
     """Each fixture built as a repository: name -> (folder, its build plan)."""
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     root = tmp_path_factory.mktemp("nemo_builds")
     builds = {}

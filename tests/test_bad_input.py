@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import CONF, ROOT, compose_config, run_cli
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 

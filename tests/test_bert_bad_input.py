@@ -16,7 +16,7 @@ from conftest import run_cli
 from safetensors.torch import load_file, save_file
 from test_bert_onnx_import import Logits, export_elsewhere
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 

@@ -20,7 +20,7 @@ from bert_fixtures import (
 )
 from tokenizers import Tokenizer
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.components.bert_source import BertSourceSettings, label_names, tokenizer_json
 from modelrepo_gen.exporters import EXPORTERS
 

@@ -19,7 +19,7 @@ from bert_fixtures import (
     write_network_pipelines,
 )
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.resolver import resolve
 

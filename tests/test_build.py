@@ -14,8 +14,8 @@ from conftest import compose_config, run_cli
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from modelrepo_gen.build.run import build_repository
-from modelrepo_gen.build.wiring import check_ensemble
+from modelrepo_gen.assembly.run import build_repository
+from modelrepo_gen.assembly.wiring import check_ensemble
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import compose_config
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 
 GOLDEN = Path(__file__).with_name("golden")
 

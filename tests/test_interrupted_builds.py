@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config, run_cli
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.repository.ownership import check_replaceable
 
 # Run alone, after the tests that share the machine (make test): real signals at moments of a

@@ -17,7 +17,7 @@ from conftest import CONF, run_cli
 from hydra import compose, initialize_config_dir
 from served_requests import connect, infer, one_utterance
 
-from modelrepo_gen.build.render import parse_model_config
+from modelrepo_gen.assembly.render import parse_model_config
 from modelrepo_gen.clients.asr_reference import AsrReference
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.serve.server import TritonServer

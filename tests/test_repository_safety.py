@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, compose_config
 
-from modelrepo_gen.build import run as build
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly import run as build
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.publish import cannot_write
 

@@ -22,7 +22,7 @@ from conftest import compose_config
 from deploy_command import deploy
 from served_requests import connect, infer
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.serve.server import TritonServer
 
 pytestmark = pytest.mark.server

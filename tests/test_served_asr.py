@@ -21,7 +21,7 @@ from largest_requests import send_largest
 from served_requests import connect, infer, one_utterance, transcripts, varied_lengths
 from worker_faults import assert_healed, kill_a_worker_under_load
 
-from modelrepo_gen.build.parity import compare
+from modelrepo_gen.assembly.parity import compare
 from modelrepo_gen.clients.asr_reference import AsrReference
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.serve.server import TritonServer

@@ -17,7 +17,7 @@ from bert_fixtures import compose_team
 from served_requests import connect, infer
 from tokenizers import Tokenizer
 
-from modelrepo_gen.build.run import build_repository
+from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.components.bert_source import BertSourceSettings, model_folder, tokenizer_json
 from modelrepo_gen.serve.server import TritonServer
 

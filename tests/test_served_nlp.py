@@ -56,7 +56,7 @@ QUESTIONS = [
 def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     from asr_fixtures import compose_config
 
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     pipeline, _, imported = request.param.partition("+")
     root = tmp_path_factory.mktemp(pipeline)

@@ -83,7 +83,7 @@ def _tacotron2_checkpoint(path: Path) -> list:
 
 
 def _serve(name: str, folder: Path) -> Iterator[Served]:
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     overrides, stops = _overrides(name), []
     if name == "tts_tacotron2_waveglow":

@@ -58,7 +58,7 @@ TOLERANCE = 1e-4  # the same onnxruntime graph on the same ids; only threading m
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     output = tmp_path_factory.mktemp("tts_piper") / "repo"
     build_repository(compose_config(["pipeline=tts_piper"]), output)

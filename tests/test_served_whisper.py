@@ -38,7 +38,7 @@ MAX_WER = 0.05
 def repository(tiny_en: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from asr_fixtures import compose_config
 
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     output = tmp_path_factory.mktemp("whisper") / "repo"
     overrides = ["pipeline=asr_whisper", f"pipeline.max_audio_seconds={MAX_SECONDS}"]

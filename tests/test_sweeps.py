@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import compose_config, run_cli
 
-from modelrepo_gen.build.manifest import file_hashes
+from modelrepo_gen.assembly.manifest import file_hashes
 from modelrepo_gen.config.variant_names import variant_dirname
 from modelrepo_gen.plan.resolver import resolve
 

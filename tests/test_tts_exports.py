@@ -14,7 +14,7 @@ from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from tts_fixtures import VOICES_PARITY_SHAPES, VoicesBuild, module_of, write_voices_conf
 
-from modelrepo_gen.build.render import parse_model_config
+from modelrepo_gen.assembly.render import parse_model_config
 from modelrepo_gen.plan.resolver import resolve
 
 NETWORKS = {"tacotron2": "torchscript", "waveglow": "onnx", "fastpitch": "onnx", "hifigan": "onnx"}

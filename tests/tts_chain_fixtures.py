@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelrepo_gen.build.render import (
+from modelrepo_gen.assembly.render import (
     parse_model_config,
     render_ensemble_config,
     render_model_config,

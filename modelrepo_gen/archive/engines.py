@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from modelrepo_gen.archive.container import damaged
-from modelrepo_gen.build.manifest import MANIFEST, with_manifest
-from modelrepo_gen.build.parity import output_errors
+from modelrepo_gen.assembly.manifest import MANIFEST, with_manifest
+from modelrepo_gen.assembly.parity import output_errors
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
 from modelrepo_gen.exporters.tensorrt_exporter import (

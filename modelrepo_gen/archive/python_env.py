@@ -15,8 +15,8 @@ import tarfile
 import zipfile
 from typing import Any
 
-from modelrepo_gen.build.manifest import MANIFEST, with_manifest
-from modelrepo_gen.build.render import (
+from modelrepo_gen.assembly.manifest import MANIFEST, with_manifest
+from modelrepo_gen.assembly.render import (
     parse_model_config,
     render_env_activate,
     render_execution_env,

@@ -10,7 +10,7 @@ from typing import Any
 from modelrepo_gen.archive.container import check_relative, damaged, unpack
 from modelrepo_gen.archive.encryption import is_sealed, unseal
 from modelrepo_gen.archive.write import FORMAT, PYTHON, REPOSITORY
-from modelrepo_gen.build.manifest import MANIFEST, file_hashes_of
+from modelrepo_gen.assembly.manifest import MANIFEST, file_hashes_of
 from modelrepo_gen.errors import UserError
 
 

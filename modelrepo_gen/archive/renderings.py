@@ -1,5 +1,5 @@
 """Which of an archive's repositories deploy writes: the built one, or the one the build
-rendered for the asked target and backend (modelrepo_gen/build/renderings.py)."""
+rendered for the asked target and backend (modelrepo_gen/assembly/renderings.py)."""
 
 from __future__ import annotations
 

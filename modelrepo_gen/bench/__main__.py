@@ -45,6 +45,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrepo_gen.assembly.manifest import package_versions
+from modelrepo_gen.assembly.render import ENVIRONMENT
 from modelrepo_gen.bench.archives import ArchiveSettings, archives_part
 from modelrepo_gen.bench.build import (
     BUILD_VARIANTS,
@@ -68,8 +70,6 @@ from modelrepo_gen.bench.serving import (
 from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
-from modelrepo_gen.build.manifest import package_versions
-from modelrepo_gen.build.render import ENVIRONMENT
 from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.errors import UserError
 

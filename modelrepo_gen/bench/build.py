@@ -129,7 +129,7 @@ def _build_worker(argv: Sequence[str]) -> int:
     parser.add_argument("repository")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args(argv)
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     report = build_repository(compose_config(args.overrides), Path(args.repository))
     units = {unit.role: unit.name for unit in report.plan.units}

@@ -471,7 +471,7 @@ def _one_pipeline(
     work: Path,
     log: Callable[[str], None],
 ) -> dict:
-    from modelrepo_gen.build.run import build_repository
+    from modelrepo_gen.assembly.run import build_repository
 
     result: dict = {"pipeline": name, "overrides": overrides, "status": "ok"}
     repository = work / f"limits-{name}"

@@ -60,7 +60,7 @@ class SweepReport:
         return 0
 
     def summary(self) -> str:
-        from modelrepo_gen.build.render import (
+        from modelrepo_gen.assembly.render import (
             ENVIRONMENT,  # loads Triton's schema: only when needed
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelrepo_gen.build.render import ENVIRONMENT
+from modelrepo_gen.assembly.render import ENVIRONMENT
 from modelrepo_gen.plan.build_plan import BuildPlan
 
 

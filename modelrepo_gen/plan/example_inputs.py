@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from modelrepo_gen.build.parity import as_outputs
+from modelrepo_gen.assembly.parity import as_outputs
 from modelrepo_gen.components.base import NetworkComponent
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.plan.graph import CheckedGraph

@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
-from modelrepo_gen.build.manifest import GENERATOR, MANIFEST, file_sha256
+from modelrepo_gen.assembly.manifest import GENERATOR, MANIFEST, file_sha256
 from modelrepo_gen.errors import UserError
 
 SHOWN = 6  # entries named in a refusal; the rest are counted

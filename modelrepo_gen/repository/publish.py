@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from modelrepo_gen.build.manifest import MANIFEST
+from modelrepo_gen.assembly.manifest import MANIFEST
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.repository.interrupts import BuildInterrupted, Interrupts, interruptible
 from modelrepo_gen.repository.ownership import check_replaceable

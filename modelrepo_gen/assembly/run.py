@@ -19,18 +19,18 @@ from modelrepo_gen.archive.write import (
     publish_archive,
     stage_archive,
 )
-from modelrepo_gen.build.export_cache import export_key, reuse_previous
-from modelrepo_gen.build.imported_checks import check_imported
-from modelrepo_gen.build.manifest import file_sha256, write_manifest
-from modelrepo_gen.build.parity import check_parity
-from modelrepo_gen.build.render import (
+from modelrepo_gen.assembly.export_cache import export_key, reuse_previous
+from modelrepo_gen.assembly.imported_checks import check_imported
+from modelrepo_gen.assembly.manifest import file_sha256, write_manifest
+from modelrepo_gen.assembly.parity import check_parity
+from modelrepo_gen.assembly.render import (
     parse_model_config,
     render_ensemble_config,
     render_model_config,
 )
-from modelrepo_gen.build.renderings import render_others
-from modelrepo_gen.build.repository_readme import README, render_repository_readme
-from modelrepo_gen.build.wiring import check_ensemble
+from modelrepo_gen.assembly.renderings import render_others
+from modelrepo_gen.assembly.repository_readme import README, render_repository_readme
+from modelrepo_gen.assembly.wiring import check_ensemble
 from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit

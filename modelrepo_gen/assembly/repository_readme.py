@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from modelrepo_gen.build.render import ENVIRONMENT
+from modelrepo_gen.assembly.render import ENVIRONMENT
 from modelrepo_gen.plan.build_plan import BuildPlan, TensorSpec
 
 README = "README.md"

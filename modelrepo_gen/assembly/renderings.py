@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from modelrepo_gen.archive.write import ENGINE_CHECKS, RENDERINGS, Rendering, rendering_name
-from modelrepo_gen.build.manifest import MANIFEST
+from modelrepo_gen.assembly.manifest import MANIFEST
 from modelrepo_gen.errors import UserError
 from modelrepo_gen.exporters.tensorrt_exporter import engine_profile
 from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
