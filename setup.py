@@ -1,7 +1,7 @@
 """Packages the top-level conf/, templates/ and recipes/ inside the wheel, as modelrepo_gen/_data.
 
 They stay where the project keeps them; only the built package carries copies, so an installed
-modelrepo_gen finds them wherever it runs (modelrepo_gen/resources.py). An editable install
+modelrepo_gen finds them wherever it runs (modelrepo_gen/core/resources.py). An editable install
 reads them from the checkout instead.
 """
 

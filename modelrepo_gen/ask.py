@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from modelrepo_gen.clients.text_client import TextModel
 from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, PROTOCOLS
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from modelrepo_gen.assembly.sweep import SweepReport, run_variant
 from modelrepo_gen.config.hydra_errors import (
     CONFIG_ERRORS,
     describe_config_error,
@@ -23,15 +24,14 @@ from modelrepo_gen.config.hydra_errors import (
     full_error_requested,
 )
 from modelrepo_gen.config.schema import register_schema
-from modelrepo_gen.config.sweep import SweepReport, run_variant
 from modelrepo_gen.config.variant_names import register_resolver
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.resources import project_folder
 from modelrepo_gen.repository.interrupts import (
     BuildInterrupted,
     Interrupted,
     raise_on_signals,
 )
-from modelrepo_gen.resources import project_folder
 
 CONF = project_folder("conf")
 EXIT_CONFIG_ERROR = 1  # Hydra's own checks (composition, override syntax), as Hydra exits
@@ -54,8 +54,8 @@ def repository_path(cfg: DictConfig) -> Path:
 
 def build_or_describe(cfg: DictConfig, repository: Path) -> None:
     # Imported here so `--help` and `--cfg job` stay fast.
+    from modelrepo_gen.assembly.describe import describe_plan
     from modelrepo_gen.assembly.run import build_repository
-    from modelrepo_gen.plan.describe import describe_plan
     from modelrepo_gen.plan.resolver import resolve
 
     if cfg.archive and HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from modelrepo_gen.resources import pipeline_names
+from modelrepo_gen.core.resources import pipeline_names
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import resample_poly
 
-from modelrepo_gen.assembly.manifest import MANIFEST
 from modelrepo_gen.clients.asr_client import (
     check_asr_model,
     find_ensemble_model,
@@ -29,7 +28,8 @@ from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.clients.librivox import librivox_utterances
 from modelrepo_gen.clients.tts_client import synthesize_speech
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import MANIFEST
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
 

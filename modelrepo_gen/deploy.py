@@ -27,14 +27,18 @@ from modelrepo_gen.repository.interrupts import stop_on_signals
 
 def main(argv: Sequence[str] | None = None) -> int:
     stop_on_signals()  # before the imports below: Ctrl-C at any moment is one line
-    from modelrepo_gen.archive.deploy import check_output, deployed_files, write_repository
-    from modelrepo_gen.archive.engines import check_engines_can_be_made, with_engines
     from modelrepo_gen.archive.keys import key_material
     from modelrepo_gen.archive.kubernetes import render_kubernetes, settings_for
     from modelrepo_gen.archive.read import read_archive
     from modelrepo_gen.archive.renderings import BACKENDS, TARGETS, served_repository
     from modelrepo_gen.command_line import command_parser
-    from modelrepo_gen.errors import UserError
+    from modelrepo_gen.core.errors import UserError
+    from modelrepo_gen.deployment.deployed_files import (
+        check_output,
+        deployed_files,
+        write_repository,
+    )
+    from modelrepo_gen.deployment.engines import check_engines_can_be_made, with_engines
 
     parser = command_parser("modelrepo_gen.deploy", __doc__)
     parser.add_argument("archive", help="the archive file the build wrote")
@@ -110,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def environment(python: str, files: dict[str, bytes]) -> str:
-    from modelrepo_gen.archive.python_env import ENV_FILE
+    from modelrepo_gen.deployment.python_env import ENV_FILE
 
     if ENV_FILE in files:
         return f"packed for Python {python}"
@@ -175,7 +179,7 @@ def _kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
 def _manifest_dir(args: argparse.Namespace, output: Path) -> Path | None:
     """The --kubernetes folder, checked; one of its options without it is an error."""
     from modelrepo_gen.archive.kubernetes import check_manifest_dir
-    from modelrepo_gen.errors import UserError
+    from modelrepo_gen.core.errors import UserError
 
     if args.kubernetes is None:
         given = [option for option in KUBERNETES_OPTIONS if getattr(args, option) is not None]

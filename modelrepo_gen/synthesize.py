@@ -25,7 +25,7 @@ from modelrepo_gen.clients.transcribe_args import (
 from modelrepo_gen.clients.tts_client import synthesize_speech
 from modelrepo_gen.clients.wav_writer import check_writable, write_wav
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

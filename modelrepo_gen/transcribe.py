@@ -33,7 +33,7 @@ from modelrepo_gen.clients.transcribe_manifest import (
     read_manifest,
     word_errors,
 )
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 __all__ = [
     "infer_transcript",

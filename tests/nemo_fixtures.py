@@ -21,7 +21,7 @@ import pytest
 from asr_fixtures import LIBRIVOX, compose_config
 
 from modelrepo_gen.clients.audio import load_audio
-from modelrepo_gen.plan.build_plan import BuildPlan
+from modelrepo_gen.core.build_plan import BuildPlan
 from modelrepo_gen.serve.server import TritonServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nemo"

@@ -20,7 +20,7 @@ from deploy_command import deploy
 from modelrepo_gen.archive.container import INDEX, gzip_framed, pack, tar_bytes, unpack
 from modelrepo_gen.archive.read import read_archive
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters.tensorrt_exporter import missing_requirement
 
 SMALL = ["pipeline=asr_quartznet", "model=quartznet_mini"]

@@ -11,7 +11,7 @@ import soundfile
 from scipy.signal import resample_poly
 
 from modelrepo_gen.clients.audio import load_audio
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def _tone(rate: int, seconds: float, hz: float, amplitude: float) -> np.ndarray:

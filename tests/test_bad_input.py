@@ -12,7 +12,7 @@ import torch
 from conftest import CONF, ROOT, compose_config, run_cli
 
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 PIPELINES = sorted(path.stem for path in (CONF / "pipeline").glob("*.yaml"))  # Hydra's order

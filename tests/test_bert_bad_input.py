@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from test_bert_onnx_import import Logits, export_elsewhere
 
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 

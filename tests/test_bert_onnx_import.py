@@ -16,7 +16,7 @@ from bert_fixtures import compose_team, save_hf_bert, write_network_pipelines
 from test_bert_checkpoints import _tokenized
 
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS
 
 LABELS = ["neg", "neu", "pos"]

@@ -16,7 +16,7 @@ from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.assembly.wiring import check_ensemble
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 

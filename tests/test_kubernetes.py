@@ -19,7 +19,7 @@ from deploy_command import deploy
 from modelrepo_gen.archive.encryption import seal
 from modelrepo_gen.archive.kubernetes import render_kubernetes, settings_for
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 KUBERNETES = "1.31"  # the cluster version the core objects are checked against
 KEY = "k8s archive key 1d9c52e0"

@@ -22,7 +22,7 @@ from asr_fixtures import compose_config
 from conftest import run_cli
 from nemo_fixtures import FIXTURES
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 QUARTZNET = FIXTURES / "quartznet_like.nemo"

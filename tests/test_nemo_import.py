@@ -19,8 +19,8 @@ from nemo_fixtures import NEMO_FIXTURES, TAGS, TOLERANCE, Reference, relative_er
 from served_requests import connect, infer, transcripts
 from worker_faults import assert_healed, kill_a_worker_under_load
 
+from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.serve.server import TritonServer
 
 pytest_plugins = ["nemo_fixtures"]

@@ -9,7 +9,7 @@ import pytest
 from conftest import compose_config
 from omegaconf import DictConfig, open_dict
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 pytest_plugins = ["whisper_fixtures"]

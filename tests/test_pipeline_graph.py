@@ -12,7 +12,7 @@ import pytest
 from conftest import compose_config, run_cli
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 SMALL = ["model=quartznet_mini"]

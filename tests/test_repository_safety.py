@@ -19,7 +19,7 @@ from conftest import ROOT, compose_config
 
 from modelrepo_gen.assembly import run as build
 from modelrepo_gen.assembly.run import build_repository
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.repository.publish import cannot_write
 
 SMALL = ["model=quartznet_mini"]

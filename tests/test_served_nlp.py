@@ -24,7 +24,7 @@ from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.text_client import TextModel
 from modelrepo_gen.clients.text_reference import TextReference
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
 
 pytestmark = pytest.mark.server

@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import compose_config, run_cli
 
-from modelrepo_gen.assembly.manifest import file_hashes
 from modelrepo_gen.config.variant_names import variant_dirname
 from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.repository.manifest import file_hashes
 
 SMALL = "model=quartznet_mini"
 EXCLUDED = ["output_dir", "force", "dry_run"]

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 from triton_fixtures import ASR_ENSEMBLE, encode_text, write_echo_model, write_standin_asr
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.processes import free_port
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import (

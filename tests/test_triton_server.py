@@ -21,7 +21,7 @@ from triton_fixtures import (
     write_echo_model,
 )
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
 
 # Run alone, after the tests that share the machine (make test): they check that no python

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import compose_config
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 PIPELINES = {

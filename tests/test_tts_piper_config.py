@@ -13,7 +13,7 @@ from conftest import compose_config, run_cli
 from onnx import TensorProto, helper
 
 from modelrepo_gen.components.piper_voice_source import voice_file
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 

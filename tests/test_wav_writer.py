@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modelrepo_gen.clients.wav_writer import pcm16, write_wav
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def test_pcm16_scales_and_clips() -> None:

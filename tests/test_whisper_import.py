@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.whisper import load_whisper
 
 pytest_plugins = ["whisper_fixtures"]

@@ -24,7 +24,7 @@ from modelrepo_gen.components.speech_synthesizer import (
     SpeechSynthesizerSettings,
 )
 from modelrepo_gen.components.triton_python import code_path
-from modelrepo_gen.plan.build_plan import (
+from modelrepo_gen.core.build_plan import (
     DynamicBatching,
     Ensemble,
     EnsembleStep,

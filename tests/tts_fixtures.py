@@ -13,7 +13,7 @@ from conftest import CONF
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import NetworkComponent
-from modelrepo_gen.config.validation import typed
+from modelrepo_gen.core.validation import typed
 
 register_builtin_components()
 

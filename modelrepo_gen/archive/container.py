@@ -19,7 +19,7 @@ import zlib
 from pathlib import PurePosixPath
 from typing import Any
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 INDEX = "modelrepo_archive.json"
 # Written here, not by the gzip module (whose OS byte changed between Python versions): deflate,

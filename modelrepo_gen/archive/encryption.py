@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 MAGIC = b"MODELREPO_GEN-SEALED\n"
 FORMAT = 1

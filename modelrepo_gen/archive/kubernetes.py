@@ -21,11 +21,11 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from modelrepo_gen import __version__
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.resources import project_folder
 from modelrepo_gen.repository.publish import check_output_location, written_all_or_nothing
 from modelrepo_gen.repository.staging import staging_folder
 from modelrepo_gen.repository.swap import swap_into_place
-from modelrepo_gen.resources import project_folder
 
 TEMPLATES_DIR = project_folder("templates") / "kubernetes"
 SUFFIX = ".j2"

@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 PROVIDED_BY_TRITON = {"numpy", "triton_python_backend_utils"}
 NOT_PACKED = {"torch"}

@@ -10,8 +10,8 @@ from typing import Any
 from modelrepo_gen.archive.container import check_relative, damaged, unpack
 from modelrepo_gen.archive.encryption import is_sealed, unseal
 from modelrepo_gen.archive.write import FORMAT, PYTHON, REPOSITORY
-from modelrepo_gen.assembly.manifest import MANIFEST, file_hashes_of
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import MANIFEST, file_hashes_of
 
 
 @dataclass

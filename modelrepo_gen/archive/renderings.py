@@ -9,7 +9,7 @@ from typing import Any
 from modelrepo_gen.archive.container import check_relative, damaged
 from modelrepo_gen.archive.read import Archive, check_repository
 from modelrepo_gen.archive.write import RENDERINGS, rendering_name
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 TARGETS = ("cpu", "gpu")
 BACKENDS = ("onnx", "torchscript", "tensorrt")

@@ -17,8 +17,8 @@ from modelrepo_gen.archive.container import pack
 from modelrepo_gen.archive.encryption import seal
 from modelrepo_gen.archive.keys import key_material
 from modelrepo_gen.archive.python_packages import download_wheels, required_distributions
-from modelrepo_gen.assembly.manifest import GENERATOR
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import GENERATOR
 from modelrepo_gen.repository.publish import check_nearest_parent_is_a_folder
 from modelrepo_gen.repository.staging import current_umask
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from modelrepo_gen import __version__
-from modelrepo_gen.assembly.manifest import file_sha256, package_versions
-from modelrepo_gen.plan.build_plan import ExportSpec
+from modelrepo_gen.core.build_plan import ExportSpec
+from modelrepo_gen.repository.manifest import file_sha256, package_versions
 from modelrepo_gen.repository.publish import MANIFEST
 
 

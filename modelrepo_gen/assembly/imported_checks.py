@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo_gen.assembly.parity import ParityResult, compare
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import ModelUnit
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.plan.build_plan import ModelUnit
 
 
 def check_imported(

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import ExportSpec, ModelUnit
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters import Exporter
-from modelrepo_gen.plan.build_plan import ExportSpec, ModelUnit
+from modelrepo_gen.plan.example_inputs import as_outputs
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,6 @@ class ParityResult:
             "max_abs_error": float(f"{self.max_abs_error:.3e}"),
             "relative_error": float(f"{self.relative_error:.3e}"),
         }
-
-
-def as_outputs(result: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
-    """A module's outputs in order: a module with one output may return the bare tensor."""
-    return (result,) if isinstance(result, torch.Tensor) else result
 
 
 def valid_region(array: np.ndarray, lengths: np.ndarray, axis: int) -> list[np.ndarray]:

@@ -6,9 +6,9 @@ from google.protobuf import text_format
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from tritonclient.grpc import model_config_pb2
 
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.plan.build_plan import Ensemble, ModelUnit
-from modelrepo_gen.resources import project_folder
+from modelrepo_gen.core.build_plan import Ensemble, ModelUnit
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.resources import project_folder
 
 TEMPLATES_DIR = project_folder("templates")
 

@@ -20,12 +20,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from modelrepo_gen.archive.write import ENGINE_CHECKS, RENDERINGS, Rendering, rendering_name
-from modelrepo_gen.assembly.manifest import MANIFEST
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.resources import project_folder
 from modelrepo_gen.exporters.tensorrt_exporter import engine_profile
-from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.plan.resolver import resolve
-from modelrepo_gen.resources import project_folder
+from modelrepo_gen.repository.manifest import MANIFEST
 
 TENSORRT = "tensorrt"
 # What a model's engine check may add to the archive beyond its first parity shape's inputs.

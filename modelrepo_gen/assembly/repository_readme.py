@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 from modelrepo_gen.assembly.render import ENVIRONMENT
-from modelrepo_gen.plan.build_plan import BuildPlan, TensorSpec
+from modelrepo_gen.core.build_plan import BuildPlan, TensorSpec
 
 README = "README.md"
 

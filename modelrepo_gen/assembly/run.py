@@ -21,7 +21,6 @@ from modelrepo_gen.archive.write import (
 )
 from modelrepo_gen.assembly.export_cache import export_key, reuse_previous
 from modelrepo_gen.assembly.imported_checks import check_imported
-from modelrepo_gen.assembly.manifest import file_sha256, write_manifest
 from modelrepo_gen.assembly.parity import check_parity
 from modelrepo_gen.assembly.render import (
     parse_model_config,
@@ -32,9 +31,10 @@ from modelrepo_gen.assembly.renderings import render_others
 from modelrepo_gen.assembly.repository_readme import README, render_repository_readme
 from modelrepo_gen.assembly.wiring import check_ensemble
 from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.plan.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.repository.manifest import file_sha256, write_manifest
 from modelrepo_gen.repository.publish import (
     check_output_dir,
     check_output_location,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tritonclient.grpc import model_config_pb2
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 ModelConfig = model_config_pb2.ModelConfig
 

@@ -45,7 +45,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrepo_gen.assembly.manifest import package_versions
 from modelrepo_gen.assembly.render import ENVIRONMENT
 from modelrepo_gen.bench.archives import ArchiveSettings, archives_part
 from modelrepo_gen.bench.build import (
@@ -71,7 +70,8 @@ from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import package_versions
 
 PACKAGES = (
     "torch",

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrepo_gen.resources import CHECKOUT, project_folder
+from modelrepo_gen.core.resources import CHECKOUT, project_folder
 
 ROOT = CHECKOUT  # the source checkout, for the .nemo fixtures under tests/
 CONF_DIR = project_folder("conf")

@@ -24,13 +24,13 @@ import torch
 import yaml
 
 from modelrepo_gen.bench.build import ROOT, BenchmarkError, build_process, compose_config
-from modelrepo_gen.components.networks.conv_asr import ConvASR, ConvBlockConfig
-from modelrepo_gen.components.networks.mel_features import mel_filterbank
-from modelrepo_gen.loaders.nemo_weights import (
+from modelrepo_gen.components.nemo_weights import (
     FEATURIZER_FILTERBANK,
     FEATURIZER_WINDOW,
     nemo_name,
 )
+from modelrepo_gen.components.networks.conv_asr import ConvASR, ConvBlockConfig
+from modelrepo_gen.components.networks.mel_features import mel_filterbank
 
 FIXTURE_SCRIPT = ROOT / "tests" / "fixtures" / "nemo" / "make_fixtures.py"
 QUICK_FIXTURE = ROOT / "tests" / "fixtures" / "nemo" / "quartznet_like.nemo"
@@ -132,7 +132,7 @@ def time_import(path: Path) -> dict:
     from modelrepo_gen.components import COMPONENTS
     from modelrepo_gen.components.nemo_conv_asr import NemoConvAsrSettings
     from modelrepo_gen.config.nemo_resolver import nemo_part
-    from modelrepo_gen.config.validation import typed
+    from modelrepo_gen.core.validation import typed
     from modelrepo_gen.loaders.nemo_archive import read_nemo
 
     started = time.perf_counter()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo_gen.bench.build import BenchmarkError, time_calls
-from modelrepo_gen.plan.build_plan import BuildPlan, TensorSpec
+from modelrepo_gen.core.build_plan import BuildPlan, TensorSpec
 
 DTYPES = {"TYPE_FP32": (np.float32, "FP32"), "TYPE_INT64": (np.int64, "INT64")}
 TOKEN = 440  # any ordinary text token: the step's cost does not depend on which

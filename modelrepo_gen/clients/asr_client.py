@@ -28,7 +28,7 @@ from modelrepo_gen.clients.triton_calls import (
     ready_models,
     request_failure,
 )
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT = "AUDIO_SIGNAL", "NUM_SAMPLES", "TRANSCRIPT"
 DEFAULT_SAMPLE_RATE = 16000

@@ -10,7 +10,7 @@ import numpy as np
 import soundfile
 from scipy.signal import resample_poly
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 

@@ -20,7 +20,7 @@ from modelrepo_gen.clients.triton_calls import (
     request_failure,
 )
 from modelrepo_gen.components.triton_python.text_answers import OUTPUT_TENSORS, from_tensors
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def _parameter(config: dict, name: str) -> str | None:

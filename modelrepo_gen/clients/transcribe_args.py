@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}

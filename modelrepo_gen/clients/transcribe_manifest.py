@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 @dataclass(frozen=True)

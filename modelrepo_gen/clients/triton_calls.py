@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelrepo_gen.clients.transcribe_args import PROTOCOLS, check_url
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 REQUEST_TIMEOUT_S = 300.0  # long audio or long text on a CPU server takes a while
 

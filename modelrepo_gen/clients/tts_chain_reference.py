@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from modelrepo_gen.components.triton_python.speech_synthesizer import chain_settings, synthesize
 from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
 from modelrepo_gen.components.triton_python.tts_text_frontend import encode_text
-from modelrepo_gen.plan.build_plan import ModelUnit
+from modelrepo_gen.core.build_plan import ModelUnit
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.repository.publish import MANIFEST
 

@@ -20,7 +20,7 @@ from modelrepo_gen.clients.triton_calls import (
     ready_model_config,
     request_failure,
 )
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 TEXT_INPUT, AUDIO_OUTPUT, LENGTH_OUTPUT, TRUNCATED_OUTPUT = (
     "TEXT",

@@ -17,7 +17,7 @@ from modelrepo_gen.components.triton_python.piper_voice import SCALES, speak
 from modelrepo_gen.components.triton_python.speech_synthesizer import synthesize
 from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
 from modelrepo_gen.components.triton_python.tts_text_frontend import encode_text
-from modelrepo_gen.config.validation import plain
+from modelrepo_gen.core.validation import plain
 
 
 class PiperReference:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 def pcm16(audio: np.ndarray) -> np.ndarray:

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from modelrepo_gen.plan.graph import Signature
-from modelrepo_gen.registry import Registry
+from modelrepo_gen.core.registry import Registry
+from modelrepo_gen.core.signature import Signature
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,10 @@ from modelrepo_gen.components.bert_source import (
     tokenizer_json,
 )
 from modelrepo_gen.components.networks.bert import BertWithHead
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.loaders.onnx_import import ImportedOnnx, inspect_onnx, served_model
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
 
 FP32, INT64 = "TYPE_FP32", "TYPE_INT64"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from modelrepo_gen.components.networks.bert import HEAD_LAYERS, BertWithHead, uses_pooler
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.hf_bert import ENCODER_PREFIX, BertFolder
 
 # Heads named `classifier` in transformers: trained only where the folder's class says so.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 
 class LabeledOutput(NamedTuple):

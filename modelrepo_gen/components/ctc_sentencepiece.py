@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
-from modelrepo_gen.config.validation import check_number
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
 from modelrepo_gen.loaders.nemo_archive import read_nemo
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 TOKENIZER = "tokenizer.model"

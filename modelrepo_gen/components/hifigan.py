@@ -14,9 +14,9 @@ from modelrepo_gen.components.speech_synthesis import (
     state_dict_weights,
     with_weights,
 )
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, require
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 

@@ -10,9 +10,9 @@ from modelrepo_gen.components.audio_requests import audio_checks
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent
 from modelrepo_gen.components.networks.mel_features import MelFeatureExtractor, MelFeaturesConfig
 from modelrepo_gen.components.networks.mel_features_checks import check_mel_features, window_samples
-from modelrepo_gen.config.validation import check_number
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32

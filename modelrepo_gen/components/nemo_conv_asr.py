@@ -1,7 +1,7 @@
 """Component `nemo_conv_asr`: a .nemo file's ConvASREncoder + ConvASRDecoder as a ConvASR.
 
 Settings are what pipeline asr_nemo reads from the file's encoder and decoder sections; the
-weights are the file's model_weights.ckpt renamed onto ConvASR (loaders/nemo_weights.py).
+weights are the file's model_weights.ckpt renamed onto ConvASR (components/nemo_weights.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import torch
 
 from modelrepo_gen.components.base import COMPONENTS, Weights
 from modelrepo_gen.components.conv_asr import ConvAsr, ConvAsrSettings
+from modelrepo_gen.components.nemo_weights import renamed_weights
 from modelrepo_gen.components.networks.conv_asr import ConvASR
-from modelrepo_gen.config.validation import require
+from modelrepo_gen.core.validation import require
 from modelrepo_gen.loaders.nemo_archive import read_nemo
-from modelrepo_gen.loaders.nemo_weights import renamed_weights
 
 
 @dataclass

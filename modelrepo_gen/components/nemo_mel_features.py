@@ -14,17 +14,17 @@ import torch
 from modelrepo_gen.components.audio_requests import audio_checks
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.mel_features import INT32_MAX, MAX_SAMPLE_RATE, example_audio
+from modelrepo_gen.components.nemo_weights import featurizer_tensors
 from modelrepo_gen.components.networks.mel_features import mel_filterbank
 from modelrepo_gen.components.networks.mel_features_checks import MAX_N_FFT
 from modelrepo_gen.components.networks.nemo_mel_features import (
     NemoMelFeatureExtractor,
     NemoMelFeaturesConfig,
 )
-from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, require
 from modelrepo_gen.loaders.nemo_archive import read_nemo
-from modelrepo_gen.loaders.nemo_weights import featurizer_tensors
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 NORMALIZE = ("per_feature", "all_features", "none")

@@ -22,9 +22,9 @@ from modelrepo_gen.components.piper_voice_source import (
     voice_file,
     voice_symbol_count,
 )
-from modelrepo_gen.config.validation import check_number, check_range, require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, check_range, require
 
 FP32, INT32, INT64 = "TYPE_FP32", "TYPE_INT32", "TYPE_INT64"
 SCALES = ("noise_scale", "length_scale", "noise_w")  # the VITS scales, in the voice's order

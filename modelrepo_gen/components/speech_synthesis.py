@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from modelrepo_gen.components.base import Weights
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.state_dict import check_fits, load_checkpoint, read_state_dict
 
 SYMBOLS_PER_SECOND = 15  # characters of read English speech: parity `seconds` -> symbol count

@@ -19,9 +19,9 @@ from typing import Any
 from omegaconf import MISSING
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
-from modelrepo_gen.config.validation import check_number, check_range, require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, check_range, require
 
 BOOL, FP32, INT32, INT64 = "TYPE_BOOL", "TYPE_FP32", "TYPE_INT32", "TYPE_INT64"
 CHAINS = ("voice", "acoustic_vocoder")

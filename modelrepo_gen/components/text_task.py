@@ -17,9 +17,9 @@ from modelrepo_gen.components.bert import token_limits
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, label_names
 from modelrepo_gen.components.text_tokenizer import CODE_FOLDER, WINDOW_TENSORS
 from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, OUTPUT_TENSORS
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, require
 
 STRING = "TYPE_STRING"
 HELPERS = (

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, tokenizer_json
-from modelrepo_gen.config.validation import check_number
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
 
 INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
 TOKENIZER = "tokenizer.json"

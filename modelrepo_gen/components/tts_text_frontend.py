@@ -18,10 +18,10 @@ from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.piper_voice_source import voice_facts, voice_file, voice_json
 from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.components.triton_python.symbol_encoding import phoneme_sentences
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number, require
 
 INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
 HELPERS = ("text_normalization", "symbol_encoding")

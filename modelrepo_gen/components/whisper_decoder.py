@@ -13,8 +13,8 @@ from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.networks.whisper_decoder import WhisperStepDecoder
 from modelrepo_gen.components.whisper_encoder import cross_kv_dims
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded, whisper_weights
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
 
 FP32, INT64 = "TYPE_FP32", "TYPE_INT64"
 TOKENS_PER_SECOND = 8  # example caches: a little above fast speech, so parity sees long ones

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
 
 INT32, STRING = "TYPE_INT32", "TYPE_STRING"
 TOKENIZER = "tokenizer.json"

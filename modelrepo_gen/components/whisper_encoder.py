@@ -13,8 +13,8 @@ from modelrepo_gen.components.networks.whisper_features import (
     WhisperLogMel,
 )
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded, whisper_weights
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
 
 FP32 = "TYPE_FP32"
 

@@ -13,9 +13,9 @@ from modelrepo_gen.components.networks.whisper_features import (
     WhisperFeaturesConfig,
     WhisperLogMel,
 )
-from modelrepo_gen.config.validation import require
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import require
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 WHISPER_RATE = 16000  # Whisper's weights were trained on 16 kHz features

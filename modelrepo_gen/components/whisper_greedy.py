@@ -15,9 +15,9 @@ from modelrepo_gen.components.audio_requests import MAX_AMPLITUDE
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
-from modelrepo_gen.config.validation import check_number
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.plan.graph import Signature
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
 
 FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32

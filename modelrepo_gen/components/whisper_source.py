@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelrepo_gen.components.base import Weights
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 if TYPE_CHECKING:
     from modelrepo_gen.loaders.whisper import LoadedWhisper

@@ -18,7 +18,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from modelrepo_gen.config.validation import user_error_within
+from modelrepo_gen.core.validation import user_error_within
 
 FULL_ERROR = "HYDRA_FULL_ERROR"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 PARTS = ("sample_rate", "featurizer", "acoustic_model", "decoder")
 

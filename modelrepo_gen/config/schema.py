@@ -13,7 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from modelrepo_gen.components.piper_voice_source import piper_voice_setting
-from modelrepo_gen.resources import project_folder
+from modelrepo_gen.core.resources import project_folder
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from modelrepo_gen.plan.build_plan import TensorSpec
-from modelrepo_gen.registry import Registry
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.registry import Registry
 
 # Runs an exported artifact: inputs in order of the unit's inputs, outputs in order of its outputs.
 Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]

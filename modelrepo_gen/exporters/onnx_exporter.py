@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import torch
 
+from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.exporters import EXPORTERS, Runner
-from modelrepo_gen.plan.build_plan import TensorSpec
 
 OPSET = 17
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, Runner
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
-from modelrepo_gen.plan.build_plan import TensorSpec
 
 # Optimisation profile: variable axes run from 1 to these bounds (the example is the typical size).
 PROFILE_MAX_BATCH = 16

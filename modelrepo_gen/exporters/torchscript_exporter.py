@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters import EXPORTERS, Runner
-from modelrepo_gen.plan.build_plan import TensorSpec
 
 
 class HalfPrecision(torch.nn.Module):

@@ -9,7 +9,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 EXPECTED = "expected a file written by torch.save holding a state dict"
 SAVE_WEIGHTS = "save only the weights: torch.save(model.state_dict(), PATH)"

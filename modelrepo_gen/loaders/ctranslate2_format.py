@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 BINARY_VERSION = 6
 # CTranslate2's DataType ids.

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.ctranslate2_format import CTranslate2Model, read_ctranslate2
 from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts, generation_facts
 

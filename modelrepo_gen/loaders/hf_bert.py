@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.checkpoint_file import SAVE_WEIGHTS, refused_pickle
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 CONFIG = "model_config.yaml"
 WEIGHTS = "model_weights.ckpt"

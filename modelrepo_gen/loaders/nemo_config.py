@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.nemo_archive import NemoArchive
 
 PREPROCESSOR = "AudioToMelSpectrogramPreprocessor"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 INPUT_NAMES = {
     "INPUT_IDS": ("input_ids",),

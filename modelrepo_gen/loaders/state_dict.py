@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.checkpoint_file import check_checkpoint_file, describe_load_failure
 
 SHOWN = 6  # names listed per kind of mismatch before "and N more"

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from transformers import WhisperForConditionalGeneration
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.ctranslate2_whisper import import_ctranslate2_whisper
 from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts, generation_facts
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from transformers import GenerationConfig
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 MULTILINGUAL_VOCAB = 51865  # Whisper's rule: English-only vocabularies are one token smaller
 START = "<|startoftranscript|>"

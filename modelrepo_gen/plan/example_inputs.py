@@ -7,23 +7,23 @@ tensors whatever the graph looks like.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import torch
 
-from modelrepo_gen.assembly.parity import as_outputs
 from modelrepo_gen.components.base import NetworkComponent
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.graph import CheckedGraph
-
-if TYPE_CHECKING:
-    from modelrepo_gen.plan.resolver import Part
-
+from modelrepo_gen.plan.parts import Part
 
 # The shortest token row (a [CLS], one token, a [SEP]): enough to ask whether a network makes
 # example inputs of its own.
 SMALLEST_TOKENS = 3
+
+
+def as_outputs(result: torch.Tensor | Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """A module's outputs in order: a module with one output may return the bare tensor."""
+    return (result,) if isinstance(result, torch.Tensor) else result
 
 
 class ExampleInputs:

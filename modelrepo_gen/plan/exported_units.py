@@ -11,8 +11,8 @@ from dataclasses import replace
 
 from omegaconf import DictConfig
 
+from modelrepo_gen.core.build_plan import ExportSpec, ModelUnit, TensorSpec
 from modelrepo_gen.exporters import EXPORTERS
-from modelrepo_gen.plan.build_plan import ExportSpec, ModelUnit, TensorSpec
 from modelrepo_gen.plan.serving import serving_for
 
 

@@ -14,21 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.signature import Signature
 
 WHERE = "pipeline.ensemble"
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A component's tensors. `bounds`: the largest size of an output's variable axis;
-    `calls`: the models it calls itself, slot -> the tensors it exchanges with that model."""
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    bounds: Mapping[str, int] = field(default_factory=dict)
-    calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

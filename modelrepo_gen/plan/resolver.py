@@ -9,25 +9,26 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
-from modelrepo_gen.components.base import Component, NetworkComponent, PythonComponent
-from modelrepo_gen.config.checks import (
+from modelrepo_gen.components.base import NetworkComponent, PythonComponent
+from modelrepo_gen.core.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.validation import plain, require, resolver_errors, typed
+from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
+from modelrepo_gen.plan.checks import (
     check_build_settings,
     check_parity_batches,
     check_parity_tokens,
 )
-from modelrepo_gen.config.validation import plain, require, resolver_errors, typed
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
-from modelrepo_gen.plan.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
 from modelrepo_gen.plan.example_inputs import ExampleInputs
 from modelrepo_gen.plan.exported_units import exported_unit
-from modelrepo_gen.plan.graph import Signature, check_graph, read_graph
+from modelrepo_gen.plan.graph import check_graph, read_graph
+from modelrepo_gen.plan.parts import Part
 from modelrepo_gen.plan.serving import check_roles, serving_for
 
 register_builtin_exporters()
@@ -36,26 +37,6 @@ register_builtin_components()
 # Triton model names become folder names: letters, digits, '_', '-', '.'.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z0-9_.]+)\}")
-
-
-@dataclass
-class Part:
-    """One declared model: its component, typed settings, and where a user overrides them."""
-
-    role: str
-    component: Component
-    settings: Any
-    where: str  # e.g. `model` for `acoustic_model: ${model}`
-    signature: Signature
-    # Setting -> the key a user overrides, for settings that only repeat another key
-    # (`path: ${model.path}` under pipeline.models.network: model.path).
-    user_keys: dict[str, str] = field(default_factory=dict)
-
-    def in_user_terms(self, text: str) -> str:
-        """`text` with each repeated setting named by the key a user overrides."""
-        for setting, key in self.user_keys.items():
-            text = re.sub(rf"{re.escape(setting)}(?![A-Za-z0-9_])", key, text)
-        return text
 
 
 def _read_parts(cfg: DictConfig) -> dict[str, Part]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.config.schema import ServingConfig
-from modelrepo_gen.config.validation import check_number, require, typed
-from modelrepo_gen.errors import UserError
-from modelrepo_gen.plan.build_plan import DynamicBatching, Serving
+from modelrepo_gen.core.build_plan import DynamicBatching, Serving
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.validation import check_number, require, typed
 
 INSTANCE_KINDS = ("KIND_CPU", "KIND_GPU")
 INT32_MAX = 2**31 - 1  # Triton's max_batch_size and instance count are int32

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
-from modelrepo_gen.assembly.manifest import GENERATOR, MANIFEST, file_sha256
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import GENERATOR, MANIFEST, file_sha256
 
 SHOWN = 6  # entries named in a refusal; the rest are counted
 

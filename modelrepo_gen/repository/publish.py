@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from modelrepo_gen.assembly.manifest import MANIFEST
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.repository.interrupts import BuildInterrupted, Interrupts, interruptible
+from modelrepo_gen.repository.manifest import MANIFEST
 from modelrepo_gen.repository.ownership import check_replaceable
 from modelrepo_gen.repository.staging import LEFTOVER, clean_leftovers, staging_folder
 from modelrepo_gen.repository.swap import swap_into_place

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from modelrepo_gen.command_line import command_parser
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.launch import DEFAULT_STACK_LIMIT_MIB
 from modelrepo_gen.serve.server import TritonServer, check_port
 from modelrepo_gen.serve.supervisor import Supervisor

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.processes import HOST, die_with_parent, pid_alive
 
 EXIT_TIMEOUT_S = 10  # passed as --exit-timeout-secs; SIGKILL follows a few seconds later

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.launch import (
     DEFAULT_STACK_LIMIT_MIB,
     EXIT_TIMEOUT_S,

@@ -27,7 +27,7 @@ import urllib.error
 from collections import deque
 from collections.abc import Callable
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.log import summarize_log_errors
 from modelrepo_gen.serve.processes import exit_reason
 from modelrepo_gen.serve.server import TritonServer

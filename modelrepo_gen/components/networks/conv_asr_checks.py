@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from modelrepo_gen.components.networks.conv_asr import ConvASR, ConvASRConfig, ConvBlockConfig
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.validation import check_number, require
 
 # One exported file holds the whole network (ONNX is a single protobuf, 2 GiB at most).
 MAX_PARAMETERS = 2**31 // 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelrepo_gen.components.networks.mel_features import MelFeaturesConfig, mel_filterbank
-from modelrepo_gen.config.validation import check_number, require
+from modelrepo_gen.core.validation import check_number, require
 
 # The exported STFT is a Conv1d over a [n_fft + 2, 1, n_fft] DFT basis: it grows with n_fft
 # squared (4096 is about 134 MB in every exported feature extractor).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 T = TypeVar("T")
 

@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 
 from modelrepo_gen.archive.container import damaged
-from modelrepo_gen.assembly.manifest import MANIFEST, with_manifest
 from modelrepo_gen.assembly.parity import output_errors
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
 from modelrepo_gen.exporters.tensorrt_exporter import (
     TensorRTExporter,
     build_engine,
     missing_requirement,
 )
-from modelrepo_gen.plan.build_plan import TensorSpec
+from modelrepo_gen.repository.manifest import MANIFEST, with_manifest
 
 
 def check_engines_can_be_made(where: str) -> None:

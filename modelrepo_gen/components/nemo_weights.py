@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from modelrepo_gen.components.networks.conv_asr import ConvBlockConfig
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.checkpoint_file import refused_pickle
 from modelrepo_gen.loaders.nemo_archive import WEIGHTS, NemoArchive
 

@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 
 from modelrepo_gen.archive.container import damaged
-from modelrepo_gen.archive.python_env import with_python_environment
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.deployment.python_env import with_python_environment
 from modelrepo_gen.repository.publish import (
     check_output_dir,
     check_output_location,

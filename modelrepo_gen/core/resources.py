@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGED = Path(__file__).resolve().parent / "_data"
-CHECKOUT = Path(__file__).resolve().parents[1]
+PACKAGED = Path(__file__).resolve().parents[1] / "_data"
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def project_folder(name: str) -> Path:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from modelrepo_gen.config.hydra_errors import CONFIG_ERRORS, describe_config_error
 from modelrepo_gen.config.variant_names import override_key
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.repository.interrupts import BuildInterrupted
 
 EXIT_USER_ERROR = 2  # as for a single build

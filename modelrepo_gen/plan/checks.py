@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from modelrepo_gen.config.validation import check_number, require
-from modelrepo_gen.plan.build_plan import BuildPlan
+from modelrepo_gen.core.build_plan import BuildPlan
+from modelrepo_gen.core.validation import check_number, require
 
 INT32_MAX = 2**31 - 1  # Triton's config fields for sizes and counts are int32
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes a 64-bit seed

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelrepo_gen.assembly.render import ENVIRONMENT
-from modelrepo_gen.plan.build_plan import BuildPlan
+from modelrepo_gen.core.build_plan import BuildPlan
 
 
 def describe_plan(plan: BuildPlan, repository: Path) -> str:

@@ -15,13 +15,13 @@ import tarfile
 import zipfile
 from typing import Any
 
-from modelrepo_gen.assembly.manifest import MANIFEST, with_manifest
 from modelrepo_gen.assembly.render import (
     parse_model_config,
     render_env_activate,
     render_execution_env,
 )
-from modelrepo_gen.errors import UserError
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.repository.manifest import MANIFEST, with_manifest
 
 ENV_FILE = "python_env.tar.gz"
 
