@@ -10,20 +10,25 @@ A test module uses the fixtures with ``pytest_plugins = ["asr_fixtures"]``.
 
 from __future__ import annotations
 
+import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from modelrepo_gen.clients.asr_reference import AsrReference
+from modelrepo_gen.clients.asr_client import infer_transcript
 from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.clients.in_process_repository import InProcessRepository
 from modelrepo_gen.config.schema import register_schema
+from modelrepo_gen.plan.resolver import resolve
+from modelrepo_gen.repository.manifest import MANIFEST
 from modelrepo_gen.serve.server import TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +39,7 @@ SHORT_MAX_SECONDS = 2.0
 SAMPLE_RATE = 16000
 
 register_schema()
+Transcriber = Callable[[np.ndarray], str]
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,25 @@ def server(asr_combined_repository: Path) -> Iterator[TritonServer]:
 
 
 @pytest.fixture(scope="session")
-def references(asr_builds: dict[str, Path]) -> dict[str, AsrReference]:
-    return {name: AsrReference.from_repository(path) for name, path in asr_builds.items()}
+def in_process(asr_builds: dict[str, Path]) -> Iterator[dict[str, Transcriber]]:
+    """Each build run in this process by InProcessRepository (the same models, no server):
+    build name -> audio -> transcript."""
+    repositories = {name: InProcessRepository(path) for name, path in asr_builds.items()}
+    yield {
+        name: partial(infer_transcript, repository, "in_process", name)
+        for name, repository in repositories.items()
+    }
+    for repository in repositories.values():
+        repository.close()
+
+
+def pytorch_networks(repository: Path) -> list[torch.nn.Module]:
+    """The PyTorch modules of a repository's networks in step order, made as its build made
+    them (same weights): what its exported networks are checked against."""
+    plan = resolve(OmegaConf.create(json.loads((repository / MANIFEST).read_text())["config"]))
+    units = {unit.name: unit for unit in plan.units}
+    chain = [units[step.model_name] for step in plan.ensemble.steps]
+    return [unit.export.make_module() for unit in chain if unit.export]
 
 
 @pytest.fixture(scope="session")

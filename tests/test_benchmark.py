@@ -69,7 +69,7 @@ def test_quick_benchmark_prints_and_writes_the_table(quick_run: tuple[str, str, 
     for mode in ("on (default)", "off (disabled)"):
         for concurrency in (1, 4, 8):
             assert f"| {mode} | {concurrency} |" in table
-    assert "AsrReference.transcribe" in table
+    assert "`InProcessRepository`" in table
 
 
 @pytest.mark.server
@@ -106,7 +106,10 @@ def test_quick_benchmark_json_has_positive_measurements(quick_run: tuple[str, st
     assert set(ratios["batching_on_over_off_throughput"]) == {"1", "4", "8"}
     assert all(_positive(v) for v in ratios["batching_on_over_off_throughput"].values())
     overhead = ratios["served_over_in_process_time"]
-    assert set(overhead) == {"reference", "onnxruntime"}
+    assert set(overhead) == {"in_process"}
+    # Served and in-process run the same models on the same audio: the same words.
+    matching, count = ratios["served_transcripts_equal_in_process"].split("/")
+    assert matching == count
     assert all(_positive(v) for v in overhead.values())
     for base in serving["in_process"].values():
         assert _positive(base["throughput_audio_s_per_s"])

@@ -1,4 +1,5 @@
-"""Built CTC ASR repositories, served by the real Triton server, agree with PyTorch on real speech.
+"""Built CTC ASR repositories, served by the real Triton server, answer real speech as the same
+repository run in this process does (InProcessRepository), and their acoustic models as PyTorch.
 
 Every build of asr_fixtures.BUILDS (QuartzNet-mini and Jasper-mini, ONNX and TorchScript, fp16,
 no dynamic batching, a 2 s audio limit, 8 kHz) lives in one repository that one server loads
@@ -17,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from asr_fixtures import Transcriber, pytorch_networks
 from largest_requests import send_largest
 from served_requests import connect, infer, one_utterance, transcripts, varied_lengths
 from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.assembly.parity import compare
-from modelrepo_gen.clients.asr_reference import AsrReference
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
@@ -54,15 +55,15 @@ def _batch_counts(server: TritonServer, model: str) -> dict[int, int]:
     ("name", "protocol"),
     [(name, "http") for name in FORMAT_MATRIX] + [("asr_jasper", "grpc")],
 )
-def test_served_transcripts_equal_pytorch(
+def test_served_transcripts_equal_in_process(
     name: str,
     protocol: str,
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
 ) -> None:
     audios = [audio for _, audio, _ in librivox]
-    expected = [references[name].transcribe(audio) for audio in audios]
+    expected = [in_process[name](audio) for audio in audios]
     # The fake classifier makes every utterance's text long and distinct: a real comparison.
     assert len(set(expected)) == len(expected)
     assert min(len(text) for text in expected) > 20
@@ -72,7 +73,7 @@ def test_served_transcripts_equal_pytorch(
 
 def test_one_padded_batch_request_honours_each_num_samples(
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
 ) -> None:
     audios = varied_lengths(librivox)[:8]  # max_batch_size
@@ -84,7 +85,7 @@ def test_one_padded_batch_request_honours_each_num_samples(
         texts = transcripts(module, client, "asr_quartznet", batch, lengths)
     finally:
         client.close()
-    assert texts == [references["asr_quartznet"].transcribe(a) for a in audios]
+    assert texts == [in_process["asr_quartznet"](a) for a in audios]
 
 
 # -- acoustic-model logits -----------------------------------------------------------------------
@@ -93,20 +94,19 @@ def test_served_acoustic_logits_match_pytorch(
     name: str,
     server: TritonServer,
     asr_builds: dict[str, Path],
-    references: dict[str, AsrReference],
     librivox: list,
 ) -> None:
     manifest = json.loads((asr_builds[name] / "manifest.json").read_text())
     unit = manifest["models"][f"{name}_acoustic_model"]
     tolerance = unit["tolerance"]
     assert tolerance == {"fp32": 1e-4, "fp16": 2e-2}[unit["precision"]]
-    reference = references[name]
+    features_module, acoustic_module = pytorch_networks(asr_builds[name])
     features, feature_lengths, logprobs, encoded = [], [], [], []
     with torch.inference_mode():
         for _, audio, _ in librivox:
             signal = torch.from_numpy(audio).view(1, -1)
-            feats, frames = reference.features(signal, torch.tensor([[audio.size]]).int())
-            out, out_lengths = reference.acoustic(feats, frames)
+            feats, frames = features_module(signal, torch.tensor([[audio.size]]).int())
+            out, out_lengths = acoustic_module(feats, frames)
             features.append(feats.numpy())
             feature_lengths.append(frames.numpy())
             logprobs.append(out.numpy())
@@ -152,12 +152,12 @@ def test_served_acoustic_logits_match_pytorch(
 def test_concurrent_requests_give_their_one_by_one_transcripts(
     name: str,
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
 ) -> None:
     audios = varied_lengths(librivox)
     one_by_one = transcribe_arrays(audios, server.http_url, "http", name, concurrency=1)
-    assert one_by_one == [references[name].transcribe(a) for a in audios]
+    assert one_by_one == [in_process[name](a) for a in audios]
     together = transcribe_arrays(audios * 2, server.http_url, "http", name, concurrency=8)
     assert together == one_by_one * 2
 
@@ -188,14 +188,14 @@ def test_dynamic_batching_runs_concurrent_requests_together(
 
 def test_without_dynamic_batching_every_execution_runs_one_request(
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
 ) -> None:
     audios = varied_lengths(librivox)
     name = "asr_quartznet_nobatch"
     before = _batch_counts(server, f"{name}_acoustic_model")
     together = transcribe_arrays(audios, server.http_url, "http", name, concurrency=8)
-    assert together == [references[name].transcribe(a) for a in audios]
+    assert together == [in_process[name](a) for a in audios]
     after = _batch_counts(server, f"{name}_acoustic_model")
     delta = {size: after[size] - before.get(size, 0) for size in after}
     assert {size: count for size, count in delta.items() if count} == {1: len(audios)}
@@ -204,7 +204,7 @@ def test_without_dynamic_batching_every_execution_runs_one_request(
 # -- the transcribe command line -----------------------------------------------------------------
 def test_transcribe_cli_prints_served_transcripts_and_wer(
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
     tmp_path: Path,
 ) -> None:
@@ -239,7 +239,7 @@ def test_transcribe_cli_prints_served_transcripts_and_wer(
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == len(librivox) + 1, result.stdout
-    hypotheses = [references["asr_quartznet"].transcribe(audio) for _, audio, _ in librivox]
+    hypotheses = [in_process["asr_quartznet"](audio) for _, audio, _ in librivox]
     for line, (path, _, _), hypothesis in zip(lines, librivox, hypotheses):
         assert line == f"{path}\t{' '.join(hypothesis.split())}"
     errors = word_errors([text for _, _, text in librivox], hypotheses)
@@ -253,12 +253,12 @@ def test_transcribe_cli_prints_served_transcripts_and_wer(
 
 @pytest.mark.server
 def test_transcribe_cli_resamples_to_the_rate_the_model_declares(
-    server: TritonServer, references: dict[str, AsrReference], librivox: list
+    server: TritonServer, in_process: dict[str, Transcriber], librivox: list
 ) -> None:
     """A 16 kHz file sent to an 8 kHz pipeline is resampled to 8 kHz without being told."""
     path = librivox[0][0]
-    expected = references["asr_quartznet_8k"].transcribe(load_audio(path, 8000))
-    at_16k = references["asr_quartznet_8k"].transcribe(load_audio(path, 16000))
+    expected = in_process["asr_quartznet_8k"](load_audio(path, 8000))
+    at_16k = in_process["asr_quartznet_8k"](load_audio(path, 16000))
     assert expected != at_16k  # the rate matters, so the check below can fail
     command = [sys.executable, "-m", "modelrepo_gen.transcribe", "--url", server.http_url]
     result = subprocess.run(
@@ -272,10 +272,10 @@ def test_transcribe_cli_resamples_to_the_rate_the_model_declares(
 
 
 def test_a_killed_python_worker_is_reloaded_under_load(
-    server: TritonServer, references: dict[str, AsrReference], librivox: list
+    server: TritonServer, in_process: dict[str, Transcriber], librivox: list
 ) -> None:
     audio = librivox[0][1]
-    expected = references["asr_quartznet"].transcribe(audio)
+    expected = in_process["asr_quartznet"](audio)
 
     def request() -> str:
         module, client = connect(server, "http")
@@ -290,7 +290,7 @@ def test_a_killed_python_worker_is_reloaded_under_load(
 
 
 def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
-    server: TritonServer, references: dict[str, AsrReference], librivox: list
+    server: TritonServer, in_process: dict[str, Transcriber], librivox: list
 ) -> None:
     """max_batch_size (8) utterances of max_audio_seconds (60 s) each, in one request."""
     speech = np.concatenate([audio for _, audio, _ in librivox])
@@ -308,4 +308,4 @@ def test_the_largest_allowed_request_is_answered_within_the_memory_budget(
     finally:
         client.close()
     assert len(texts) == 8 and len(set(texts)) == 8
-    assert texts[0] == references["asr_quartznet"].transcribe(batch[0])
+    assert texts[0] == in_process["asr_quartznet"](batch[0])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from asr_fixtures import Transcriber
 from served_requests import (
     BAD_REQUEST,
     connect,
@@ -18,7 +19,6 @@ from served_requests import (
     varied_lengths,
 )
 
-from modelrepo_gen.clients.asr_reference import AsrReference
 from modelrepo_gen.serve.server import TritonServer
 
 # The session fixtures (builds, combined repository, LibriVox audio) come from asr_fixtures.
@@ -137,7 +137,7 @@ def test_bad_request_is_refused_clearly_and_the_server_keeps_serving(
     case: str,
     protocol: str,
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     clip: np.ndarray,
 ) -> None:
     from tritonclient.utils import InferenceServerException
@@ -152,7 +152,7 @@ def test_bad_request_is_refused_clearly_and_the_server_keeps_serving(
         valid = transcripts(module, client, "asr_quartznet", *one_utterance(clip))
     finally:
         client.close()
-    assert valid == [references["asr_quartznet"].transcribe(clip)]
+    assert valid == [in_process["asr_quartznet"](clip)]
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -160,7 +160,7 @@ def test_audio_longer_than_max_audio_seconds_is_refused(
     protocol: str,
     server: TritonServer,
     asr_builds: dict[str, Path],
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
     clip: np.ndarray,
 ) -> None:
@@ -184,12 +184,12 @@ def test_audio_longer_than_max_audio_seconds_is_refused(
         valid += transcripts(module, client, name, *one_utterance(clip))
     finally:
         client.close()
-    assert valid == [references[name].transcribe(at_limit), references[name].transcribe(clip)]
+    assert valid == [in_process[name](at_limit), in_process[name](clip)]
 
 
 def test_bad_requests_among_concurrent_good_ones_fail_alone(
     server: TritonServer,
-    references: dict[str, AsrReference],
+    in_process: dict[str, Transcriber],
     librivox: list,
 ) -> None:
     from tritonclient.utils import InferenceServerException
@@ -216,14 +216,14 @@ def test_bad_requests_among_concurrent_good_ones_fail_alone(
         answers = list(pool.map(send, [audio for _, audio in requests]))
     for (kind, audio), answer in zip(requests, answers):
         if kind == "good":
-            assert answer == references["asr_quartznet"].transcribe(audio)
+            assert answer == in_process["asr_quartznet"](audio)
         else:
             assert answer.startswith("refused: ") and "NaN or infinite" in answer
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_the_ctc_decoder_refuses_nan_log_probabilities(
-    protocol: str, server: TritonServer, references: dict[str, AsrReference], clip: np.ndarray
+    protocol: str, server: TritonServer, in_process: dict[str, Transcriber], clip: np.ndarray
 ) -> None:
     """Greedy decoding of NaN picks class 0 everywhere: a made-up transcript, not an answer."""
     from tritonclient.utils import InferenceServerException
@@ -251,4 +251,4 @@ def test_the_ctc_decoder_refuses_nan_log_probabilities(
         valid = transcripts(module, client, "asr_quartznet", *one_utterance(clip))
     finally:
         client.close()
-    assert valid == [references["asr_quartznet"].transcribe(clip)]
+    assert valid == [in_process["asr_quartznet"](clip)]

@@ -1,18 +1,23 @@
 """The five NLP pipelines, built from checkpoint folders a user brings and served by the real
-Triton server, answer raw text exactly as the in-process reference (same tokenizer.json,
-PyTorch network, answer logic) does: real sentences with accents, CJK and emoji, one word, and
-texts several windows long; concurrent mixed batches answer as one by one; bad requests get a
-clean error and the server keeps serving.
+Triton server, answer raw text exactly as the same repository run in this process does
+(InProcessRepository): real sentences with accents, CJK and emoji, one word, and texts several
+windows long; concurrent mixed batches answer as one by one; bad requests get a clean error and
+the server keeps serving.
 
-Each pipeline gets one build and one server (a tiny BERT with the real MiniLM vocabulary and a
-confident random head, so labels differ from word to word and a wrong wiring shows).
+Each pipeline is built once (a tiny BERT with the real MiniLM vocabulary and a confident random
+head, so labels differ from word to word and a wrong wiring shows); all of them live in one
+repository that one server loads for the module. The networks' agreement with transformers is
+test_text_answers.py's and test_bert_*'s.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +27,8 @@ from test_bert_onnx_import import Logits, export_elsewhere
 from text_fixtures import SENTENCES, save_tiny_text_folder
 from worker_faults import assert_healed, kill_a_worker_under_load
 
-from modelrepo_gen.clients.text_client import TextModel
-from modelrepo_gen.clients.text_reference import TextReference
+from modelrepo_gen.clients.in_process_repository import InProcessError, InProcessRepository
+from modelrepo_gen.clients.text_client import TextModel, infer_answer
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.server import TritonServer
 
@@ -52,31 +57,82 @@ QUESTIONS = [
 ]
 
 
-@pytest.fixture(scope="module", params=PIPELINES)
-def served(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+def ensemble_name(param: str) -> str:
+    """The ensemble of a PIPELINES entry: its pipeline's name, "_onnx" for the imported one."""
+    pipeline, _, imported = param.partition("+")
+    return f"{pipeline}_{imported}" if imported else pipeline
+
+
+@pytest.fixture(scope="module")
+def nlp_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every PIPELINES entry built, all in one repository (each named by its ensemble)."""
     from asr_fixtures import compose_config
 
     from modelrepo_gen.assembly.run import build_repository
 
-    pipeline, _, imported = request.param.partition("+")
-    root = tmp_path_factory.mktemp(pipeline)
-    folder = save_tiny_text_folder(root / "checkpoint", pipeline)
-    overrides = [
-        f"pipeline={pipeline}",
-        f"model.path={folder}",
-        f"model.max_seq_length={MAX_SEQ_LENGTH}",
-        "pipeline.models.tokenizer.doc_stride=8",
-    ]
-    if imported:
-        from transformers import AutoModelForSequenceClassification
+    combined = tmp_path_factory.mktemp("nlp") / "repo"
+    combined.mkdir()
+    for param in PIPELINES:
+        pipeline, _, imported = param.partition("+")
+        root = tmp_path_factory.mktemp(ensemble_name(param))
+        folder = save_tiny_text_folder(root / "checkpoint", pipeline)
+        overrides = [
+            f"pipeline={pipeline}",
+            f"pipeline.name={ensemble_name(param)}",
+            f"model.path={folder}",
+            f"model.max_seq_length={MAX_SEQ_LENGTH}",
+            "pipeline.models.tokenizer.doc_stride=8",
+        ]
+        if imported:
+            from transformers import AutoModelForSequenceClassification
 
-        model = Logits(AutoModelForSequenceClassification.from_pretrained(folder))
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        overrides.append(f"model.onnx={export_elsewhere(model, root / 'model.onnx', names)}")
-    build_repository(compose_config(overrides), root / "repo")
-    reference = TextReference.from_repository(root / "repo")
-    with TritonServer(root / "repo", http_port=0, grpc_port=0, metrics_port=0) as server:
-        yield pipeline, server, reference
+            model = Logits(AutoModelForSequenceClassification.from_pretrained(folder))
+            names = ["input_ids", "attention_mask", "token_type_ids"]
+            overrides.append(f"model.onnx={export_elsewhere(model, root / 'model.onnx', names)}")
+        build_repository(compose_config(overrides), root / "repo")
+        for built in (root / "repo").iterdir():
+            if built.is_dir():
+                shutil.copytree(built, combined / built.name)
+    return combined
+
+
+@pytest.fixture(scope="module")
+def nlp_server(nlp_repository: Path) -> Iterator[TritonServer]:
+    with TritonServer(nlp_repository, http_port=0, grpc_port=0, metrics_port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def nlp_in_process(nlp_repository: Path) -> Iterator[InProcessRepository]:
+    with InProcessRepository(nlp_repository) as repository:
+        yield repository
+
+
+@dataclass
+class InProcess:
+    """A pipeline of the repository run in this process (the same models, no server): the
+    answers the served one must give."""
+
+    repository: InProcessRepository
+    model: TextModel
+
+    def answer(self, texts: dict) -> dict:
+        return infer_answer(self.repository, "in_process", self.model, texts)
+
+    def window_count(self, text: str, question: str | None = None) -> int:
+        """The windows the pipeline's tokenizer cuts the text (and question) into."""
+        inputs = {"TEXT": text} if question is None else {"QUESTION": question, "CONTEXT": text}
+        arrays = {name: text_tensor(value) for name, value in inputs.items()}
+        windows = self.repository.run(f"{self.model.name}_tokenizer", arrays, ["WINDOW_COUNT"])
+        return int(windows["WINDOW_COUNT"].reshape(-1)[0])
+
+
+@pytest.fixture(params=PIPELINES)
+def served(request, nlp_repository, nlp_server, nlp_in_process) -> tuple:
+    """(the ensemble's name, the server, the same pipeline in process)."""
+    name = ensemble_name(request.param)
+    model = TextModel(str(nlp_repository), "in_process", name)
+    return name, nlp_server, InProcess(nlp_in_process, model)
 
 
 def requests_for(pipeline: str) -> list[dict]:
@@ -85,10 +141,8 @@ def requests_for(pipeline: str) -> list[dict]:
     return [{"TEXT": text} for text in [*SENTENCES, LONG_TEXT]]
 
 
-def expected(reference: TextReference, texts: dict) -> dict:
-    if "QUESTION" in texts:
-        return reference.answer(texts["CONTEXT"], texts["QUESTION"])
-    return reference.answer(texts["TEXT"])
+def expected(reference: InProcess, texts: dict) -> dict:
+    return reference.answer(texts)
 
 
 def assert_same_answer(served: dict, wanted: dict) -> None:
@@ -113,9 +167,11 @@ def assert_same_answer(served: dict, wanted: dict) -> None:
 def test_served_answers_equal_the_in_process_reference(served) -> None:
     pipeline, server, reference = served
     model = TextModel(server.http_url, "http", pipeline)
-    long_windows = reference.windows(LONG_TEXT, "Which sentence?" if pipeline == "nlp_qa" else None)
-    if pipeline != "nlp_text_classification":
-        assert long_windows.count > 2, "the long text spans several windows"
+    long_windows = reference.window_count(
+        LONG_TEXT, "Which sentence?" if pipeline == "nlp_qa" else None
+    )
+    if not pipeline.startswith("nlp_text_classification"):
+        assert long_windows > 2, "the long text spans several windows"
     answers = []
     for texts in requests_for(pipeline):
         answer = model.ask(texts)
@@ -344,14 +400,14 @@ def test_a_question_that_leaves_too_little_context_is_refused(served, words, con
 def test_the_largest_allowed_request_is_answered_within_the_memory_budget(served) -> None:
     """max_batch_size (8) texts that each need max_windows (64) windows."""
     pipeline, server, reference = served
-    from modelrepo_gen.components.triton_python.text_windows import TextTooLong
 
     words = " ".join(f"{s.rstrip('.')} and" for s in SENTENCES).split() * 40
 
     def windows(count: int) -> int:
         try:
-            return reference.windows(" ".join(words[:count])).count
-        except TextTooLong:
+            return reference.window_count(" ".join(words[:count]))
+        except InProcessError as error:  # the tokenizer refuses a text over max_windows
+            assert error.invalid_argument and "more than the maximum" in str(error), error
             return 65
 
     low, high = 1, len(words)  # the most words that still fit 64 windows

@@ -272,12 +272,12 @@ def _serving_ratios(rows: list[dict], baselines: dict, settings: ServingSettings
     }
     matching = sum(
         a == b
-        for a, b in zip(single["transcripts"], baselines["reference"]["transcripts"], strict=False)
+        for a, b in zip(single["transcripts"], baselines["in_process"]["transcripts"], strict=False)
     )
     return {
         "batching_on_over_off_throughput": batching,
         "served_over_in_process_time": overhead,
-        "served_transcripts_equal_reference": f"{matching}/{len(single['transcripts'])}",
+        "served_transcripts_equal_in_process": f"{matching}/{len(single['transcripts'])}",
     }
 
 

@@ -1,7 +1,7 @@
 """Benchmark of the NLP pipelines (text classification and question answering) on the real
 all-MiniLM-L6-v2 encoder: builds, the network in PyTorch eager vs onnxruntime, and the served
 ensemble under closed-loop load (concurrency 1 and 8, dynamic batching on and off) against the
-same pipeline run in-process (tokenizer + the repository's ONNX + the answer logic).
+same repository run in-process (InProcessRepository: its own models, without a server).
 
 The task heads are seeded (no trained head installs offline): answers are meaningless, and
 times do not depend on the weights' values.
@@ -9,6 +9,7 @@ times do not depend on the weights' values.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from modelrepo_gen.bench.serving import (
     repository_models,
     server_version,
 )
-from modelrepo_gen.clients.text_reference import TextReference
+from modelrepo_gen.repository.manifest import MANIFEST
+
+NETWORK_INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
 
 # Short texts (10-20 tokens), as a classifier of messages or reviews receives them.
 SHORT_TEXTS = [
@@ -87,42 +90,77 @@ def requests_for(pipeline: str) -> list[dict[str, str]]:
     return [{"TEXT": text} for text in SHORT_TEXTS]
 
 
-def _text_and_question(item: dict) -> tuple[str, str | None]:
-    return item.get("CONTEXT", item.get("TEXT")), item.get("QUESTION")
+def in_process_rate(repository: Path, pipeline: str, items: list[dict], passes: int) -> dict:
+    """The served computation without serving: the repository run in this process
+    (InProcessRepository: the same models, the same request code), one request at a time;
+    with the answers of the first pass."""
+    from modelrepo_gen.clients.in_process_repository import InProcessRepository
+    from modelrepo_gen.clients.text_client import TextModel, infer_answer
 
-
-def in_process_rate(pipeline: TextReference, items: list[dict], passes: int) -> dict:
-    """The served computation without serving: the repository's tokenizer.json, its network
-    and the same answer logic, one request at a time."""
-    requests = [_text_and_question(item) for item in items]
-    pipeline.answer(*requests[0])  # warm-up
-    times = time_calls(lambda: [pipeline.answer(*r) for r in requests], 0, passes)
+    model = TextModel(str(repository), "in_process", pipeline)
+    with InProcessRepository(repository) as models:
+        answers = [infer_answer(models, "in_process", model, item) for item in items]  # warm-up
+        times = time_calls(
+            lambda: [infer_answer(models, "in_process", model, item) for item in items],
+            0,
+            passes,
+        )
     wall = sum(times)
     count = len(items) * passes
-    return {"requests": count, "requests_per_s": count / wall, "latency_mean_s": wall / count}
+    return {
+        "requests": count,
+        "requests_per_s": count / wall,
+        "latency_mean_s": wall / count,
+        "answers": answers,
+    }
 
 
 def network_timings(repository: Path, items: list[dict], repeats: int) -> list[dict]:
-    """The network alone on the first windows of the texts, batch 1 and 8 (padded to the
-    longest): PyTorch eager vs onnxruntime, median seconds per call."""
+    """The network alone on the first windows of the texts (cut by the repository's own
+    tokenizer model), batch 1 and 8 (padded to the longest): its PyTorch module vs the
+    repository's ONNX file in onnxruntime, median seconds per call."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from modelrepo_gen.clients.in_process_repository import InProcessRepository
+    from modelrepo_gen.exporters import EXPORTERS
+    from modelrepo_gen.plan.resolver import resolve
+
+    manifest = json.loads((repository / MANIFEST).read_text())
+    units = {u.role: u for u in resolve(OmegaConf.create(manifest["config"])).units}
+    network, tokenizer = units["network"], units["tokenizer"]
+    module = network.export.make_module().eval()
+    onnx = EXPORTERS.get("onnx").load(
+        repository / network.name / "1" / network.artifact, network.export.inputs
+    )
+    with InProcessRepository(repository) as models:
+        windows = [
+            models.run(
+                tokenizer.name,
+                {k: np.array([[v.encode("utf-8")]], dtype=object) for k, v in item.items()},
+            )
+            for item in items
+        ]
+
+    def eager(arrays: list[np.ndarray]) -> list:
+        with torch.inference_mode():
+            return module(*[torch.from_numpy(a) for a in arrays])
+
     rows = []
-    eager = TextReference.from_repository(repository)
-    onnx = TextReference.from_repository(repository, "onnxruntime")
-    windows = [eager.windows(*_text_and_question(item)) for item in items]
     for batch in (1, 8):
         chosen = [windows[i % len(windows)] for i in range(batch)]
-        width = max(w.input_ids.shape[1] for w in chosen)
+        # The first window of each text ([texts, windows, tokens]), cut to its own tokens.
+        firsts = [
+            [w[n][0, :1, : int(w["ATTENTION_MASK"][0, 0].sum())] for n in NETWORK_INPUTS]
+            for w in chosen
+        ]
+        width = max(first[0].shape[1] for first in firsts)
         arrays = [
-            np.concatenate(
-                [
-                    np.pad(getattr(w, n)[:1], [(0, 0), (0, width - getattr(w, n).shape[1])])
-                    for w in chosen
-                ]
-            )
-            for n in ("input_ids", "attention_mask", "token_type_ids")
+            np.concatenate([np.pad(f[i], [(0, 0), (0, width - f[i].shape[1])]) for f in firsts])
+            for i in range(len(NETWORK_INPUTS))
         ]
         timed = {}
-        for name, runner in (("eager", eager.run), ("onnxruntime", onnx.run)):
+        for name, runner in (("eager", eager), ("onnxruntime", onnx)):
             timed[name] = float(np.median(time_calls(lambda r=runner, a=arrays: r(a), 2, repeats)))
         rows.append(
             {
@@ -205,12 +243,8 @@ def pipeline_part(pipeline: str, settings: NlpSettings, work: Path, log) -> dict
     result["network"] = network_timings(default, items, settings.network_repeats)
     log(f"{pipeline}: in-process pipeline")
     passes = max(1, settings.requests[pipeline] // len(items))
-    onnx_pipeline = TextReference.from_repository(default, "onnxruntime")
-    result["in_process"] = {
-        "onnxruntime": in_process_rate(onnx_pipeline, items, passes),
-        "eager": in_process_rate(TextReference.from_repository(default), items, passes),
-    }
-    expected = [onnx_pipeline.answer(*_text_and_question(item)) for item in items]
+    result["in_process"] = in_process_rate(default, pipeline, items, passes)
+    expected = result["in_process"].pop("answers")
     for mode in settings.modes:
         rows, answers = served_rows(repositories[mode], pipeline, mode, items, settings, log)
         result["served"] += rows
@@ -240,7 +274,7 @@ def _same(served: dict, local: dict) -> bool:
 def _ratios(result: dict, settings: NlpSettings) -> dict:
     by_key = {(r["dynamic_batching"], r["concurrency"]): r for r in result["served"]}
     on, off = settings.modes[0], settings.modes[-1]
-    local = result["in_process"]["onnxruntime"]["requests_per_s"]
+    local = result["in_process"]["requests_per_s"]
     return {
         "batching_on_over_off": {
             str(c): by_key[on, c]["requests_per_s"] / by_key[off, c]["requests_per_s"]
@@ -255,8 +289,6 @@ def _ratios(result: dict, settings: NlpSettings) -> dict:
         "served_over_in_process": {
             str(c): by_key[on, c]["requests_per_s"] / local for c in settings.concurrencies
         },
-        "onnxruntime_over_eager_in_process": local
-        / result["in_process"]["eager"]["requests_per_s"],
     }
 
 

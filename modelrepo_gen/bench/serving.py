@@ -206,40 +206,19 @@ def _time_sequential(transcribe: Callable[[np.ndarray], str], audios: Sequence[n
 
 
 def in_process(repository: Path, audios: Sequence[np.ndarray], passes: int = 1) -> dict[str, dict]:
-    """The utterances transcribed sequentially (``passes`` times) in this process, two ways.
+    """The utterances transcribed sequentially (``passes`` times) in this process by the
+    repository itself (InProcessRepository: the same model.py files and networks the server
+    runs, the same request code), so the difference to served is the cost of serving."""
+    from modelrepo_gen.clients.asr_client import find_ensemble_model
+    from modelrepo_gen.clients.in_process_repository import InProcessRepository
 
-    ``reference``: modelrepo_gen.clients.asr_reference.AsrReference (PyTorch eager, the pipeline the
-    repository must agree with). ``onnxruntime``: the repository's own ONNX artifacts run by
-    onnxruntime here, then greedy decoding: the same computation as the server, minus serving.
-    """
-    from modelrepo_gen.clients.asr_reference import AsrReference
-    from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
-    from modelrepo_gen.exporters import EXPORTERS
-    from modelrepo_gen.plan.resolver import resolve
-
-    reference = AsrReference.from_repository(repository)
-    audios = list(audios) * passes
-    results = {"reference": _time_sequential(reference.transcribe, audios)}
-    del reference
+    ensemble = find_ensemble_model(str(repository), "in_process")
+    with InProcessRepository(repository) as models:
+        results = {
+            "in_process": _time_sequential(
+                lambda audio: infer_transcript(models, "in_process", ensemble, audio),
+                list(audios) * passes,
+            )
+        }
     gc.collect()
-
-    manifest = json.loads((repository / MANIFEST).read_text())
-    from omegaconf import OmegaConf
-
-    plan = resolve(OmegaConf.create(manifest["config"]))
-    units = {unit.role: unit for unit in plan.units}
-    onnx = EXPORTERS.get("onnx")
-    features, acoustic = (
-        onnx.load(repository / units[r].name / "1" / "model.onnx", units[r].export.inputs)
-        for r in ("feature_extractor", "acoustic_model")
-    )
-    vocabulary = json.loads(units["ctc_decoder"].parameters["vocabulary"])
-
-    def transcribe(audio: np.ndarray) -> str:
-        signal = audio.reshape(1, -1)
-        feats, frames = features([signal, np.array([[signal.shape[1]]], dtype=np.int32)])
-        logprobs, encoded = acoustic([feats, frames])
-        return greedy_decode(logprobs[0], int(encoded.reshape(-1)[0]), vocabulary)
-
-    results["onnxruntime"] = _time_sequential(transcribe, audios)
     return results

@@ -13,7 +13,11 @@ REQUEST_TIMEOUT_S = 300.0  # long audio or long text on a CPU server takes a whi
 
 
 def client_module(protocol: str) -> Any:
-    if protocol == "http":
+    """tritonclient's module for the protocol; "in_process": a repository run in this process
+    (clients/in_process_repository.py), which the same request code drives."""
+    if protocol == "in_process":
+        from modelrepo_gen.clients import in_process_repository as module
+    elif protocol == "http":
         import tritonclient.http as module
     elif protocol == "grpc":
         import tritonclient.grpc as module
@@ -23,7 +27,10 @@ def client_module(protocol: str) -> Any:
 
 
 def connect(url: str, protocol: str) -> Any:
+    """A client of the server at `url`; "in_process": `url` is a repository folder."""
     module = client_module(protocol)
+    if protocol == "in_process":
+        return module.InProcessRepository(url)
     # Checked here: a client built from a bad URL fails, then prints a traceback at exit.
     check_url(url)
     try:

@@ -1,0 +1,305 @@
+"""A built repository run in this process, as Triton runs it, for any pipeline.
+
+The ensemble's steps run in the order their inputs become ready; python-backend models run
+through their own model.py (with python_backend_stand_in.py as Triton's utils, and a model's
+calls to other models coming back here); networks served by Triton's own backends run in
+onnxruntime or torch.jit. What the served repository answers, this answers too, without a
+server: a new pipeline gets its in-process reference for free.
+
+It also answers as a tritonclient client does (`infer` with this module's InferInput and
+InferRequestedOutput, errors with Triton's status), so the served clients' request and answer
+code runs on it unchanged: `client_module("in_process")` is this module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from google.protobuf.json_format import MessageToDict
+
+from modelrepo_gen.assembly.render import parse_model_config
+from modelrepo_gen.clients.python_backend_stand_in import (
+    MODULE,
+    InferenceRequest,
+    InferenceResponse,
+    Tensor,
+    TritonError,
+    stand_in_module,
+)
+from modelrepo_gen.core.errors import UserError
+
+Runner = Callable[[InferenceRequest], InferenceResponse]
+# model.py files are imported with the stand-in and their helpers in sys.modules: one at a time.
+_LOADING = threading.Lock()
+
+
+class InProcessError(Exception):
+    """A model's error answer; `invalid_argument`: a refused request (Triton's HTTP 400)."""
+
+    def __init__(self, message: str, invalid_argument: bool) -> None:
+        super().__init__(message)
+        self.invalid_argument = invalid_argument
+
+    # As tritonclient's InferenceServerException: the status Triton's HTTP front end gives.
+    def status(self) -> str:
+        return "400" if self.invalid_argument else "500"
+
+    def message(self) -> str:
+        return str(self)
+
+
+class InferInput:
+    """One input of a request, as tritonclient's InferInput builds it."""
+
+    def __init__(self, name: str, shape: Sequence[int], datatype: str) -> None:
+        self._name = name
+        self.array = np.zeros(shape)
+
+    def name(self) -> str:
+        return self._name
+
+    def set_data_from_numpy(self, array: np.ndarray) -> None:
+        self.array = array
+
+
+class InferRequestedOutput:
+    def __init__(self, name: str, **_: object) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+
+class InferResult:
+    def __init__(self, outputs: dict[str, np.ndarray]) -> None:
+        self._outputs = outputs
+
+    def as_numpy(self, name: str) -> np.ndarray | None:
+        return self._outputs.get(name)
+
+
+def _error(message: str, code: int = TritonError.INTERNAL) -> InferenceResponse:
+    return InferenceResponse(error=TritonError(message, code))
+
+
+class InProcessRepository:
+    def __init__(self, repository: Path | str) -> None:
+        self.root = Path(repository)
+        folders = sorted(p.parent for p in self.root.glob("*/config.pbtxt"))
+        if not folders:
+            raise UserError(f"{self.root} holds no models (no <model>/config.pbtxt)")
+        self.configs = {
+            folder.name: parse_model_config((folder / "config.pbtxt").read_text(), str(folder))
+            for folder in folders
+        }
+        self.utils = stand_in_module(self._call)
+        self._runners: dict[str, Runner] = {}
+        self._python_models: list = []
+
+    def infer(
+        self,
+        model_name: str,
+        inputs: Sequence[InferInput],
+        outputs: Sequence[InferRequestedOutput] | None = None,
+        parameters: dict | None = None,
+        **_: object,  # a client's timeouts and the like
+    ) -> InferResult:
+        """One request as tritonclient's `infer` makes it."""
+        arrays = {tensor.name(): tensor.array for tensor in inputs}
+        names = [output.name() for output in outputs or ()]
+        return InferResult(self.run(model_name, arrays, names, parameters))
+
+    def run(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str] = (),
+        parameters: dict | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One request: input arrays (with the batch axis where the model has one) -> the
+        outputs asked for (all when none are named); a model's error raises InProcessError."""
+        tensors = [Tensor(name, np.asarray(array)) for name, array in inputs.items()]
+        response = self._call(self.utils.InferenceRequest(model, outputs, tensors, parameters))
+        if response.has_error():
+            error = response.error()
+            raise InProcessError(error.message(), error.code() == TritonError.INVALID_ARG)
+        return {tensor.name(): tensor.as_numpy() for tensor in response.output_tensors()}
+
+    # The metadata calls the clients make, as tritonclient.http answers them.
+    def is_server_live(self) -> bool:
+        return True
+
+    def is_model_ready(self, name: str) -> bool:
+        return name in self.configs
+
+    def get_model_config(self, name: str) -> dict:
+        if name not in self.configs:
+            raise InProcessError(f"unknown model '{name}' in {self.root}", False)
+        return MessageToDict(self.configs[name], preserving_proto_field_name=True)
+
+    def get_model_repository_index(self) -> list[dict]:
+        return [{"name": name, "version": "1", "state": "READY"} for name in self.configs]
+
+    def close(self) -> None:
+        """Finalizes the python-backend models that were loaded, as Triton does at unload."""
+        for model in self._python_models:
+            if hasattr(model, "finalize"):
+                model.finalize()
+        self._python_models.clear()
+        self._runners.clear()
+
+    def __enter__(self) -> InProcessRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, request: InferenceRequest) -> InferenceResponse:
+        name = request.model_name
+        if name not in self.configs:
+            return _error(f"unknown model '{name}' in {self.root}", TritonError.NOT_FOUND)
+        if name not in self._runners:
+            self._runners[name] = self._runner(name)
+        response = self._runners[name](request)
+        wanted = request.requested_output_names()
+        if response.has_error() or not wanted:
+            return response
+        return InferenceResponse([t for t in response.output_tensors() if t.name() in wanted])
+
+    def _runner(self, name: str) -> Runner:
+        config = self.configs[name]
+        kind = config.platform or config.backend
+        if kind == "ensemble":
+            return self._ensemble_runner(config)
+        if kind == "python":
+            return self._python_runner(name)
+        if kind in ("onnxruntime_onnx", "onnxruntime"):
+            return self._onnx_runner(name)
+        if kind in ("pytorch_libtorch", "pytorch"):
+            return self._torchscript_runner(name)
+        raise UserError(
+            f"model '{name}' is served by Triton's {kind} backend, which does not run in "
+            "process (TensorRT engines need a GPU and Triton)"
+        )
+
+    def _version_folder(self, name: str) -> Path:
+        versions = [p for p in (self.root / name).iterdir() if p.is_dir() and p.name.isdigit()]
+        return max(versions, key=lambda p: int(p.name))
+
+    def _ensemble_runner(self, config) -> Runner:
+        steps = list(config.ensemble_scheduling.step)
+
+        def run(request: InferenceRequest) -> InferenceResponse:
+            ready = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+            pending = list(steps)
+            while pending:
+                step = next(s for s in pending if set(s.input_map.values()) <= set(ready))
+                pending.remove(step)
+                inputs = [Tensor(own, ready[mine]) for own, mine in step.input_map.items()]
+                called = self.utils.InferenceRequest(
+                    step.model_name, list(step.output_map), inputs, request.parameters()
+                )
+                response = self._call(called)
+                if response.has_error():
+                    return response
+                for tensor in response.output_tensors():
+                    ready[step.output_map[tensor.name()]] = tensor.as_numpy()
+            return InferenceResponse([Tensor(o.name, ready[o.name]) for o in config.output])
+
+        return run
+
+    def _python_runner(self, name: str) -> Runner:
+        version = self._version_folder(name)
+        model = self._load_model_py(name, version).TritonPythonModel()
+        model.initialize(
+            {
+                "model_config": json.dumps(self.get_model_config(name)),
+                "model_instance_kind": "CPU",
+                "model_instance_name": f"{name}_0",
+                "model_instance_device_id": "0",
+                "model_repository": str(self.root / name),
+                "model_version": version.name,
+                "model_name": name,
+            }
+        )
+        self._python_models.append(model)
+
+        def run(request: InferenceRequest) -> InferenceResponse:
+            try:
+                (response,) = model.execute([request])
+            except Exception as exc:  # Triton answers every request of the batch with it
+                return _error(f"{name}: {exc}")
+            return response
+
+        return run
+
+    def _load_model_py(self, name: str, version: Path):
+        """model.py imported with this repository's stand-in, and with its own copies of the
+        helpers beside it (not ones another repository's models imported)."""
+        helpers = {path.stem for path in version.glob("*.py")} - {"model"}
+        spec = importlib.util.spec_from_file_location(f"in_process.{name}", version / "model.py")
+        module = importlib.util.module_from_spec(spec)
+        with _LOADING:
+            saved_modules = {key: sys.modules.pop(key) for key in helpers if key in sys.modules}
+            saved_utils = sys.modules.get(MODULE)
+            saved_path = list(sys.path)
+            sys.modules[MODULE] = self.utils
+            sys.path.insert(0, str(version))  # as Triton's stub does: helpers beside model.py
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path[:] = saved_path
+                for key in helpers:
+                    sys.modules.pop(key, None)
+                sys.modules.update(saved_modules)
+                if saved_utils is None:
+                    sys.modules.pop(MODULE, None)
+                else:
+                    sys.modules[MODULE] = saved_utils
+        return module
+
+    def _artifact(self, name: str, default: str) -> Path:
+        return self._version_folder(name) / (self.configs[name].default_model_filename or default)
+
+    def _onnx_runner(self, name: str) -> Runner:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(
+            str(self._artifact(name, "model.onnx")), providers=["CPUExecutionProvider"]
+        )
+        outputs = [output.name for output in self.configs[name].output]
+
+        def run(request: InferenceRequest) -> InferenceResponse:
+            feed = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+            try:
+                results = session.run(outputs, feed)
+            except Exception as exc:
+                return _error(f"{name}: {exc}")
+            return InferenceResponse([Tensor(n, a) for n, a in zip(outputs, results)])
+
+        return run
+
+    def _torchscript_runner(self, name: str) -> Runner:
+        import torch
+
+        module = torch.jit.load(str(self._artifact(name, "model.pt")), map_location="cpu")
+        inputs = [tensor.name for tensor in self.configs[name].input]
+        outputs = [tensor.name for tensor in self.configs[name].output]
+
+        def run(request: InferenceRequest) -> InferenceResponse:
+            given = {tensor.name(): tensor.as_numpy() for tensor in request.inputs()}
+            try:
+                with torch.inference_mode():
+                    results = module(*[torch.from_numpy(given[n]) for n in inputs])
+            except Exception as exc:
+                return _error(f"{name}: {exc}")
+            results = (results,) if isinstance(results, torch.Tensor) else results
+            return InferenceResponse([Tensor(n, r.numpy()) for n, r in zip(outputs, results)])
+
+        return run
