@@ -27,6 +27,7 @@ from modelrepo_gen.clients.asr_client import infer_transcript
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.clients.in_process_repository import InProcessRepository
 from modelrepo_gen.config.schema import register_schema
+from modelrepo_gen.core.build_plan import BuildPlan
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.repository.manifest import MANIFEST
 from modelrepo_gen.serve.server import TritonServer
@@ -200,10 +201,15 @@ def in_process(asr_builds: dict[str, Path]) -> Iterator[dict[str, Transcriber]]:
         repository.close()
 
 
+def built_plan(repository: Path) -> BuildPlan:
+    """The plan a repository was built from (its manifest's composed config, resolved)."""
+    return resolve(OmegaConf.create(json.loads((repository / MANIFEST).read_text())["config"]))
+
+
 def pytorch_networks(repository: Path) -> list[torch.nn.Module]:
     """The PyTorch modules of a repository's networks in step order, made as its build made
     them (same weights): what its exported networks are checked against."""
-    plan = resolve(OmegaConf.create(json.loads((repository / MANIFEST).read_text())["config"]))
+    plan = built_plan(repository)
     units = {unit.name: unit for unit in plan.units}
     chain = [units[step.model_name] for step in plan.ensemble.steps]
     return [unit.export.make_module() for unit in chain if unit.export]

@@ -41,7 +41,7 @@ def small_asr() -> list[str]:
 
 # The session fixtures that build or start something, by the plugin module defining them.
 COSTLY_SESSION_FIXTURES = {
-    "asr_fixtures": {"asr_builds", "asr_combined_repository", "server", "references"},
+    "asr_fixtures": {"asr_builds", "asr_combined_repository", "server", "in_process"},
     "nemo_fixtures": {"nemo_builds", "nemo_server"},
     "tts_build": {"voices_build"},
 }

@@ -227,7 +227,7 @@ def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dic
     for row in [speed["in_process"], *speed["served"]]:
         assert _positive(row["speed"]) and _positive(row["audio_s"]) and row["requests"] > 0
     assert _positive(speed["served_over_in_process"])
-    assert "| In-process `PiperReference` | 1 |" in table
+    assert "| In-process `InProcessRepository` | 1 |" in table
     for concurrency in QUICK_SPEECH.concurrencies:
         assert f"| Served `tts_piper` | {concurrency} |" in table
 
@@ -248,7 +248,7 @@ def test_quick_benchmark_reports_the_acoustic_vocoder_pipelines(
         for row in [speed["in_process"], *speed["served"]]:
             assert _positive(row["speed"]) and _positive(row["audio_s"]) and row["requests"] > 0
         assert f"| `{chain['pipeline']}` | Served | 1 |" in table
-        assert f"| `{chain['pipeline']}` | In-process `ChainReference` | 1 |" in table
+        assert f"| `{chain['pipeline']}` | In-process `InProcessRepository` | 1 |" in table
     assert "### Acoustic model + vocoder pipelines (seeded weights)" in table
 
 

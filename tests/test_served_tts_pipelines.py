@@ -1,17 +1,21 @@
 """tts_tacotron2_waveglow and tts_fastpitch_hifigan at their small sizes, built from conf/ and
-served by the real Triton server, speak as the in-process reference (ChainReference: the
-front-end's code, the PyTorch modules, the synthesizer's own chain and noise) does.
+served by the real Triton server, speak as the same repository run in this process does
+(InProcessRepository: the front-end, the exported networks, the synthesizer's own chain and
+noise), and their acoustic models give the PyTorch module's mel.
 
 Tacotron 2's checkpoint has a gate that ends the test sentences at different steps, two of
-them cut at max_decoder_steps (a seeded one stops every sentence at once, or never). One build
-and one server per pipeline.
+them cut at max_decoder_steps (a seeded one stops every sentence at once, or never). Both
+pipelines live in one repository served by one server for the module.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import wave
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +23,17 @@ import pytest
 import torch
 from conftest import compose_config
 from largest_requests import send_largest
+from omegaconf import DictConfig
 from served_requests import connect, infer, is_bad_request
 from tts_fixtures import module_of, stop_items_apart
+from tts_in_process import InProcessSpeech
 from worker_faults import assert_healed, kill_a_worker_under_load
 
-from modelrepo_gen.clients.tts_chain_reference import ChainReference
 from modelrepo_gen.clients.wav_writer import pcm16
+from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
+from modelrepo_gen.components.triton_python.tts_text_frontend import encode_text
+from modelrepo_gen.core.build_plan import ModelUnit
+from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.synthesize import main as synthesize_main
 
@@ -48,15 +57,27 @@ TOLERANCE = 1e-4  # exported (TorchScript, ONNX) vs PyTorch, batched vs alone
 class Served:
     name: str
     server: TritonServer
-    reference: ChainReference
+    reference: InProcessSpeech
+    acoustic: ModelUnit  # its PyTorch module makes the mel the served one must give
     stops: list  # Tacotron 2's stop step per sentence of TEXTS (None: cut); [] for FastPitch
-    spoken: dict = field(default_factory=dict)
 
     def expected(self, text: str, pace: float | None = None) -> tuple[np.ndarray, bool]:
-        """The reference's audio and truncation flag, each text and pace spoken once."""
-        if (text, pace) not in self.spoken:
-            self.spoken[text, pace] = self.reference.speak(text, pace)
-        return self.spoken[text, pace]
+        """The in-process audio and truncation flag."""
+        speech = self.reference.speech(text, **({} if pace is None else {"pace": pace}))
+        return speech.audio, speech.truncated
+
+    @cached_property
+    def acoustic_module(self) -> torch.nn.Module:
+        return self.acoustic.export.make_module().eval()
+
+    def pytorch_mel(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        """The acoustic model's PyTorch module on one request's inputs: mel, its length."""
+        module = self.acoustic_module
+        names = [spec.name for spec in self.acoustic.export.inputs]
+        with torch.inference_mode():
+            outputs = module(*[torch.from_numpy(inputs[name]) for name in names])
+        got = dict(zip([spec.name for spec in self.acoustic.export.outputs], outputs))
+        return got["MEL"][0].numpy(), int(got["MEL_LENGTH"].item())
 
 
 def _overrides(name: str) -> list[str]:
@@ -68,10 +89,18 @@ def _overrides(name: str) -> list[str]:
     ]
 
 
+def _sentence_ids(cfg: DictConfig, texts: list[str]) -> list[list[int]]:
+    """The sentences' symbol ids, as the pipeline's front-end code cuts them (before a build)."""
+    frontend = next(unit for unit in resolve(cfg).units if unit.role == "frontend").parameters
+    encoder = SymbolEncoder(json.loads(frontend["symbols"]))
+    limits = int(frontend["max_sentence_symbols"]), int(frontend["max_symbols"])
+    rules = json.loads(frontend["rules"])
+    return [ids for text in texts for ids in encode_text(text, rules, encoder, *limits)]
+
+
 def _tacotron2_checkpoint(path: Path) -> list:
     """A tacotron2_mini state dict whose gate ends TEXTS' sentences apart; their stops."""
-    reference = ChainReference(compose_config(_overrides("tts_tacotron2_waveglow")))
-    sentences = [s for text in TEXTS for s in reference.sentence_ids(text)]
+    sentences = _sentence_ids(compose_config(_overrides("tts_tacotron2_waveglow")), TEXTS)
     ids = torch.zeros(len(sentences), max(map(len, sentences)), dtype=torch.int64)
     for row, sentence in zip(ids, sentences, strict=True):
         row[: len(sentence)] = torch.tensor(sentence)
@@ -82,28 +111,45 @@ def _tacotron2_checkpoint(path: Path) -> list:
     return stops
 
 
-def _serve(name: str, folder: Path) -> Iterator[Served]:
+@pytest.fixture(scope="module")
+def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
+    """Both pipelines built into one repository and served by one server."""
     from modelrepo_gen.assembly.run import build_repository
 
-    overrides, stops = _overrides(name), []
-    if name == "tts_tacotron2_waveglow":
-        stops = _tacotron2_checkpoint(folder / "tacotron2.pt")
-        overrides.append(f"pipeline.models.acoustic.checkpoint={folder / 'tacotron2.pt'}")
-    cfg = compose_config(overrides)
-    build_repository(cfg, folder / "repo")
-    reference = ChainReference.from_repository(folder / "repo")
-    with TritonServer(folder / "repo", 0, 0, 0) as triton:
-        yield Served(name, triton, reference, stops)
+    work = tmp_path_factory.mktemp("chains")
+    combined = work / "repo"
+    combined.mkdir()
+    built = {}
+    for name in MINI:
+        overrides, stops = _overrides(name), []
+        if name == "tts_tacotron2_waveglow":
+            stops = _tacotron2_checkpoint(work / "tacotron2.pt")
+            overrides.append(f"pipeline.models.acoustic.checkpoint={work / 'tacotron2.pt'}")
+        cfg = compose_config(overrides)
+        build_repository(cfg, work / name)
+        for folder in (work / name).iterdir():
+            if folder.is_dir():
+                shutil.copytree(folder, combined / folder.name)
+        acoustic = next(unit for unit in resolve(cfg).units if unit.role == "acoustic")
+        built[name] = (acoustic, stops)
+    with TritonServer(combined, 0, 0, 0) as triton:
+        served = {
+            name: Served(name, triton, InProcessSpeech(combined, name), acoustic, stops)
+            for name, (acoustic, stops) in built.items()
+        }
+        yield served
+        for one in served.values():
+            one.reference.close()
 
 
 @pytest.fixture(scope="module")
-def tacotron2_waveglow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from _serve("tts_tacotron2_waveglow", tmp_path_factory.mktemp("t2wg"))
+def tacotron2_waveglow(chains: dict[str, Served]) -> Served:
+    return chains["tts_tacotron2_waveglow"]
 
 
 @pytest.fixture(scope="module")
-def fastpitch_hifigan(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    yield from _serve("tts_fastpitch_hifigan", tmp_path_factory.mktemp("fphg"))
+def fastpitch_hifigan(chains: dict[str, Served]) -> Served:
+    return chains["tts_fastpitch_hifigan"]
 
 
 @pytest.fixture(params=["tacotron2_waveglow", "fastpitch_hifigan"])
@@ -167,7 +213,7 @@ def test_served_acoustic_model_gives_the_pytorch_mel(served: Served) -> None:
                 got = infer(
                     module, client, f"{served.name}_acoustic", request, ["MEL", "MEL_LENGTH"]
                 )
-                mel, length, _ = served.reference.mel(ids)
+                mel, length = served.pytorch_mel({k: v for k, (v, _) in request.items()})
                 assert int(got["MEL_LENGTH"].item()) == length
                 np.testing.assert_allclose(got["MEL"][0], mel, rtol=0, atol=TOLERANCE)
                 lengths.append(length)
@@ -202,7 +248,8 @@ def test_pace_request_parameter_changes_the_length(fastpitch_hifigan: Served) ->
 def test_synthesize_writes_the_served_audio(served: Served, tmp_path: Path, capsys) -> None:
     text = TEXTS[1]
     out = tmp_path / "speech.wav"
-    assert synthesize_main([text, "-o", str(out), "--url", served.server.http_url]) == 0
+    argv = [text, "-o", str(out), "--url", served.server.http_url, "--model", served.name]
+    assert synthesize_main(argv) == 0
     assert f"{out}: " in capsys.readouterr().out
     expected, _ = served.expected(text)
     with wave.open(str(out), "rb") as wav:

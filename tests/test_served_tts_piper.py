@@ -1,5 +1,5 @@
 """tts_piper, built from the installed Piper voice and served by the real Triton server,
-speaks as the in-process reference (onnxruntime on the voice's own ONNX) does.
+speaks as the same repository run in this process (InProcessRepository) does.
 
 The voice's graph draws its VITS noise with RandomNormalLike ops that take no seed, so two
 runs with the voice's default scales differ. Exact parity is therefore checked on requests
@@ -25,10 +25,10 @@ from conftest import compose_config
 from scipy.signal import resample_poly
 from served_requests import connect, infer, is_bad_request
 from tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
+from tts_in_process import InProcessSpeech
 from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.transcribe_manifest import word_errors
-from modelrepo_gen.clients.tts_reference import PiperReference
 from modelrepo_gen.clients.wav_writer import pcm16
 from modelrepo_gen.serve.processes import free_port
 from modelrepo_gen.serve.server import TritonServer
@@ -57,13 +57,18 @@ TOLERANCE = 1e-4  # the same onnxruntime graph on the same ids; only threading m
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+def piper_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelrepo_gen.assembly.run import build_repository
 
     output = tmp_path_factory.mktemp("tts_piper") / "repo"
     build_repository(compose_config(["pipeline=tts_piper"]), output)
     add_chain(output, frontend="tts_piper_frontend")  # tts_chain, see tts_chain_fixtures
-    triton = TritonServer(output, 0, 0, 0)
+    return output
+
+
+@pytest.fixture(scope="module")
+def server(piper_repository: Path) -> Iterator[TritonServer]:
+    triton = TritonServer(piper_repository, 0, 0, 0)
     # Under the C locale, as a server started by a service manager often is: any UTF-8 text
     # must still be spoken (its ASCII argument encoding failed on 'Zoë' before).
     with mock.patch.dict(os.environ, {"LANG": "C", "LC_ALL": "C"}):
@@ -74,24 +79,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
         triton.stop()
 
 
-class NoiseFreeReference(PiperReference):
-    """The reference with noise_scale=0 and noise_w=0 unless told otherwise, each text and
-    setting spoken once per module (the voice takes a while on CPU)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.spoken: dict[tuple, np.ndarray] = {}
-
-    def speak(self, text: str, **scales: float) -> np.ndarray:
-        key = (text, *sorted({**NO_NOISE, **scales}.items()))
-        if key not in self.spoken:
-            self.spoken[key] = super().speak(text, **NO_NOISE, **scales)
-        return self.spoken[key]
-
-
 @pytest.fixture(scope="module")
-def reference() -> PiperReference:
-    return NoiseFreeReference(compose_config(["pipeline=tts_piper"]))
+def reference(piper_repository: Path) -> Iterator[InProcessSpeech]:
+    """The repository in this process, noise-free unless a call says otherwise."""
+    speech = InProcessSpeech(piper_repository, ENSEMBLE, NO_NOISE)
+    yield speech
+    speech.close()
 
 
 def speak(
@@ -127,7 +120,7 @@ def assert_same_audio(served: np.ndarray, expected: np.ndarray) -> None:
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_served_audio_equals_the_reference(
-    server: TritonServer, reference: PiperReference, protocol: str
+    server: TritonServer, reference: InProcessSpeech, protocol: str
 ) -> None:
     for text in PARITY_TEXTS:
         result = speak(server, [text], protocol)
@@ -135,7 +128,7 @@ def test_served_audio_equals_the_reference(
         assert_same_audio(audio_of(result), reference.speak(text))
 
 
-def test_batched_and_concurrent_requests(server: TritonServer, reference: PiperReference) -> None:
+def test_batched_and_concurrent_requests(server: TritonServer, reference: InProcessSpeech) -> None:
     expected = [reference.speak(t) for t in PARITY_TEXTS]
     result = speak(server, PARITY_TEXTS)  # one request holding three texts
     for row, audio in enumerate(expected):
@@ -147,7 +140,7 @@ def test_batched_and_concurrent_requests(server: TritonServer, reference: PiperR
         assert_same_audio(audio_of(result), audio)
 
 
-def test_long_text_is_split_and_joined(server: TritonServer, reference: PiperReference) -> None:
+def test_long_text_is_split_and_joined(server: TritonServer, reference: InProcessSpeech) -> None:
     text = " ".join(PARITY_TEXTS)
     sentences = len(reference.sentence_ids(text))
     assert sentences == 6
@@ -171,7 +164,7 @@ def test_long_text_is_split_and_joined(server: TritonServer, reference: PiperRef
     ],
 )
 def test_bad_text_is_refused_and_the_server_keeps_serving(
-    server: TritonServer, reference: PiperReference, text: bytes, message: str
+    server: TritonServer, reference: InProcessSpeech, text: bytes, message: str
 ) -> None:
     with pytest.raises(Exception, match=message) as refused:
         speak(server, [text])
@@ -181,7 +174,7 @@ def test_bad_text_is_refused_and_the_server_keeps_serving(
 
 
 def test_synthesize_writes_the_served_audio(
-    server: TritonServer, reference: PiperReference, tmp_path: Path, capsys
+    server: TritonServer, reference: InProcessSpeech, tmp_path: Path, capsys
 ) -> None:
     text = PARITY_TEXTS[1]
     for protocol, url in (("http", server.http_url), ("grpc", server.grpc_url)):
@@ -239,7 +232,7 @@ def test_synthesize_without_a_server(tmp_path: Path, capsys) -> None:
 
 
 def test_request_parameters_reach_the_voice(
-    server: TritonServer, reference: PiperReference
+    server: TritonServer, reference: InProcessSpeech
 ) -> None:
     text = PARITY_TEXTS[0]
     slow = audio_of(speak(server, [text], parameters={**NO_NOISE, "length_scale": 1.5}))
@@ -259,7 +252,7 @@ def test_request_parameters_reach_the_voice(
     ],
 )
 def test_bad_request_parameters_are_refused(
-    server: TritonServer, reference: PiperReference, parameters: dict, message: str
+    server: TritonServer, reference: InProcessSpeech, parameters: dict, message: str
 ) -> None:
     with pytest.raises(Exception, match=re.escape(message)) as refused:
         speak(server, ["Hello."], parameters=parameters)
@@ -270,7 +263,7 @@ def test_bad_request_parameters_are_refused(
 
 
 def test_default_voice_is_intelligible(
-    server: TritonServer, reference: PiperReference, tiny_en: Path
+    server: TritonServer, reference: InProcessSpeech, tiny_en: Path
 ) -> None:
     from modelrepo_gen.clients.whisper_reference import WhisperReference
 
@@ -288,7 +281,7 @@ def test_default_voice_is_intelligible(
     assert errors.rate <= MAX_WER, heard
 
 
-def test_acoustic_vocoder_chain(server: TritonServer, reference: PiperReference) -> None:
+def test_acoustic_vocoder_chain(server: TritonServer, reference: InProcessSpeech) -> None:
     """The synthesizer's other chain, over two tiny numpy models (tts_chain_fixtures): PACE
     from a request parameter, STOPPED to TRUNCATED, NOISE drawn in the server from the seed."""
     long = "This one sentence goes on and on and on, longer than the tiny model can ever say."
@@ -311,7 +304,7 @@ def test_acoustic_vocoder_chain(server: TritonServer, reference: PiperReference)
 
 
 def test_a_killed_voice_worker_is_reloaded_under_load(
-    server: TritonServer, reference: PiperReference
+    server: TritonServer, reference: InProcessSpeech
 ) -> None:
     """The voice, called by the synthesizer, dies under load (as it did out of memory)."""
     text = PARITY_TEXTS[0]
@@ -332,7 +325,7 @@ def test_a_killed_voice_worker_is_reloaded_under_load(
     ids=["accents", "emoji", "control_characters"],
 )
 def test_any_utf8_text_is_spoken_under_the_c_locale(
-    server: TritonServer, reference: PiperReference, text: str
+    server: TritonServer, reference: InProcessSpeech, text: str
 ) -> None:
     assert_same_audio(audio_of(speak(server, [text])), reference.speak(text))
 

@@ -4,8 +4,8 @@ Measured together, in the same run as the other parts:
   1. the cold build in a fresh process (the voice is checked and copied, not exported);
   2. speed in audio seconds per wall second (> 1: faster than real time) on a few sentences,
      served through the real Triton server at several concurrencies (closed loop, one HTTP
-     client per thread) and in-process with PiperReference (onnxruntime on the voice's ONNX with
-     the served voice's threads, one text at a time).
+     client per thread) and in-process (InProcessRepository: the same repository's models
+     without a server, one text at a time).
 A part that fails is reported as skipped with its reason; the benchmark goes on.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrepo_gen.bench.build import build_process, compose_config, repository_mib
+from modelrepo_gen.bench.build import build_process, repository_mib
 from modelrepo_gen.bench.whisper import _guard, _reason
 
 PIPELINE = ["pipeline=tts_piper"]
@@ -56,16 +56,23 @@ def timed_speech_build(repository: Path, timeout_s: float) -> dict:
     }
 
 
-def in_process_speed(texts: list[str], passes: int) -> dict:
-    """PiperReference on the texts, one at a time (after one warm-up text)."""
-    from modelrepo_gen.clients.tts_reference import PiperReference
+def in_process_speed(repository: Path, texts: list[str], passes: int, model: str = MODEL) -> dict:
+    """The repository run in this process (InProcessRepository: its own models, the same
+    request code, no server) on the texts, one at a time (after one warm-up text)."""
+    from modelrepo_gen.clients.in_process_repository import InProcessRepository
+    from modelrepo_gen.clients.tts_client import infer_speech
 
-    reference = PiperReference(compose_config(PIPELINE))
-    reference.speak(texts[0])
-    started = time.perf_counter()
-    samples = sum(len(reference.speak(t)) for t in texts * passes)
-    wall = time.perf_counter() - started
-    audio_s = samples / reference.sample_rate
+    with InProcessRepository(repository) as models:
+        config = models.get_model_config(model)
+
+        def speak(text: str):  # -> tts_client.Speech
+            return infer_speech(models, "in_process", model, config, text)
+
+        speak(texts[0])
+        started = time.perf_counter()
+        spoken = [speak(t) for t in texts * passes]
+        wall = time.perf_counter() - started
+    audio_s = sum(speech.seconds for speech in spoken)
     return {"requests": len(texts) * passes, "audio_s": audio_s, "wall_s": wall,
             "speed": audio_s / wall}  # fmt: skip
 
@@ -145,7 +152,10 @@ def speech_part(settings: SpeechSettings, work: Path, log: Callable[[str], None]
     if speed["status"] != "ok":
         return result
     log("tts_piper: in-process speed")
-    _guard(speed, lambda: speed.update(in_process=in_process_speed(texts, settings.passes)))
+    _guard(
+        speed,
+        lambda: speed.update(in_process=in_process_speed(repository, texts, settings.passes)),
+    )
 
     def served() -> None:
         import tritonclient.http as httpclient

@@ -4,8 +4,8 @@
 Measured for each pipeline, in the same run as the other parts:
   1. the cold build in a fresh process, with the export and parity time of each network;
   2. speed in audio seconds per wall second (> 1: faster than real time), served through the
-     real Triton server (closed loop, one HTTP client per thread) and in-process with
-     ChainReference (the PyTorch modules, one text at a time).
+     real Triton server (closed loop, one HTTP client per thread) and in-process
+     (InProcessRepository: the same repository's models without a server, one text at a time).
 A seeded Tacotron 2's stop gate fires at the first step (its stop probability sits near 0.5),
 so the benchmark raises gate_threshold above it: the gate never fires and every sentence runs
 to max_decoder_steps, a fixed, realistic amount of audio (400 frames: 4.6 s).
@@ -14,13 +14,12 @@ A part that fails is reported as skipped with its reason; the benchmark goes on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.bench.build import build_process, repository_mib
-from modelrepo_gen.bench.speech import served_speed
+from modelrepo_gen.bench.speech import in_process_speed, served_speed
 from modelrepo_gen.bench.whisper import _guard, _reason
 
 TACOTRON2_FIXED_LENGTH = [
@@ -84,20 +83,6 @@ def timed_chain_build(overrides: list[str], repository: Path, timeout_s: float) 
     return row
 
 
-def in_process_speed(repository: Path, texts: list[str], passes: int) -> dict:
-    """ChainReference on the texts, one at a time (after one warm-up text)."""
-    from modelrepo_gen.clients.tts_chain_reference import ChainReference
-
-    reference = ChainReference.from_repository(repository)
-    reference.speak(texts[0])
-    started = time.perf_counter()
-    samples = sum(len(reference.speak(t)[0]) for t in texts * passes)
-    wall = time.perf_counter() - started
-    audio_s = samples / reference.sample_rate
-    return {"requests": len(texts) * passes, "audio_s": audio_s, "wall_s": wall,
-            "speed": audio_s / wall}  # fmt: skip
-
-
 def _one_pipeline(
     name: str, overrides: list[str], settings: SpeechChainSettings, work: Path, log: Callable
 ) -> dict:
@@ -118,7 +103,7 @@ def _one_pipeline(
     log(f"{name}: in-process speed")
     _guard(
         speed,
-        lambda: speed.update(in_process=in_process_speed(repository, texts, settings.passes)),
+        lambda: speed.update(in_process=in_process_speed(repository, texts, settings.passes, name)),
     )
 
     def served() -> None:

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 from google.protobuf.json_format import MessageToDict
+from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.assembly.render import parse_model_config
 from modelrepo_gen.clients.python_backend_stand_in import (
     MODULE,
+    NUMPY_TYPES,
     InferenceRequest,
     InferenceResponse,
     Tensor,
@@ -124,12 +126,37 @@ class InProcessRepository:
     ) -> dict[str, np.ndarray]:
         """One request: input arrays (with the batch axis where the model has one) -> the
         outputs asked for (all when none are named); a model's error raises InProcessError."""
-        tensors = [Tensor(name, np.asarray(array)) for name, array in inputs.items()]
+        arrays = {name: np.asarray(array) for name, array in inputs.items()}
+        problem = self._input_problem(model, arrays)
+        if problem:
+            raise InProcessError(problem, True)
+        tensors = [Tensor(name, array) for name, array in arrays.items()]
         response = self._call(self.utils.InferenceRequest(model, outputs, tensors, parameters))
         if response.has_error():
             error = response.error()
             raise InProcessError(error.message(), error.code() == TritonError.INVALID_ARG)
         return {tensor.name(): tensor.as_numpy() for tensor in response.output_tensors()}
+
+    def _input_problem(self, model: str, arrays: dict[str, np.ndarray]) -> str | None:
+        """What Triton refuses before a model sees the request: a missing, unknown or
+        wrongly typed input."""
+        if model not in self.configs:
+            return None  # answered as an unknown model
+        declared = {tensor.name: tensor for tensor in self.configs[model].input}
+        for name in declared.keys() - arrays.keys():
+            if not declared[name].optional:
+                return f"{model}: expected the input '{name}'"
+        for name, array in arrays.items():
+            if name not in declared:
+                return f"{model}: unexpected input '{name}'"
+            data_type = model_config_pb2.DataType.Name(declared[name].data_type)
+            wanted = NUMPY_TYPES[data_type]
+            if wanted is np.object_:
+                if array.dtype != object and array.dtype.kind != "S":
+                    return f"{model}: input '{name}' expects bytes, got {array.dtype}"
+            elif array.dtype != wanted:
+                return f"{model}: input '{name}' expects {np.dtype(wanted)}, got {array.dtype}"
+        return None
 
     # The metadata calls the clients make, as tritonclient.http answers them.
     def is_server_live(self) -> bool:
@@ -141,7 +168,12 @@ class InProcessRepository:
     def get_model_config(self, name: str) -> dict:
         if name not in self.configs:
             raise InProcessError(f"unknown model '{name}' in {self.root}", False)
-        return MessageToDict(self.configs[name], preserving_proto_field_name=True)
+        # As Triton gives it: empty values too (a parameter may be set to "").
+        return MessageToDict(
+            self.configs[name],
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
 
     def get_model_repository_index(self) -> list[dict]:
         return [{"name": name, "version": "1", "state": "READY"} for name in self.configs]
