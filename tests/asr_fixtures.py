@@ -11,7 +11,6 @@ A test module uses the fixtures with ``pytest_plugins = ["asr_fixtures"]``.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import add_models
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
@@ -174,11 +174,8 @@ def asr_combined_repository(
 ) -> Path:
     """One repository holding the models of every build (their names do not clash)."""
     combined = tmp_path_factory.mktemp("asr_combined") / "repo"
-    combined.mkdir()
     for repository in asr_builds.values():
-        for folder in repository.iterdir():
-            if folder.is_dir():
-                shutil.copytree(folder, combined / folder.name)
+        add_models(repository, combined)
     return combined
 
 

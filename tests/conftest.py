@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,15 @@ register_schema()
 def compose_config(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=overrides)
+
+
+def add_models(repository: Path, combined: Path) -> None:
+    """Copy a built repository's model folders into `combined`: several builds, each named by
+    its own ensemble, served by one server."""
+    combined.mkdir(parents=True, exist_ok=True)
+    for folder in repository.iterdir():
+        if folder.is_dir():
+            shutil.copytree(folder, combined / folder.name)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

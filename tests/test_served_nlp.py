@@ -13,7 +13,6 @@ test_text_answers.py's and test_bert_*'s.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import add_models
 from largest_requests import send_largest
 from served_requests import is_bad_request
 from test_bert_onnx_import import Logits, export_elsewhere
@@ -71,7 +71,6 @@ def nlp_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from modelrepo_gen.assembly.run import build_repository
 
     combined = tmp_path_factory.mktemp("nlp") / "repo"
-    combined.mkdir()
     for param in PIPELINES:
         pipeline, _, imported = param.partition("+")
         root = tmp_path_factory.mktemp(ensemble_name(param))
@@ -90,9 +89,7 @@ def nlp_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
             names = ["input_ids", "attention_mask", "token_type_ids"]
             overrides.append(f"model.onnx={export_elsewhere(model, root / 'model.onnx', names)}")
         build_repository(compose_config(overrides), root / "repo")
-        for built in (root / "repo").iterdir():
-            if built.is_dir():
-                shutil.copytree(built, combined / built.name)
+        add_models(root / "repo", combined)
     return combined
 
 

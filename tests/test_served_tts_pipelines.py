@@ -11,7 +11,6 @@ pipelines live in one repository served by one server for the module.
 from __future__ import annotations
 
 import json
-import shutil
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
+from conftest import add_models, compose_config
 from largest_requests import send_largest
 from omegaconf import DictConfig
 from served_requests import connect, infer, is_bad_request
@@ -118,7 +117,6 @@ def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
 
     work = tmp_path_factory.mktemp("chains")
     combined = work / "repo"
-    combined.mkdir()
     built = {}
     for name in MINI:
         overrides, stops = _overrides(name), []
@@ -127,9 +125,7 @@ def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Serve
             overrides.append(f"pipeline.models.acoustic.checkpoint={work / 'tacotron2.pt'}")
         cfg = compose_config(overrides)
         build_repository(cfg, work / name)
-        for folder in (work / name).iterdir():
-            if folder.is_dir():
-                shutil.copytree(folder, combined / folder.name)
+        add_models(work / name, combined)
         acoustic = next(unit for unit in resolve(cfg).units if unit.role == "acoustic")
         built[name] = (acoustic, stops)
     with TritonServer(combined, 0, 0, 0) as triton:

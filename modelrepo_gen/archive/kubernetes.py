@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 
 from modelrepo_gen import __version__
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.resources import project_folder
+from modelrepo_gen.core.templates import template_environment
 from modelrepo_gen.repository.publish import check_output_location, written_all_or_nothing
 from modelrepo_gen.repository.staging import staging_folder
 from modelrepo_gen.repository.swap import swap_into_place
@@ -253,14 +254,7 @@ def _check_resources(request_option: str, request: str, limit_option: str, limit
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    env.filters["yaml_string"] = _yaml_string
-    return env
+    return template_environment(TEMPLATES_DIR, {"yaml_string": _yaml_string})
 
 
 _ENVIRONMENT = _environment()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from google.protobuf import text_format
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment
 from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.core.build_plan import Ensemble, ModelUnit
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.resources import project_folder
+from modelrepo_gen.core.templates import template_environment
 
 TEMPLATES_DIR = project_folder("templates")
 
@@ -25,15 +26,9 @@ def mermaid_text(value: str) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES_DIR),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
+    return template_environment(
+        TEMPLATES_DIR, {"pbtxt_string": pbtxt_string, "mermaid": mermaid_text}
     )
-    env.filters["pbtxt_string"] = pbtxt_string
-    env.filters["mermaid"] = mermaid_text
-    return env
 
 
 ENVIRONMENT = _environment()
