@@ -10,6 +10,7 @@ band holding the symbol id times PACE. Vocoder: each frame's value HOP times, pl
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from modelrepo_gen.components.speech_synthesizer import (
     SpeechSynthesizer,
     SpeechSynthesizerSettings,
 )
-from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.components.triton_python import model_code
 from modelrepo_gen.core.build_plan import (
     DynamicBatching,
     Ensemble,
@@ -172,7 +173,10 @@ def add_chain(repository: Path, frontend: str) -> None:
     )
     _write(repository, acoustic, ACOUSTIC_PY)
     _write(repository, vocoder, VOCODER_PY)
-    _write(repository, synthesizer, code_path("speech_synthesizer").read_text())
+    code = model_code("speech_synthesizer")  # model.py and the modules beside it
+    _write(repository, synthesizer, code.pop("model.py").read_text())
+    for name, source in code.items():
+        shutil.copyfile(source, repository / synthesizer.name / "1" / name)
     ensemble = Ensemble(
         name=CHAIN,
         max_batch_size=8,

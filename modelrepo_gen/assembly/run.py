@@ -30,7 +30,7 @@ from modelrepo_gen.assembly.render import (
 from modelrepo_gen.assembly.renderings import render_others
 from modelrepo_gen.assembly.repository_readme import README, render_repository_readme
 from modelrepo_gen.assembly.wiring import check_ensemble
-from modelrepo_gen.components.triton_python import code_path
+from modelrepo_gen.components.triton_python import model_code
 from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.resolver import resolve
@@ -45,7 +45,6 @@ from modelrepo_gen.repository.publish import (
 
 log = logging.getLogger("modelrepo_gen")
 VERSION = "1"
-REQUEST_CHECKS = "request_checks"  # beside every python model's model.py
 
 
 @dataclass
@@ -139,10 +138,9 @@ def _write_models(
         entry = {"platform": unit.platform, "role": unit.role}
         if unit.export:
             entry.update(write_network(unit, version_dir))
-        if unit.component:
-            shutil.copyfile(code_path(unit.component), version_dir / "model.py")
-            # How every python model refuses a bad request (HTTP 400 / gRPC INVALID_ARGUMENT).
-            shutil.copyfile(code_path(REQUEST_CHECKS), version_dir / f"{REQUEST_CHECKS}.py")
+        if unit.component:  # model.py and the modules it imports
+            for file_name, source in model_code(unit.component).items():
+                shutil.copyfile(source, version_dir / file_name)
         for file_name, source in sorted(unit.files.items()):
             shutil.copyfile(source, version_dir / file_name)
         text = render_model_config(unit, plan.pipeline)

@@ -10,26 +10,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.bert import token_limits
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, label_names
-from modelrepo_gen.components.text_tokenizer import CODE_FOLDER, WINDOW_TENSORS
+from modelrepo_gen.components.text_tokenizer import WINDOW_TENSORS
 from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, OUTPUT_TENSORS
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number, require
 
 STRING = "TYPE_STRING"
-HELPERS = (
-    "text_windows.py",
-    "text_answers.py",
-    "answer_spans.py",
-    "word_labels.py",
-    "punctuated_text.py",
-    "class_scores.py",
-)
 
 
 @dataclass
@@ -76,9 +67,6 @@ class TextTask(PythonComponent):
             parameters["max_answer_length"] = str(settings.max_answer_length)
             parameters["allow_no_answer"] = "true" if settings.allow_no_answer else "false"
         return parameters
-
-    def files(self, settings: TextTaskSettings) -> dict[str, Path]:
-        return {name: CODE_FOLDER / name for name in HELPERS}
 
 
 COMPONENTS.register("text_task")(TextTask())

@@ -20,8 +20,6 @@ from modelrepo_gen.core.validation import check_number
 
 INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
 TOKENIZER = "tokenizer.json"
-HELPERS = ("text_windows.py",)
-CODE_FOLDER = Path(__file__).parent / "triton_python"
 
 # What the post-processing model reads: the windows and where each token lies in the text.
 WINDOW_TENSORS = (
@@ -80,10 +78,7 @@ class TextTokenizer(PythonComponent):
         }
 
     def files(self, settings: TextTokenizerSettings) -> dict[str, Path]:
-        return {
-            TOKENIZER: tokenizer_json(settings),
-            **{name: CODE_FOLDER / name for name in HELPERS},
-        }
+        return {TOKENIZER: tokenizer_json(settings)}
 
 
 COMPONENTS.register("text_tokenizer")(TextTokenizer())

@@ -16,7 +16,6 @@ from typing import Any
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.piper_voice_source import voice_facts, voice_file, voice_json
-from modelrepo_gen.components.triton_python import code_path
 from modelrepo_gen.components.triton_python.symbol_encoding import phoneme_sentences
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.errors import UserError
@@ -24,7 +23,6 @@ from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number, require
 
 INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
-HELPERS = ("text_normalization", "symbol_encoding")
 VOICE_JSON = "voice.onnx.json"
 RULE_KEYS = ("characters", "abbreviations", "currencies", "currency_and", "symbols", "numbers")
 CHARACTER_KEYS = ("pad", "special", "punctuation", "letters", "lowercase")
@@ -108,7 +106,7 @@ class TextFrontend(PythonComponent):
         }
 
     def files(self, settings: TextFrontendSettings) -> dict[str, Path]:
-        files = {f"{name}.py": code_path(name) for name in HELPERS}
+        files = {}
         if settings.symbols["encoding"] == "piper_phonemes":
             files[VOICE_JSON] = voice_json(voice_file(settings.symbols["voice_path"]))
         return files
