@@ -45,7 +45,7 @@ format: install
 # Two workers share the tests (a file, and files sharing session fixtures, stay on one); the
 # tests that check machine-wide state run alone afterwards.
 test: install speech lint
-	$(PY) -m pytest -n 2 --dist loadgroup -m "not serial"
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
 bench: install speech

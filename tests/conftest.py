@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -57,24 +58,49 @@ COSTLY_SESSION_FIXTURES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """For pytest-xdist (`make test` runs two workers, --dist loadgroup): a file's tests stay on
-    one worker, and so do files whose tests use the same costly session fixture, so no module
-    fixture or costly session fixture (a build, a server) is made twice."""
+def _file_groups(root: Path) -> dict[str, str]:
+    """Each test file (as node ids name it) -> its group: files whose tests take a costly
+    session fixture of the same plugin share one (read from their source: the plugins they
+    declare, the parameters of their functions)."""
     parent: dict[str, str] = {}
 
-    def root(name: str) -> str:
+    def group(name: str) -> str:
         while parent.setdefault(name, name) != name:
             name = parent[name]
         return name
 
-    for item in items:
-        plugins = getattr(getattr(item, "module", None), "pytest_plugins", [])
-        for plugin in plugins:
-            if COSTLY_SESSION_FIXTURES.get(plugin, set()) & set(item.fixturenames):
-                parent[root(item.nodeid.split("::")[0])] = root(f"plugin {plugin}")
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(root(item.nodeid.split("::")[0])))
+    for path in sorted((root / "tests").glob("test_*.py")):
+        file = path.relative_to(root).as_posix()
+        group(file)
+        tree = ast.parse(path.read_text(), str(path))
+        functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+        # Fixtures the file takes, less those it defines itself (its own `server`, say).
+        taken = {arg.arg for node in functions for arg in node.args.args}
+        taken -= {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "pytest_plugins":
+                for plugin in ast.literal_eval(node.value):
+                    if COSTLY_SESSION_FIXTURES.get(plugin, set()) & taken:
+                        parent[group(file)] = group(f"plugin {plugin}")
+    return {file: group(file) for file in parent if not file.startswith("plugin ")}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's
+    """`make test` (-n 2 --dist loadfile): a file's tests stay on one worker, and so do files
+    whose tests take the same costly session fixture (a build, a server), so none is made twice.
+    (xdist's own loadgroup marks do not group under pytest 9: their node-id suffix is lost.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = _file_groups(config.rootpath)
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return groups.get(file, file)
+
+    return FileGroupScheduling(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
