@@ -38,14 +38,14 @@ assert module.TritonPythonModel
 
 
 def test_every_model_is_found() -> None:
-    assert len(MODELS) >= 10 and "text_task" in MODELS and "request_checks" not in MODELS
+    assert len(MODELS) >= 10 and "text_task" in MODELS and "model_kernel" not in MODELS
 
 
 @pytest.mark.parametrize("component", MODELS)
 def test_the_copied_files_are_all_the_model_needs(component: str, tmp_path: Path) -> None:
     files = model_code(component)
     assert files["model.py"] == CODE_DIR / f"{component}.py"
-    assert "request_checks.py" in files  # how every model refuses a bad request
+    assert "model_kernel.py" in files  # how every model refuses a bad request
     for name, source in files.items():
         shutil.copyfile(source, tmp_path / name)
     done = subprocess.run(

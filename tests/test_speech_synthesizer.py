@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pytest
 
-from modelrepo_gen.components.triton_python.request_checks import BadRequest, numeric_parameters
+from modelrepo_gen.components.triton_python.model_kernel import BadRequest, numeric_parameters
 from modelrepo_gen.components.triton_python.speech_synthesizer import (
     chain_settings,
     find_problem,

@@ -1,7 +1,7 @@
 """Triton python-backend model code, copied into repositories as <model>/<version>/model.py.
 
 Each file runs inside Triton's python stub, which imports nothing of modelrepo_gen: what it
-needs of this folder (request_checks.py, text_windows.py, ...) is copied beside it, found from
+needs of this folder (model_kernel.py, text_windows.py, ...) is copied beside it, found from
 its imports. Logic stays in plain functions so it can be tested outside Triton.
 """
 

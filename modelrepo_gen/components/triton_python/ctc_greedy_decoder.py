@@ -15,9 +15,9 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import refusal
+    from model_kernel import model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import refusal
+    from modelrepo_gen.components.triton_python.model_kernel import model_settings, refusal
 
 
 def greedy_decode(logprobs: np.ndarray, length: int, vocabulary: list) -> str:
@@ -35,8 +35,7 @@ def greedy_decode(logprobs: np.ndarray, length: int, vocabulary: list) -> str:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.vocabulary = json.loads(params["vocabulary"])
         self.logprobs_name, self.length_name = [t["name"] for t in config["input"]]

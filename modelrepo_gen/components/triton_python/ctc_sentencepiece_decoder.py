@@ -8,7 +8,6 @@ from config.pbtxt `parameters`:
   classes    tokens in the model (the blank is class `classes`)
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import refusal
+    from model_kernel import model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import refusal
+    from modelrepo_gen.components.triton_python.model_kernel import model_settings, refusal
 
 
 def greedy_ids(logprobs: np.ndarray, length: int, blank: int) -> list:
@@ -44,8 +43,7 @@ def load_tokenizer(path):
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.classes = int(params["classes"])
         folder = Path(args["model_repository"]) / args["model_version"]

@@ -25,9 +25,9 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import fault, refusal
+    from model_kernel import fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
 
 
 def _number(value) -> str:
@@ -135,8 +135,7 @@ def load_runner(fmt: str, path: Path, input_names: list, output_names: list):
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.input_names = [t["name"] for t in config["input"]]
         self.outputs = [(t["name"], t["data_type"]) for t in config["output"]]

@@ -29,11 +29,12 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import BadRequest, fault, numeric_parameters, refusal
+    from model_kernel import BadRequest, fault, model_settings, numeric_parameters, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import (
+    from modelrepo_gen.components.triton_python.model_kernel import (
         BadRequest,
         fault,
+        model_settings,
         numeric_parameters,
         refusal,
     )
@@ -88,8 +89,7 @@ class TritonPythonModel:
     def initialize(self, args):
         import onnxruntime
 
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         folder = Path(args["model_repository"]) / args["model_version"]
         options = onnxruntime.SessionOptions()

@@ -45,11 +45,20 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import BadRequest, fault, numeric_parameters, refusal
-except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import (
+    from model_kernel import (
         BadRequest,
+        call_model,
         fault,
+        model_settings,
+        numeric_parameters,
+        refusal,
+    )
+except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.model_kernel import (
+        BadRequest,
+        call_model,
+        fault,
+        model_settings,
         numeric_parameters,
         refusal,
     )
@@ -184,8 +193,7 @@ def chain_settings(params: dict) -> dict:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.calls = json.loads(params["calls"])
         self.chain = chain_settings(params)
@@ -194,20 +202,9 @@ class TritonPythonModel:
         self.allowed = self.chain["request_parameters"]
 
     def _call(self, slot, inputs, outputs, passed=None):
-        extra = {"parameters": passed} if passed and slot in ("voice", "acoustic") else {}
-        request = pb_utils.InferenceRequest(
-            model_name=self.calls[slot]["model"],
-            requested_output_names=outputs,
-            inputs=[pb_utils.Tensor(k, np.ascontiguousarray(v)) for k, v in inputs.items()],
-            **extra,
-        )
-        response = request.exec()
-        if response.has_error():
-            raise RuntimeError(f"{self.calls[slot]['model']}: {response.error().message()}")
-        return [
-            np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy())
-            for name in outputs
-        ]
+        parameters = passed if slot in ("voice", "acoustic") else None
+        parts = call_model(self.calls[slot]["model"], inputs, outputs, parameters=parameters)
+        return [parts[name][0] for name in outputs]
 
     def _speak(self, group):
         """Audio and truncation flags of a group of (request index, texts) sharing parameters."""

@@ -15,22 +15,23 @@ a time; each text's answer comes from text_answers.py. Settings from config.pbtx
 """
 
 import json
-import os
-import sys
 
 import numpy as np
 
 try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # helpers beside model.py
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import fault, refusal
+    from model_kernel import call_model, fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import (
+        call_model,
+        fault,
+        model_settings,
+        refusal,
+    )
 
 try:  # beside model.py in a repository
     from text_answers import NETWORK_OUTPUTS, SEQUENCE_LEVEL, answer, to_tensors
@@ -124,8 +125,7 @@ def read_request(request, vocabulary: int, token_types: int) -> list:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.task = params["task"]
         self.labels = json.loads(params["labels"])
@@ -142,24 +142,8 @@ class TritonPythonModel:
             name: pad_rows([getattr(w, WINDOW_INPUTS[name]) for w in windows])
             for name in NETWORK_INPUTS
         }
-        rows = len(inputs["INPUT_IDS"])
         step = int(self.network["max_batch_size"])
-        results = {name: [] for name in self.network_outputs}
-        for start in range(0, rows, step):
-            request = pb_utils.InferenceRequest(
-                model_name=self.network["model"],
-                requested_output_names=self.network_outputs,
-                inputs=[
-                    pb_utils.Tensor(name, np.ascontiguousarray(array[start : start + step]))
-                    for name, array in inputs.items()
-                ],
-            )
-            response = request.exec()
-            if response.has_error():
-                raise RuntimeError(f"{self.network['model']}: {response.error().message()}")
-            for name in self.network_outputs:
-                tensor = pb_utils.get_output_tensor_by_name(response, name)
-                results[name].append(np.array(tensor.as_numpy()))
+        results = call_model(self.network["model"], inputs, self.network_outputs, step)
         # The network may give a batch back wider than it was sent (batched with others).
         merged = {
             name: np.concatenate(parts) if name in SEQUENCE_LEVEL else pad_rows(parts)

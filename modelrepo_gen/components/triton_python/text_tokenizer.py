@@ -12,21 +12,17 @@ request's texts go out padded to the longest. Settings from config.pbtxt `parame
 """
 
 import json
-import os
-import sys
 from pathlib import Path
 
 try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # helpers beside model.py
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import fault, refusal
+    from model_kernel import fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
 
 try:  # beside model.py in a repository
     from text_windows import (
@@ -76,8 +72,7 @@ def read_texts(arrays: dict, names: list, max_characters: int) -> list:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         folder = Path(args["model_repository"]) / args["model_version"]
         self.tokenizer = load_tokenizer(

@@ -27,11 +27,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository (the stub puts its folder on sys.path)
-    from request_checks import fault, refusal
+    from model_kernel import fault, model_settings, refusal
     from symbol_encoding import SymbolEncoder
     from text_normalization import normalize
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
     from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
     from modelrepo_gen.components.triton_python.text_normalization import normalize
 
@@ -125,8 +125,7 @@ def pack(rows: list[list[list[int]]]) -> tuple[np.ndarray, np.ndarray]:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.rules = json.loads(params["rules"])
         self.max_characters = int(params["max_characters"])

@@ -8,7 +8,6 @@ Settings from config.pbtxt `parameters`:
   tokenizer  tokenizers-library tokenizer.json in the version folder
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import refusal
+    from model_kernel import model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import refusal
+    from modelrepo_gen.components.triton_python.model_kernel import model_settings, refusal
 
 
 def window_ids(ids: list, eos: int) -> list:
@@ -47,8 +46,7 @@ class TritonPythonModel:
     def initialize(self, args):
         from tokenizers import Tokenizer
 
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.eos = int(params["eos"])
         folder = Path(args["model_repository"]) / args["model_version"]

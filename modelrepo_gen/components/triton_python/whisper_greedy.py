@@ -31,9 +31,14 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from request_checks import fault, refusal
+    from model_kernel import call_model, fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.request_checks import fault, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import (
+        call_model,
+        fault,
+        model_settings,
+        refusal,
+    )
 
 
 def find_problem(
@@ -101,8 +106,7 @@ def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        config, params = model_settings(args)
         self.model_name = config["name"]
         self.calls = json.loads(params["calls"])
         self.prompt = json.loads(params["prompt"])
@@ -117,25 +121,8 @@ class TritonPythonModel:
     def _call(self, slot, inputs, outputs):
         """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
         called = self.calls[slot]
-        rows = len(next(iter(inputs.values())))
-        step = int(called["max_batch_size"])
-        results = {name: [] for name in outputs}
-        for start in range(0, rows, step):
-            request = pb_utils.InferenceRequest(
-                model_name=called["model"],
-                requested_output_names=outputs,
-                inputs=[
-                    pb_utils.Tensor(name, np.ascontiguousarray(array[start : start + step]))
-                    for name, array in inputs.items()
-                ],
-            )
-            response = request.exec()
-            if response.has_error():
-                raise RuntimeError(f"{called['model']}: {response.error().message()}")
-            for name in outputs:
-                tensor = pb_utils.get_output_tensor_by_name(response, name)
-                results[name].append(np.array(tensor.as_numpy()))
-        return [np.concatenate(results[name]) for name in outputs]
+        parts = call_model(called["model"], inputs, outputs, int(called["max_batch_size"]))
+        return [np.concatenate(parts[name]) for name in outputs]
 
     def _decode(self, tokens, past, cross):
         logits, present = self._call(
