@@ -2,8 +2,9 @@
 
 tests/golden/ holds, for five variants, every config.pbtxt text and the SHA-256 of every
 exported ONNX model and python-backend file, recorded from the Python plan builders the YAML
-graphs replaced. (TorchScript archives embed debug paths and a per-process serialization id,
-so only their configs are compared.)
+graphs replaced; the python-backend files' hashes were recorded again when their code moved
+onto one shared kernel (model_kernel.py), configs and networks unchanged. (TorchScript archives
+embed debug paths and a per-process serialization id, so only their configs are compared.)
 """
 
 from __future__ import annotations
