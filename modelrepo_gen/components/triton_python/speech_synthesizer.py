@@ -45,23 +45,9 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from model_kernel import (
-        BadRequest,
-        call_model,
-        fault,
-        model_settings,
-        numeric_parameters,
-        refusal,
-    )
+    import model_kernel as kernel
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.model_kernel import (
-        BadRequest,
-        call_model,
-        fault,
-        model_settings,
-        numeric_parameters,
-        refusal,
-    )
+    from modelrepo_gen.components.triton_python import model_kernel as kernel
 
 
 def split_sentences(ids: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -193,7 +179,7 @@ def chain_settings(params: dict) -> dict:
 
 class TritonPythonModel:
     def initialize(self, args):
-        config, params = model_settings(args)
+        config, params = kernel.model_settings(args)
         self.model_name = config["name"]
         self.calls = json.loads(params["calls"])
         self.chain = chain_settings(params)
@@ -203,7 +189,7 @@ class TritonPythonModel:
 
     def _call(self, slot, inputs, outputs, passed=None):
         parameters = passed if slot in ("voice", "acoustic") else None
-        parts = call_model(self.calls[slot]["model"], inputs, outputs, parameters=parameters)
+        parts = kernel.call_model(self.calls[slot]["model"], inputs, outputs, parameters=parameters)
         return [parts[name][0] for name in outputs]
 
     def _speak(self, group):
@@ -227,14 +213,14 @@ class TritonPythonModel:
             ids = pb_utils.get_input_tensor_by_name(request, "SYMBOL_IDS").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "SENTENCE_LENGTHS").as_numpy()
             try:
-                values = numeric_parameters(request.parameters(), self.allowed)
+                values = kernel.numeric_parameters(request.parameters(), self.allowed)
                 problem = find_problem(
                     ids, lengths, self.chain["num_symbols"], self.chain["max_symbols"]
                 )
                 if problem:
-                    raise BadRequest(problem)
-            except BadRequest as error:
-                responses[index] = refusal(self.model_name, str(error))
+                    raise kernel.BadRequest(problem)
+            except kernel.BadRequest as error:
+                responses[index] = kernel.refusal(self.model_name, str(error))
                 continue
             texts = [split_sentences(i, n) for i, n in zip(ids, lengths)]
             groups.setdefault(tuple(values.items()), []).append((index, texts, values))
@@ -243,7 +229,7 @@ class TritonPythonModel:
                 audio, truncated = self._speak(group)
             except Exception as exc:  # a failed call must answer every request, not crash the stub
                 for index, _, _ in group:
-                    responses[index] = fault(self.model_name, f"synthesis failed: {exc}")
+                    responses[index] = kernel.fault(self.model_name, f"synthesis failed: {exc}")
                 continue
             start = 0
             for index, texts, _ in group:
