@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import CONF, ROOT, compose_config, run_cli
 
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 
@@ -47,11 +48,20 @@ def test_every_option_of_every_group_resolves(group: str) -> None:
         resolve(cfg)
 
 
+NEMO_FILE = ROOT / "tests" / "fixtures" / "nemo" / "quartznet_like.nemo"
+
+
 @pytest.mark.parametrize("recipe", RECIPES)
-@pytest.mark.parametrize("pipeline", ["asr_jasper", "asr_quartznet"])
-def test_every_recipe_composes_and_resolves(recipe: str, pipeline: str) -> None:
-    cfg = compose_config([f"pipeline={pipeline}", f"+recipe={recipe}"])
-    resolve(cfg)
+@pytest.mark.parametrize("pipeline", options("pipeline"))
+def test_every_recipe_resolves_or_says_which_pipelines_it_fits(recipe: str, pipeline: str) -> None:
+    extra = [f"model.checkpoint={NEMO_FILE}"] if pipeline == "asr_nemo" else []
+    cfg = compose_config([f"pipeline={pipeline}", f"+recipe={recipe}", *extra])
+    assert cfg.recipe.name == recipe
+    if not cfg.recipe.fits or cfg.pipeline.family in cfg.recipe.fits:
+        resolve(cfg)
+    else:
+        with pytest.raises(UserError, match=rf"^recipe {recipe} is made for .+; pipeline="):
+            resolve(cfg)
 
 
 def test_recipe_changes_what_is_built() -> None:

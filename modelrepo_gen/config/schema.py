@@ -61,6 +61,14 @@ class ParityShape:
 
 
 @dataclass
+class RecipeConfig:
+    """What a recipe file (+recipe=NAME) says of itself."""
+
+    name: str = MISSING
+    fits: list[str] = field(default_factory=list)  # pipeline families; empty: every one
+
+
+@dataclass
 class BuildConfig:
     pipeline: Any = MISSING
     # Shared parts a pipeline's graph is made of (config groups; a pipeline uses those it needs).
@@ -88,6 +96,7 @@ class BuildConfig:
     force: bool = False
     seed: int = 0
     dry_run: bool = False
+    recipe: RecipeConfig | None = None  # set by a recipe file
 
 
 def ctc_classes(symbols: list[str]) -> int:

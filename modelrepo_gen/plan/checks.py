@@ -12,6 +12,22 @@ SEED_MAX = 2**63 - 1  # torch.manual_seed takes a 64-bit seed
 PARITY_MAX_SECONDS = 300  # a parity shape longer than this only costs build time and memory
 
 
+def check_recipe_fits(cfg: DictConfig) -> None:
+    """A recipe (+recipe=NAME) made for other pipelines is one line saying so, before its
+    settings fail somewhere less clear (a model role this pipeline does not have, say)."""
+    recipe = cfg.get("recipe")
+    if recipe is None or not recipe.fits:
+        return
+    family = cfg.pipeline.get("family")
+    kind = f"a {family} pipeline" if family else "a pipeline of no stated family"
+    require(
+        family in recipe.fits,
+        f"recipe {recipe.name} is made for {' and '.join(recipe.fits)} pipelines; "
+        f"pipeline={cfg.pipeline.get('name')} is {kind} (leave the recipe out, or set what "
+        "you need yourself)",
+    )
+
+
 def check_build_settings(cfg: DictConfig) -> None:
     """Raise UserError naming the first top-level setting that cannot work."""
     check_number("max_batch_size", cfg.max_batch_size, at_least=1, at_most=INT32_MAX)

@@ -24,6 +24,7 @@ from modelrepo_gen.plan.checks import (
     check_build_settings,
     check_parity_batches,
     check_parity_tokens,
+    check_recipe_fits,
 )
 from modelrepo_gen.plan.example_inputs import ExampleInputs
 from modelrepo_gen.plan.exported_units import exported_unit
@@ -197,6 +198,7 @@ def resolve(cfg: DictConfig, on_this_machine: bool = True) -> BuildPlan:
 
     on_this_machine=False: a plan rendered here and made on the serving machine (an archive's
     other targets), so what this machine lacks to export (TensorRT, a GPU) is not asked for."""
+    check_recipe_fits(cfg)
     check_build_settings(cfg)
     name = _pipeline_name(cfg)
     parts = _read_parts(cfg)
