@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from conftest import CONF
+from conftest import compose_config
+from omegaconf import OmegaConf
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import NetworkComponent
@@ -18,17 +18,21 @@ from modelrepo_gen.core.validation import typed
 register_builtin_components()
 
 
+def model_node(model: str) -> dict:
+    """conf/model/<model>.yaml as Hydra composes it (a *_mini file extends its full size)."""
+    return OmegaConf.to_container(compose_config([f"model={model}"]).model, resolve=True)
+
+
 def settings_of(model: str, **changes: Any) -> Any:
     """The typed settings of conf/model/<model>.yaml, with `changes` applied."""
-    node = yaml.safe_load((CONF / "model" / f"{model}.yaml").read_text())
+    node = model_node(model)
     component = COMPONENTS.get(node.pop("component"))
     return typed(component.settings_schema, {**node, **changes}, f"model {model}")
 
 
 def module_of(model: str, seed: int = 0, **changes: Any) -> torch.nn.Module:
     settings = settings_of(model, **changes)
-    node = yaml.safe_load((CONF / "model" / f"{model}.yaml").read_text())
-    component = COMPONENTS.get(node["component"])
+    component = COMPONENTS.get(model_node(model)["component"])
     assert isinstance(component, NetworkComponent)
     return component.make_module(settings, seed)
 
