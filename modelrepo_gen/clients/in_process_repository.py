@@ -61,7 +61,7 @@ class InferInput:
 
     def __init__(self, name: str, shape: Sequence[int], datatype: str) -> None:
         self._name = name
-        self.array = np.zeros(shape)
+        self.array: np.ndarray | None = None  # set_data_from_numpy gives it
 
     def name(self) -> str:
         return self._name
