@@ -8,6 +8,7 @@ command line's entry point, all in one interpreter (tests/cli_runs.py) to keep t
 from __future__ import annotations
 
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 from cli_runs import run_many
@@ -91,7 +92,7 @@ BAD_VALUES = [
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[dict, Path]]:
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[CompletedProcess, Path]]:
     """Every row run once; each row builds into its own (never created) folder."""
     root = tmp_path_factory.mktemp("bad_values")
     outs = [root / f"row{i}" / "repo" for i in range(len(BAD_VALUES))]
@@ -102,11 +103,11 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[dict, 
 @pytest.mark.parametrize("row", range(len(BAD_VALUES)), ids=[str(r) for r, _ in BAD_VALUES])
 def test_bad_value_stops_with_one_line_before_any_work(outcomes, row: int) -> None:
     result, out = outcomes[row]
-    lines = result["stderr"].strip().splitlines()
-    assert result["code"] == 2, result["stderr"]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result["stderr"]
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert BAD_VALUES[row][1] in lines[0]
-    assert result["stdout"] == ""
+    assert result.stdout == ""
     assert not out.parent.exists()  # nothing written, not even a staging folder beside it
 
 

@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 import torch
+from cli_runs import run_many
 from conftest import CONF, ROOT, compose_config, run_cli
 
 from modelrepo_gen.assembly.run import build_repository
@@ -37,79 +39,99 @@ def existing(tmp_path_factory) -> Path:
     return repo
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (["pipeline=asr_nonexistent"], "asr_nonexistent"),
-        (["max_batch_size=abc"], "max_batch_size"),
-        (["max_batch_siz=4"], "max_batch_siz"),
-        (["dynamic_batching.max_queue_delay_us=soon"], "max_queue_delay_us"),
-        (["precision=fp8"], "fp8"),
-        (["backend=openvino"], "unknown backend 'openvino'"),
-        (["max_batch_size=-2"], "max_batch_size must be >= 1"),
-        (["instance_group.count=0"], "instance_group.count must be >= 1"),
-        (["dynamic_batching.max_queue_delay_us=-5"], "max_queue_delay_us must be >= 0"),
-        (["dynamic_batching.preferred_batch_size=[16]"], "preferred_batch_size 16"),
-        (["+per_model.acoustic_modle.max_batch_size=4"], "unknown model role"),
-        (["+per_model.acoustic_model.max_batch_size=x"], "per_model.acoustic_model.max_batch_size"),
-        (["model.blocks.0.kernel=big"], "model.blocks"),
-        (["model.feat_in=80"], "but acoustic_model.FEATURES expects TYPE_FP32 [80, -1]"),
-        (["backend=tensorrt"], "backend=tensorrt needs target=gpu"),
-        (["instance_group.kind=KIND_GPU"], "KIND_GPU, but target=cpu serves on the CPU"),
-        (["instance_group.kind=KIND_TPU"], "instance_group.kind must be one of"),
-        (["backend=tensorrt", "target=gpu"], "cannot build an engine on this machine"),
-        (["backend=torchscript", "precision=fp16"], "needs an NVIDIA GPU"),
-    ],
-)
-def test_bad_config_is_refused_before_any_work(tmp_path, overrides, expected) -> None:
-    out = tmp_path / "repo"
-    result = run_cli(*SMALL, *overrides, f"output_dir={out}")
-    assert_clean_failure(result, expected)
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
+BAD_CONFIGS = [
+    (["pipeline=asr_nonexistent"], "asr_nonexistent"),
+    (["max_batch_size=abc"], "max_batch_size"),
+    (["max_batch_siz=4"], "max_batch_siz"),
+    (["dynamic_batching.max_queue_delay_us=soon"], "max_queue_delay_us"),
+    (["precision=fp8"], "fp8"),
+    (["backend=openvino"], "unknown backend 'openvino'"),
+    (["max_batch_size=-2"], "max_batch_size must be >= 1"),
+    (["instance_group.count=0"], "instance_group.count must be >= 1"),
+    (["dynamic_batching.max_queue_delay_us=-5"], "max_queue_delay_us must be >= 0"),
+    (["dynamic_batching.preferred_batch_size=[16]"], "preferred_batch_size 16"),
+    (["+per_model.acoustic_modle.max_batch_size=4"], "unknown model role"),
+    (["+per_model.acoustic_model.max_batch_size=x"], "per_model.acoustic_model.max_batch_size"),
+    (["model.blocks.0.kernel=big"], "model.blocks"),
+    (["model.feat_in=80"], "but acoustic_model.FEATURES expects TYPE_FP32 [80, -1]"),
+    (["backend=tensorrt"], "backend=tensorrt needs target=gpu"),
+    (["instance_group.kind=KIND_GPU"], "KIND_GPU, but target=cpu serves on the CPU"),
+    (["instance_group.kind=KIND_TPU"], "instance_group.kind must be one of"),
+    (["backend=tensorrt", "target=gpu"], "cannot build an engine on this machine"),
+    (["backend=torchscript", "precision=fp16"], "needs an NVIDIA GPU"),
+]
+
+# Hydra's own refusals of the command line: exit 1, one line, as the CLI rewords them.
+HYDRA_REFUSALS = [
+    (
+        ["pipeline=asr_nonexistent"],
+        "In 'config': Could not find 'pipeline/asr_nonexistent'"
+        f" (known options: {', '.join(PIPELINES)})",
+    ),
+    (["+recipe=nope"], "(known options: low_latency, smoke, throughput_fp16)"),
+    (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32)"),
+    (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope' (known options: basic)"),
+    (
+        ["max_batch_siz=4"],
+        "Could not override 'max_batch_siz': Key 'max_batch_siz' not in 'BuildConfig'"
+        " (known keys: archive, archive_key_env, archive_key_file, archive_python, backend,",
+    ),
+    (
+        ["dynamic_batching.max_queue_dela=5"],
+        "(known keys: enabled, max_queue_delay_us, preferred_batch_size)",
+    ),
+    (
+        ["max_batch_size=abc"],
+        "Error merging override max_batch_size=abc:"
+        " Value 'abc' of type 'str' could not be converted to Integer",
+    ),
+    (["precision.parity_tolerance=tight"], "could not be converted to Float"),
+    (["max_batch_size=[1"], "cannot parse override 'max_batch_size=[1': no viable alternative"),
+    (["=5"], "Config group override must be a string or a list"),
+    (["--config-dir", "/nonexistent/conf"], "config directory '/nonexistent/conf' not found"),
+    (["--config-name", "nope"], "Cannot find primary config 'nope'"),
+    (["--cfg", "job", "max_batch_siz=4"], "Could not override 'max_batch_siz'"),
+]
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (
-            ["pipeline=asr_nonexistent"],
-            "In 'config': Could not find 'pipeline/asr_nonexistent'"
-            f" (known options: {', '.join(PIPELINES)})",
-        ),
-        (["+recipe=nope"], "(known options: low_latency, smoke, throughput_fp16)"),
-        (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32)"),
-        (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope' (known options: basic)"),
-        (
-            ["max_batch_siz=4"],
-            "Could not override 'max_batch_siz': Key 'max_batch_siz' not in 'BuildConfig'"
-            " (known keys: archive, archive_key_env, archive_key_file, archive_python, backend,",
-        ),
-        (
-            ["dynamic_batching.max_queue_dela=5"],
-            "(known keys: enabled, max_queue_delay_us, preferred_batch_size)",
-        ),
-        (
-            ["max_batch_size=abc"],
-            "Error merging override max_batch_size=abc:"
-            " Value 'abc' of type 'str' could not be converted to Integer",
-        ),
-        (["precision.parity_tolerance=tight"], "could not be converted to Float"),
-        (["max_batch_size=[1"], "cannot parse override 'max_batch_size=[1': no viable alternative"),
-        (["=5"], "Config group override must be a string or a list"),
-        (["--config-dir", "/nonexistent/conf"], "config directory '/nonexistent/conf' not found"),
-        (["--config-name", "nope"], "Cannot find primary config 'nope'"),
-        (["--cfg", "job", "max_batch_siz=4"], "Could not override 'max_batch_siz'"),
-    ],
-)
-def test_hydra_refusal_is_one_line_with_exit_code_1(tmp_path, args, expected) -> None:
-    out = tmp_path / "repo"
-    result = run_cli(*args, *SMALL, f"output_dir={out}")
+@pytest.fixture(scope="module")
+def refusals(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, list[tuple[CompletedProcess, Path]]]:
+    """Every row of both tables run once through the command line's entry point, all in one
+    interpreter (tests/cli_runs.py); each row builds into its own folder, which must stay empty."""
+    root = tmp_path_factory.mktemp("refusals")
+    rows = {
+        "config": [[*SMALL, *overrides] for overrides, _ in BAD_CONFIGS],
+        "hydra": [[*args, *SMALL] for args, _ in HYDRA_REFUSALS],
+    }
+    runs, folders = [], []
+    for table, argument_lists in rows.items():
+        for i, args in enumerate(argument_lists):
+            folder = root / f"{table}{i}"
+            folder.mkdir()
+            folders.append(folder)
+            runs.append([*args, f"output_dir={folder / 'repo'}"])
+    outcomes = list(zip(run_many(runs, ROOT), folders, strict=True))
+    return {"config": outcomes[: len(BAD_CONFIGS)], "hydra": outcomes[len(BAD_CONFIGS) :]}
+
+
+@pytest.mark.parametrize("row", range(len(BAD_CONFIGS)), ids=[e for _, e in BAD_CONFIGS])
+def test_bad_config_is_refused_before_any_work(refusals, row: int) -> None:
+    result, folder = refusals["config"][row]
+    assert_clean_failure(result, BAD_CONFIGS[row][1])
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("row", range(len(HYDRA_REFUSALS)), ids=[e for _, e in HYDRA_REFUSALS])
+def test_hydra_refusal_is_one_line_with_exit_code_1(refusals, row: int) -> None:
+    result, folder = refusals["hydra"][row]
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.splitlines() == [result.stderr.strip()]  # exactly one line
-    assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
-    assert list(tmp_path.iterdir()) == []
+    stderr = result.stderr
+    assert stderr.splitlines() == [stderr.strip()]  # exactly one line
+    assert stderr.startswith("error: ") and HYDRA_REFUSALS[row][1] in stderr, stderr
+    assert list(folder.iterdir()) == []
 
 
 def test_hydra_full_error_shows_the_whole_story(tmp_path) -> None:

@@ -7,9 +7,11 @@ then resolves it; one case goes through the command line with a pipeline in --co
 from __future__ import annotations
 
 from collections.abc import Callable
+from subprocess import CompletedProcess
 
 import pytest
-from conftest import compose_config, run_cli
+from cli_runs import run_many
+from conftest import ROOT, compose_config, run_cli
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from modelrepo_gen.core.errors import UserError
@@ -172,17 +174,25 @@ MALFORMED = {
 }
 
 
+@pytest.fixture(scope="module")
+def malformed_runs(tmp_path_factory) -> dict[str, CompletedProcess]:
+    """Each case as a team's pipeline file in its own config folder, all run in one
+    interpreter (tests/cli_runs.py)."""
+    runs = []
+    for body, _ in MALFORMED.values():
+        conf = tmp_path_factory.mktemp("team_conf")
+        (conf / "pipeline").mkdir()
+        (conf / "pipeline" / "team.yaml").write_text(
+            f"# @package _global_\ndefaults:\n  - asr_quartznet\n  - _self_\n{body}\n"
+        )
+        runs.append(["--config-dir", str(conf), "pipeline=team", *SMALL, "dry_run=true"])
+    return dict(zip(MALFORMED, run_many(runs, ROOT), strict=True))
+
+
 @pytest.mark.parametrize("case", list(MALFORMED))
-def test_malformed_pipeline_file_is_one_line(case: str, tmp_path) -> None:
-    body, expected = MALFORMED[case]
-    conf = tmp_path / "conf" / "pipeline"
-    conf.mkdir(parents=True)
-    (conf / "team.yaml").write_text(
-        f"# @package _global_\ndefaults:\n  - asr_quartznet\n  - _self_\n{body}\n"
-    )
-    result = run_cli(
-        "--config-dir", str(tmp_path / "conf"), "pipeline=team", *SMALL, "dry_run=true"
-    )
+def test_malformed_pipeline_file_is_one_line(case: str, malformed_runs) -> None:
+    expected = MALFORMED[case][1]
+    result = malformed_runs[case]
     lines = result.stderr.splitlines()
     assert result.returncode in (1, 2) and len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]

@@ -15,6 +15,7 @@ from importlib.util import cache_from_source
 from pathlib import Path
 
 import pytest
+from cli_runs import CliRun, run_many
 from conftest import ROOT, compose_config
 
 from modelrepo_gen.assembly import run as build
@@ -94,29 +95,40 @@ def test_force_refuses_a_repository_holding_files_it_did_not_write(tmp_path) -> 
     assert edited.is_file() and not list(repo.glob("*/1/__pycache__"))
 
 
-@pytest.mark.parametrize(
-    ("output_dir", "expected"),
-    [
-        ("", "output_dir is empty"),
-        (".", "is or contains the current directory"),
-        ("..", "is or contains the current directory"),
-        ("/", "is or contains the current directory"),
-        ("'~'", "is or contains home"),
-        ("{tmp}/users", "is or contains home"),
-    ],
-)
+USERS_FOLDERS = [
+    ("", "output_dir is empty"),
+    (".", "is or contains the current directory"),
+    ("..", "is or contains the current directory"),
+    ("/", "is or contains the current directory"),
+    ("'~'", "is or contains home"),
+    ("{tmp}/users", "is or contains home"),
+]
+
+
+@pytest.fixture(scope="module")
+def users_folder_refusals(tmp_path_factory) -> list[tuple[subprocess.CompletedProcess, Path, dict]]:
+    """Each row run from its own work folder beside its own home (HOME), all in one interpreter
+    (tests/cli_runs.py): (result, root, listing of root before)."""
+    runs, roots = [], []
+    for output_dir, _ in USERS_FOLDERS:
+        root = tmp_path_factory.mktemp("users_folders")
+        work, home = root / "work", root / "users" / "me"
+        for folder in (work, home):
+            folder.mkdir(parents=True)
+            (folder / "keep.txt").write_text("keep")
+        roots.append((root, listing(root)))
+        args = [*SMALL, f"output_dir={output_dir.format(tmp=root)}", "force=true"]
+        runs.append(CliRun(args, cwd=str(work), env={"HOME": str(home)}))
+    return [(result, *root) for result, root in zip(run_many(runs, ROOT), roots, strict=True)]
+
+
+@pytest.mark.parametrize("row", range(len(USERS_FOLDERS)), ids=[e for _, e in USERS_FOLDERS])
 def test_output_dir_that_would_replace_the_users_folders_is_refused(
-    tmp_path, output_dir, expected
+    users_folder_refusals, row: int
 ) -> None:
-    work, home = tmp_path / "work", tmp_path / "users" / "me"
-    for folder in (work, home):
-        folder.mkdir(parents=True)
-        (folder / "keep.txt").write_text("keep")
-    before = listing(tmp_path)
-    value = output_dir.format(tmp=tmp_path)
-    line = one_error_line(cli(f"output_dir={value}", "force=true", cwd=work, home=home))
-    assert expected in line
-    assert listing(tmp_path) == before
+    result, root, before = users_folder_refusals[row]
+    assert USERS_FOLDERS[row][1] in one_error_line(result)
+    assert listing(root) == before
 
 
 @pytest.mark.parametrize(
