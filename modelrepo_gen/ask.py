@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from modelrepo_gen.clients.text_client import TextModel
 from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, PROTOCOLS
 from modelrepo_gen.command_line import command_parser
+from modelrepo_gen.components.triton_python.nlp_tasks import TASKS
 from modelrepo_gen.core.errors import UserError
 
 
@@ -45,30 +46,8 @@ def _read(value: str | None) -> str | None:
 
 
 def describe(task: str, answer: dict) -> list[str]:
-    """The answer as lines for a person to read."""
-    if task == "question_answering":
-        if answer["start"] < 0:
-            return [f"no answer (score {answer['score']:.4f})"]
-        return [
-            f"answer: {answer['answer']}",
-            f"characters {answer['start']}-{answer['end']} of the context, "
-            f"score {answer['score']:.4f}",
-        ]
-    if task == "sequence_classification":
-        lines = [f"label: {answer['label']} ({answer['score']:.4f})"]
-        lines += [f"  {name}: {p:.4f}" for name, p in answer["probabilities"].items()]
-        return lines
-    if task == "punctuation":
-        return [answer["text"]]
-    lines = []
-    if task == "intent_slot":
-        lines.append(f"intent: {answer['intent']} ({answer['intent_score']:.4f})")
-    entities = answer["entities"] if task == "token_classification" else answer["slots"]
-    for e in entities:
-        lines.append(f"{e['label']}\t{e['text']}\t[{e['start']}, {e['end']})\t{e['score']:.4f}")
-    if not entities:
-        lines.append("no entities" if task == "token_classification" else "no slots")
-    return lines
+    """The answer as lines for a person to read (as its task says: nlp_tasks.py)."""
+    return TASKS[task].describe(answer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,7 +19,8 @@ from modelrepo_gen.clients.triton_calls import (
     ready_model_config,
     request_failure,
 )
-from modelrepo_gen.components.triton_python.text_answers import OUTPUT_TENSORS, from_tensors
+from modelrepo_gen.components.triton_python.nlp_tasks import TASKS
+from modelrepo_gen.components.triton_python.text_answers import from_tensors
 from modelrepo_gen.core.errors import UserError
 
 
@@ -34,10 +35,10 @@ class TextModel:
         self.url, self.protocol, self.name = url, protocol, name
         config = ready_model_config(url, protocol, name)
         self.task = _parameter(config, "task")
-        if self.task not in OUTPUT_TENSORS:
+        if self.task not in TASKS:
             raise UserError(
                 f"model '{name}' is not an NLP ensemble of this tool (its `task` parameter "
-                f"is {self.task!r}; expected one of {', '.join(OUTPUT_TENSORS)})"
+                f"is {self.task!r}; expected one of {', '.join(TASKS)})"
             )
         self.inputs = [t["name"] for t in config.get("input", [])]
         self.class_labels = self._class_labels(config)
@@ -85,7 +86,7 @@ def infer_answer(client: Any, protocol: str, model: TextModel, texts: dict[str, 
         tensor = module.InferInput(name, [1, 1], "BYTES")
         tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=object))
         inputs.append(tensor)
-    names = list(OUTPUT_TENSORS[model.task])
+    names = [output.name for output in TASKS[model.task].answer_outputs]
     outputs = [module.InferRequestedOutput(name) for name in names]
     # An http client's timeout is set when it connects; a grpc one's per request.
     timeout = {"client_timeout": REQUEST_TIMEOUT_S} if protocol == "grpc" else {}

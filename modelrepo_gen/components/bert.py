@@ -1,13 +1,10 @@
 """Component `bert`: token ids -> a task head's logits (or the encoder's hidden states).
 
 Inputs INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS [batch, tokens] (int64; rows padded with 0 ids
-and 0 mask, which do not change the valid positions' outputs). Outputs by head:
-  question_answering       START_LOGITS, END_LOGITS [tokens]
-  token_classification     TOKEN_LOGITS [tokens, n]
-  sequence_classification  LOGITS [n]
-  intent_slot              INTENT_LOGITS [n_intents], SLOT_LOGITS [tokens, n_slots]
-  punctuation              PUNCT_LOGITS [tokens, n_punct], CAPIT_LOGITS [tokens, n_capit]
-  feature_extraction       HIDDEN_STATES [tokens, hidden]
+and 0 mask, which do not change the valid positions' outputs). Outputs: the head's task's
+(triton_python/nlp_tasks.py), fp32, e.g. START_LOGITS, END_LOGITS [tokens] (question answering),
+LOGITS [n] (sequence classification), TOKEN_LOGITS [tokens, n] (token classification),
+HIDDEN_STATES [tokens, hidden] (feature extraction).
 Per-token outputs come back as long as the request's INPUT_IDS, whatever it was batched with.
 With `onnx` set, that file is served instead of an export (see loaders/onnx_import.py).
 """
@@ -23,7 +20,6 @@ from transformers import BertConfig
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.bert_head_weights import check_head_classes, head_tensors, load_into
 from modelrepo_gen.components.bert_source import (
-    HEADS,
     BertSourceSettings,
     check_source,
     folder_config,
@@ -33,29 +29,29 @@ from modelrepo_gen.components.bert_source import (
     tokenizer_json,
 )
 from modelrepo_gen.components.networks.bert import BertWithHead
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
-from modelrepo_gen.loaders.onnx_import import ImportedOnnx, inspect_onnx, served_model
+from modelrepo_gen.loaders.onnx_import import (
+    ImportedOnnx,
+    WantedOutput,
+    inspect_onnx,
+    served_model,
+)
 
 FP32, INT64 = "TYPE_FP32", "TYPE_INT64"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
-# head -> its outputs: (name, one row per token, whose labels give its classes, if any)
-OUTPUTS: dict[str, tuple[tuple[str, bool, bool], ...]] = {
-    "question_answering": (("START_LOGITS", True, False), ("END_LOGITS", True, False)),
-    "token_classification": (("TOKEN_LOGITS", True, True),),
-    "sequence_classification": (("LOGITS", False, True),),
-    "intent_slot": (("INTENT_LOGITS", False, True), ("SLOT_LOGITS", True, True)),
-    "punctuation": (("PUNCT_LOGITS", True, True), ("CAPIT_LOGITS", True, True)),
-    "feature_extraction": (("HIDDEN_STATES", True, False),),
-}
 
 
 def head_classes(settings: BertSourceSettings, where: str = "model") -> tuple[int, ...]:
-    """Output classes of each head layer: 2 for QA's start/end layer, else the label counts."""
-    if settings.head == "question_answering":
-        return (2,)
-    return tuple(len(names) for names in label_names(settings, where).values())
+    """Output classes of each head layer: its labels' count, or for a layer whose columns are
+    several outputs (question answering's start and end), their number."""
+    labels = label_names(settings, where)
+    return tuple(
+        len(outputs) if len(outputs) > 1 else len(labels[outputs[0].name])
+        for _, outputs in HEADS[settings.head].head_layers()
+    )
 
 
 def _config(settings: BertSourceSettings, where: str = "model") -> BertConfig:
@@ -66,7 +62,11 @@ def _imported(settings: BertSourceSettings, where: str = "model") -> ImportedOnn
     path = onnx_file(settings, where)
     assert path is not None
     try:
-        return inspect_onnx(path, settings.head, path.stat().st_mtime)
+        wanted = tuple(
+            WantedOutput(output.name, output.onnx_names, output.rank)
+            for output in HEADS[settings.head].network_outputs
+        )
+        return inspect_onnx(path, settings.head, wanted, path.stat().st_mtime)
     except UserError as error:
         raise UserError(f"{where}.onnx: {error}") from None
 
@@ -88,10 +88,10 @@ class Bert(NetworkComponent):
     example_length = "tokens"
     mask_input = "ATTENTION_MASK"
     sized_like = {
-        name: ["INPUT_IDS", 1]
-        for outputs in OUTPUTS.values()
-        for name, per_token, _ in outputs
-        if per_token
+        output.name: ["INPUT_IDS", 1]
+        for head in HEADS.values()
+        for output in head.network_outputs
+        if output.per_token
     }
 
     def check(self, settings: BertSourceSettings, where: str) -> None:
@@ -125,9 +125,10 @@ class Bert(NetworkComponent):
             widths = {name: len(names) for name, names in labels.items()}
             widths["HIDDEN_STATES"] = _config(settings).hidden_size
         outputs = []
-        for name, per_token, labeled in OUTPUTS[settings.head]:
-            width = (widths[name],) if labeled or name == "HIDDEN_STATES" else ()
-            outputs.append(TensorSpec(name, FP32, ((-1,) if per_token else ()) + width))
+        for output in HEADS[settings.head].network_outputs:
+            width = (widths[output.name],) if output.vector else ()
+            tokens = (-1,) if output.per_token else ()
+            outputs.append(TensorSpec(output.name, FP32, tokens + width))
         return Signature(
             inputs=tuple(TensorSpec(name, INT64, (-1,), ragged=True) for name in INPUTS),
             outputs=tuple(outputs),
@@ -188,7 +189,7 @@ class Bert(NetworkComponent):
             return Weights({"source": "onnx", "path": str(onnx_file(settings, where))})
         folder = loaded(settings, where)
         record = {"source": "huggingface", "path": str(folder.weights), "head": settings.head}
-        if settings.head == "feature_extraction" or head_tensors(folder, settings.head, where):
+        if not HEADS[settings.head].head_layers() or head_tensors(folder, settings.head, where):
             return Weights(record)
         return Weights(
             {**record, "head_seed": seed},

@@ -1,42 +1,36 @@
 """Which tensors of a BERT folder make the task head, and loading them into the network.
 
-A folder holds a trained head when it has every tensor of the head's layers (see
-networks/bert.py): transformers' BertForQuestionAnswering / BertForTokenClassification /
+A folder holds a trained head when it has every tensor of the head's layers (named by its task
+in triton_python/nlp_tasks.py, each `<layer>.weight` [classes, hidden] and `<layer>.bias`):
+transformers' BertForQuestionAnswering / BertForTokenClassification /
 BertForSequenceClassification folders as they are (their `classifier` is taken only from the
-matching architecture), or the documented layouts of the joint heads:
-  intent_slot   intent_classifier.{weight,bias} [n_intents, hidden] on the [CLS] state,
-                slot_classifier.{weight,bias} [n_slots, hidden] on every token;
-                config.json intent_id2label and slot_id2label
-  punctuation   punct_classifier.{weight,bias}, capit_classifier.{weight,bias} on every token;
-                config.json punct_id2label and capit_id2label
-Otherwise the head is seeded at random.
+matching architecture), or the documented layouts of the joint heads, whose config.json names
+each layer's classes (e.g. intent_id2label and slot_id2label; see README: BERT checkpoint
+layouts). Otherwise the head is seeded at random.
 """
 
 from __future__ import annotations
 
 import torch
 
-from modelrepo_gen.components.networks.bert import HEAD_LAYERS, BertWithHead, uses_pooler
+from modelrepo_gen.components.networks.bert import BertWithHead
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.hf_bert import ENCODER_PREFIX, BertFolder
 
-# Heads named `classifier` in transformers: trained only where the folder's class says so.
-HF_CLASSIFIER_ARCHITECTURE = {
-    "token_classification": "BertForTokenClassification",
-    "sequence_classification": "BertForSequenceClassification",
-}
 POOLER = ("bert.pooler.dense.weight", "bert.pooler.dense.bias")
 
 
 def head_tensor_names(head: str) -> list[str]:
-    names = [f"{layer}.{part}" for layer, _ in HEAD_LAYERS[head] for part in ("weight", "bias")]
-    return names + (list(POOLER) if uses_pooler(head) else [])
+    layers = HEADS[head].head_layers()
+    names = [f"{layer}.{part}" for layer, _ in layers for part in ("weight", "bias")]
+    return names + (list(POOLER) if HEADS[head].pooler else [])
 
 
 def head_tensors(folder: BertFolder, head: str, where: str) -> dict[str, torch.Tensor] | None:
     """The head's tensors, or None when the folder holds no head for this task (seeded)."""
     names = head_tensor_names(head)
-    wanted = HF_CLASSIFIER_ARCHITECTURE.get(head)
+    wanted = HEADS[head].hf_classifier_of  # trained only where the folder's class says so
     if wanted and folder.architecture != wanted:
         return None
     layer_names = [n for n in names if not n.startswith(ENCODER_PREFIX)]
@@ -56,7 +50,7 @@ def check_head_classes(
     tensors: dict[str, torch.Tensor], head: str, classes: tuple[int, ...], where: str, weights: str
 ) -> None:
     """Each head layer has one row per class; the label set decides how many classes."""
-    for (layer, _), n in zip(HEAD_LAYERS[head], classes, strict=True):
+    for (layer, _), n in zip(HEADS[head].head_layers(), classes, strict=True):
         rows = tensors[f"{layer}.weight"].shape[0]
         if rows != n or tensors[f"{layer}.bias"].shape[0] != n:
             raise UserError(
@@ -81,7 +75,7 @@ def load_into(
     chosen = {n: folder.tensors[n] for n in wanted}
     if head_weights:
         chosen.update(head_weights)
-    elif uses_pooler(module.head) and all(n in folder.tensors for n in POOLER):
+    elif HEADS[module.head].pooler and all(n in folder.tensors for n in POOLER):
         chosen.update({n: folder.tensors[n] for n in POOLER})  # the encoder's own pooler
     for name, tensor in sorted(chosen.items()):
         if tuple(tensor.shape) != tuple(state[name].shape):

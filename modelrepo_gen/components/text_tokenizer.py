@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.bert_source import BertSourceSettings, check_source, tokenizer_json
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
@@ -40,7 +41,8 @@ class TextTokenizerSettings(BertSourceSettings):
 
 
 def text_inputs(head: str) -> list[str]:
-    return ["QUESTION", "CONTEXT"] if head == "question_answering" else ["TEXT"]
+    """The texts the head's task takes (TEXT, or QUESTION and CONTEXT)."""
+    return list(HEADS[head].inputs)
 
 
 class TextTokenizer(PythonComponent):

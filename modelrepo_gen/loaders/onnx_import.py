@@ -1,7 +1,8 @@
 """A BERT-family model.onnx exported elsewhere, fitted to the `bert` component's tensors.
 
 Its inputs and outputs are found by their usual names (case-insensitive): input_ids,
-attention_mask, token_type_ids; logits, start_logits / end_logits, last_hidden_state, or the
+attention_mask, token_type_ids; the outputs the caller asks for by the names it accepts
+(logits, start_logits / end_logits, last_hidden_state, ...: each head's are its task's), or the
 pipeline's own names (INPUT_IDS, LOGITS, ...). The served copy is the same graph with those
 tensors renamed to the pipeline's names (a model without token_type_ids gets an unused
 TOKEN_TYPE_IDS input, so the wiring stays the same); everything else is refused by name.
@@ -24,27 +25,14 @@ INPUT_NAMES = {
     "TOKEN_TYPE_IDS": ("token_type_ids", "segment_ids"),
 }
 OPTIONAL_INPUTS = ("TOKEN_TYPE_IDS",)
-OUTPUT_NAMES = {  # head -> pipeline output -> accepted names
-    "question_answering": {"START_LOGITS": ("start_logits",), "END_LOGITS": ("end_logits",)},
-    "token_classification": {"TOKEN_LOGITS": ("logits",)},
-    "sequence_classification": {"LOGITS": ("logits",)},
-    "intent_slot": {"INTENT_LOGITS": ("intent_logits",), "SLOT_LOGITS": ("slot_logits",)},
-    "punctuation": {"PUNCT_LOGITS": ("punct_logits",), "CAPIT_LOGITS": ("capit_logits",)},
-    "feature_extraction": {"HIDDEN_STATES": ("last_hidden_state", "hidden_states")},
-}
-# Ranks with the batch axis: per-token outputs have a token axis, logits end in classes.
-OUTPUT_RANKS = {
-    "START_LOGITS": 2,
-    "END_LOGITS": 2,
-    "TOKEN_LOGITS": 3,
-    "LOGITS": 2,
-    "INTENT_LOGITS": 2,
-    "SLOT_LOGITS": 3,
-    "PUNCT_LOGITS": 3,
-    "CAPIT_LOGITS": 3,
-    "HIDDEN_STATES": 3,
-}
 ONNX_INT64 = onnx.TensorProto.INT64
+
+
+@dataclass(frozen=True)
+class WantedOutput:
+    name: str  # the pipeline's
+    accepted: tuple[str, ...]  # the file's usual names for it (lower case)
+    rank: int  # axes with the batch: per-token outputs have a token axis, logits end in classes
 
 
 @dataclass(frozen=True)
@@ -63,9 +51,11 @@ def _match(names: list[str], accepted: tuple[str, ...], ours: str) -> str | None
 
 
 @functools.lru_cache(maxsize=4)
-def inspect_onnx(path: Path, head: str, stamp: float) -> ImportedOnnx:
-    """Map the file's tensors to the head's; UserError naming what does not fit. `stamp`
-    (the file's mtime) makes a changed file read again."""
+def inspect_onnx(
+    path: Path, head: str, wanted: tuple[WantedOutput, ...], stamp: float
+) -> ImportedOnnx:
+    """Map the file's tensors to the head's (`wanted`: its outputs); UserError naming what does
+    not fit. `stamp` (the file's mtime) makes a changed file read again."""
     try:
         model = onnx.load(str(path), load_external_data=False)
         import onnxruntime
@@ -98,14 +88,15 @@ def inspect_onnx(path: Path, head: str, stamp: float) -> ImportedOnnx:
             )
     produced = [o.name for o in model.graph.output]
     outputs = {}
-    for ours, accepted in OUTPUT_NAMES[head].items():
-        found = _match(produced, accepted, ours)
+    for output in wanted:
+        found = _match(produced, output.accepted, output.name)
         if found is None:
             raise UserError(
-                f"{path} has no output {' or '.join(accepted)} (or {ours}) for the {head} head; "
-                f"its outputs: {', '.join(produced)}"
+                f"{path} has no output {' or '.join(output.accepted)} (or {output.name}) for the "
+                f"{head} head; its outputs: {', '.join(produced)}"
             )
-        outputs[ours] = found
+        outputs[output.name] = found
+    ranks = {output.name: output.rank for output in wanted}
     probe = {name: np.ones((1, 3), dtype=np.int64) for name in inputs.values()}
     try:
         results = session.run(list(outputs.values()), probe)
@@ -113,9 +104,9 @@ def inspect_onnx(path: Path, head: str, stamp: float) -> ImportedOnnx:
         raise UserError(f"{path} fails on a 3-token input ({str(error).splitlines()[0]})") from None
     widths = {}
     for (ours, name), result in zip(outputs.items(), results, strict=True):
-        if result.ndim != OUTPUT_RANKS[ours] or result.dtype != np.float32:
+        if result.ndim != ranks[ours] or result.dtype != np.float32:
             raise UserError(
-                f"{path} output {name} must be float32 of rank {OUTPUT_RANKS[ours]} for {ours}, "
+                f"{path} output {name} must be float32 of rank {ranks[ours]} for {ours}, "
                 f"got {result.dtype} of rank {result.ndim}"
             )
         widths[ours] = int(result.shape[-1])

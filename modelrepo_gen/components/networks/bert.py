@@ -1,13 +1,11 @@
 """A BERT-family encoder with one task head, laid out like transformers' BertFor* classes.
 
-State-dict names are the checkpoint's own: the encoder under `bert.`, the head's tensors by the
-names below, so a transformers folder loads as it is:
-  question_answering       qa_outputs            [2, hidden]   (BertForQuestionAnswering)
-  token_classification     classifier            [n, hidden]   (BertForTokenClassification)
-  sequence_classification  bert.pooler, classifier [n, hidden] (BertForSequenceClassification)
-  intent_slot              intent_classifier ([CLS] state), slot_classifier (every token)
-  punctuation              punct_classifier, capit_classifier (every token)
-  feature_extraction       no head: the last hidden states
+State-dict names are the checkpoint's own: the encoder under `bert.`, the head's Linear layers
+by the names its task gives them (triton_python/nlp_tasks.py: qa_outputs, classifier,
+intent_classifier and slot_classifier, ...), so a transformers folder loads as it is. A layer
+reads every token's hidden state or, for an output with one row per text, the [CLS] state (or
+the pooler's, for tasks that read it, as BertForSequenceClassification); the feature_extraction
+head has no layer and gives the last hidden states.
 """
 
 from __future__ import annotations
@@ -15,26 +13,14 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertModel
 
-# head -> (Linear layer name, whether it reads every token (True) or one vector per row)
-HEAD_LAYERS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "question_answering": (("qa_outputs", True),),
-    "token_classification": (("classifier", True),),
-    "sequence_classification": (("classifier", False),),
-    "intent_slot": (("intent_classifier", False), ("slot_classifier", True)),
-    "punctuation": (("punct_classifier", True), ("capit_classifier", True)),
-    "feature_extraction": (),
-}
-
-
-def uses_pooler(head: str) -> bool:
-    """Only sequence classification reads the pooler (tanh of a dense layer on [CLS]), as HF."""
-    return head == "sequence_classification"
+from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
 
 
 class BertWithHead(torch.nn.Module):
     """(input_ids, attention_mask, token_type_ids) -> the head's logits, fp32.
 
-    `classes`: output classes of each head layer, in HEAD_LAYERS order (2 for qa_outputs).
+    `classes`: output classes of each head layer, in the task's order (a layer whose columns
+    are several outputs has one class per output: 2 for qa_outputs).
     """
 
     # transformers' modules do not script; their trace keeps batch and length dynamic.
@@ -44,8 +30,9 @@ class BertWithHead(torch.nn.Module):
         super().__init__()
         config._attn_implementation = "eager"  # exports the same way with both exporters
         self.head = head
-        self.bert = BertModel(config, add_pooling_layer=uses_pooler(head))
-        for (name, _), n in zip(HEAD_LAYERS[head], classes, strict=True):
+        self.layers = HEADS[head].head_layers()
+        self.bert = BertModel(config, add_pooling_layer=HEADS[head].pooler)
+        for (name, _), n in zip(self.layers, classes, strict=True):
             self.add_module(name, torch.nn.Linear(config.hidden_size, n))
 
     def forward(
@@ -58,13 +45,14 @@ class BertWithHead(torch.nn.Module):
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         )
         hidden = encoded.last_hidden_state
-        if self.head == "feature_extraction":
+        if not self.layers:
             return (hidden,)
-        if self.head == "question_answering":
-            start, end = self.qa_outputs(hidden).split(1, dim=-1)
-            return start.squeeze(-1), end.squeeze(-1)
-        pooled = encoded.pooler_output if uses_pooler(self.head) else hidden[:, 0]
-        return tuple(
-            getattr(self, name)(hidden if per_token else pooled)
-            for name, per_token in HEAD_LAYERS[self.head]
-        )
+        pooled = encoded.pooler_output if HEADS[self.head].pooler else hidden[:, 0]
+        results: list[torch.Tensor] = []
+        for name, outputs in self.layers:
+            logits = getattr(self, name)(hidden if outputs[0].per_token else pooled)
+            if len(outputs) == 1:
+                results.append(logits)
+            else:  # one output per column
+                results.extend(column.squeeze(-1) for column in logits.split(1, dim=-1))
+        return tuple(results)

@@ -4,8 +4,7 @@ intent and slots, punctuated text), calling the task's network itself.
 The windows of every text of every request in one execution go to the network together
 (Triton's business-logic scripting), padded to the longest window and max_batch_size rows at
 a time; each text's answer comes from text_answers.py. Settings from config.pbtxt `parameters`:
-  task               question_answering | token_classification | sequence_classification |
-                     intent_slot | punctuation
+  task               the task (nlp_tasks.py): what the network gives and the answer reads
   labels             JSON {network output: [label per class]}
   calls              JSON {"network": {"model": name, "max_batch_size": n}}
   max_answer_length  tokens (question answering)
@@ -34,15 +33,12 @@ except ImportError:  # imported from the package
     )
 
 try:  # beside model.py in a repository
-    from text_answers import NETWORK_OUTPUTS, SEQUENCE_LEVEL, answer, to_tensors
+    from nlp_tasks import TASKS
+    from text_answers import answer, to_tensors
     from text_windows import Windows, unstack_windows
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.text_answers import (
-        NETWORK_OUTPUTS,
-        SEQUENCE_LEVEL,
-        answer,
-        to_tensors,
-    )
+    from modelrepo_gen.components.triton_python.nlp_tasks import TASKS
+    from modelrepo_gen.components.triton_python.text_answers import answer, to_tensors
     from modelrepo_gen.components.triton_python.text_windows import Windows, unstack_windows
 
 WINDOW_INPUTS = {
@@ -132,7 +128,10 @@ class TritonPythonModel:
         self.network = json.loads(params["calls"])["network"]
         self.max_answer_length = int(params.get("max_answer_length", "30"))
         self.allow_no_answer = params.get("allow_no_answer", "true") == "true"
-        self.network_outputs = NETWORK_OUTPUTS[self.task]
+        outputs = TASKS[self.task].network_outputs
+        self.network_outputs = [output.name for output in outputs]
+        # Outputs with one row per window; the others have one row per token.
+        self.per_window = {output.name for output in outputs if not output.per_token}
         self.vocabulary = int(params["vocab_size"])
         self.token_types = int(params["token_types"])
 
@@ -146,7 +145,7 @@ class TritonPythonModel:
         results = call_model(self.network["model"], inputs, self.network_outputs, step)
         # The network may give a batch back wider than it was sent (batched with others).
         merged = {
-            name: np.concatenate(parts) if name in SEQUENCE_LEVEL else pad_rows(parts)
+            name: np.concatenate(parts) if name in self.per_window else pad_rows(parts)
             for name, parts in results.items()
         }
         per_text, start = [], 0
@@ -155,7 +154,7 @@ class TritonPythonModel:
             own = {}
             for name, array in merged.items():
                 rows_of_text = array[start : start + w.count]
-                own[name] = rows_of_text if name in SEQUENCE_LEVEL else rows_of_text[:, :width]
+                own[name] = rows_of_text if name in self.per_window else rows_of_text[:, :width]
             per_text.append(own)
             start += w.count
         return per_text
