@@ -38,7 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         deployed_files,
         write_repository,
     )
-    from modelrepo_gen.deployment.engines import check_engines_can_be_made, with_engines
 
     parser = command_parser("modelrepo_gen.deploy", __doc__)
     parser.add_argument("archive", help="the archive file the build wrote")
@@ -76,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"archive {archive_path}"
         served = served_repository(archive, args.target, args.backend, where)
         if served.engines:
+            # Only here: making engines needs torch and TensorRT, deploying without them not.
+            from modelrepo_gen.deployment.engines import check_engines_can_be_made, with_engines
+
             check_engines_can_be_made(where)
         settings = None
         if manifests:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import BertConfig
 
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.bert_head_weights import check_head_classes, head_tensors, load_into
@@ -40,6 +40,9 @@ from modelrepo_gen.loaders.onnx_import import (
     served_model,
 )
 
+if TYPE_CHECKING:
+    from transformers import BertConfig
+
 FP32, INT64 = "TYPE_FP32", "TYPE_INT64"
 INPUTS = ("INPUT_IDS", "ATTENTION_MASK", "TOKEN_TYPE_IDS")
 
@@ -55,6 +58,8 @@ def head_classes(settings: BertSourceSettings, where: str = "model") -> tuple[in
 
 
 def _config(settings: BertSourceSettings, where: str = "model") -> BertConfig:
+    from transformers import BertConfig  # here: importing transformers takes seconds
+
     return BertConfig.from_dict(loaded(settings, where).config)
 
 

@@ -10,10 +10,14 @@ head has no layer and gives the last hidden states.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import BertConfig, BertModel
 
 from modelrepo_gen.components.triton_python.nlp_tasks import HEADS
+
+if TYPE_CHECKING:
+    from transformers import BertConfig
 
 
 class BertWithHead(torch.nn.Module):
@@ -27,6 +31,8 @@ class BertWithHead(torch.nn.Module):
     export_by_tracing = True
 
     def __init__(self, config: BertConfig, head: str, classes: tuple[int, ...]) -> None:
+        from transformers import BertModel  # here: importing transformers takes seconds
+
         super().__init__()
         config._attn_implementation = "eager"  # exports the same way with both exporters
         self.head = head
