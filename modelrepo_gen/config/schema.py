@@ -13,6 +13,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from modelrepo_gen.components.piper_voice_source import piper_voice_setting
+from modelrepo_gen.components.triton_python.nlp_tasks import TASKS
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.resources import project_folder
 
 
@@ -112,11 +114,31 @@ def label_file(name: str) -> str:
     return str(LABELS_DIR / name)
 
 
+def nlp_task(head: str, part: str) -> Any:
+    """What an NLP pipeline's ensemble takes and gives, from its task's entry
+    (triton_python/nlp_tasks.py), for `${nlp_task:HEAD,PART}`: `inputs` (its texts), `outputs`
+    (the answer's tensors) or `text` (the input the answer points into)."""
+    if head not in TASKS:
+        raise UserError(f"model.head must be one of {', '.join(TASKS)}, got '{head}'")
+    task = TASKS[head]
+    parts = {
+        "inputs": list(task.inputs),
+        "outputs": [output.name for output in task.answer_outputs],
+        "text": task.text,
+    }
+    if part not in parts:
+        raise UserError(f"${{nlp_task:HEAD,PART}}: PART must be one of {', '.join(parts)}")
+    # A list as a config node: OmegaConf.resolve (--cfg job --resolve) cannot put a plain list
+    # where an interpolation stood.
+    return OmegaConf.create(parts[part]) if part != "text" else parts[part]
+
+
 def register_schema() -> None:
     from modelrepo_gen.config.nemo_resolver import register_nemo_resolver
 
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
     OmegaConf.register_new_resolver("label_file", label_file, replace=True)
+    OmegaConf.register_new_resolver("nlp_task", nlp_task, replace=True)
     OmegaConf.register_new_resolver("piper_voice", piper_voice_setting, replace=True)
     register_nemo_resolver()
