@@ -109,8 +109,9 @@ def test_a_voice_from_a_path(tmp_path: Path) -> None:
         ("model.max_symbols=2", "model.max_symbols must be >= 8, got 2"),
         ("pipeline.models.frontend.max_symbols=10",
          "pipeline.models.frontend.max_symbols must be >= 600, got 10"),
-        ("pipeline.models.synthesizer.noise_sigma=0.5",
-         "pipeline.models.synthesizer: chain 'voice' calls no acoustic model or vocoder"),
+        ("+pipeline.models.synthesizer.noise_sigma=0.5",  # a vocoder's setting: none here
+         "pipeline.models.synthesizer.noise_sigma: Key 'noise_sigma' not in "
+         "'VoiceSynthesizerSettings'"),
         ("pipeline.models.frontend.max_characters=0",
          "pipeline.models.frontend.max_characters must be >= 1, got 0"),
     ],

@@ -21,8 +21,8 @@ from modelrepo_gen.assembly.render import (
     render_model_config,
 )
 from modelrepo_gen.components.speech_synthesizer import (
-    SpeechSynthesizer,
-    SpeechSynthesizerSettings,
+    AcousticVocoderSettings,
+    AcousticVocoderSynthesizer,
 )
 from modelrepo_gen.components.triton_python import model_code
 from modelrepo_gen.core.build_plan import (
@@ -36,8 +36,7 @@ from modelrepo_gen.core.build_plan import (
 
 CHAIN = "tts_chain"
 N_MEL, HOP, STEP_LIMIT, RATE = 4, 3, 120, 22050
-SETTINGS = SpeechSynthesizerSettings(
-    chain="acoustic_vocoder",
+SETTINGS = AcousticVocoderSettings(
     sample_rate=RATE,
     sentence_silence_seconds=0.001,
     hop_length=HOP,
@@ -125,7 +124,7 @@ def _write(repository: Path, unit: ModelUnit, code: str) -> None:
 
 def add_chain(repository: Path, frontend: str) -> None:
     """Add the tts_chain ensemble and its three models to a built tts_piper repository."""
-    component = SpeechSynthesizer()
+    component = AcousticVocoderSynthesizer()
     component.check(SETTINGS, "tts_chain")
     signature = component.signature(SETTINGS)
     acoustic = ModelUnit(
@@ -168,7 +167,7 @@ def add_chain(repository: Path, frontend: str) -> None:
         signature.outputs,
         SERVING,
         "python",
-        component="speech_synthesizer",
+        component="acoustic_vocoder_synthesizer",
         parameters=parameters,
     )
     _write(repository, acoustic, ACOUSTIC_PY)
