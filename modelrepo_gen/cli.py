@@ -101,7 +101,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main() -> None:
     global _task_started, SWEEP
-    # main() may run again in one process (tests/cli_runs.py): nothing carries over.
+    # main() may run again in one process (tests/helpers/cli_runs.py): nothing carries over.
     _task_started, SWEEP = False, SweepReport()
     try:
         with errors_reach_caller():

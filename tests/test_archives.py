@@ -14,8 +14,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, run_cli
-from deploy_command import deploy
+from helpers.cli_runs import run_cli
+from helpers.deploy_command import deploy
+from helpers.project import compose_config
 
 from modelrepo_gen.archive.container import INDEX, gzip_framed, pack, tar_bytes, unpack
 from modelrepo_gen.archive.read import read_archive

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers.project import ROOT
 
 from modelrepo_gen.ask import parse_args
 

@@ -1,7 +1,7 @@
 """A checkpoint that is not a state dict is named with what it is and what was expected.
 
 Each row makes one kind of wrong file; the build must end with one `error:` line (exit 2)
-naming the path, and write nothing. The rows share one interpreter (tests/cli_runs.py).
+naming the path, and write nothing. The rows share one interpreter (tests/helpers/cli_runs.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runs import run_many
-from conftest import ROOT
+from helpers.cli_runs import run_many
+from helpers.project import ROOT
 
 SMALL = ["model=quartznet_mini"]
 EXPECTED = "expected a file written by torch.save holding a state dict"

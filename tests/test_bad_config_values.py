@@ -2,7 +2,7 @@
 
 Each row: an override -> a fragment of the single `error:` line it must produce. The build
 must stop before writing anything, so the output folder stays absent. The rows run through the
-command line's entry point, all in one interpreter (tests/cli_runs.py) to keep this quick.
+command line's entry point, all in one interpreter (tests/helpers/cli_runs.py) to keep this quick.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
-from cli_runs import run_many
-from conftest import ROOT, compose_config, run_cli
+from helpers.cli_runs import run_cli, run_many
+from helpers.project import ROOT, compose_config
 
 from modelrepo_gen.plan.resolver import resolve
 

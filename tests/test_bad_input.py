@@ -10,8 +10,8 @@ from subprocess import CompletedProcess
 
 import pytest
 import torch
-from cli_runs import run_many
-from conftest import CONF, ROOT, compose_config, run_cli
+from helpers.cli_runs import run_cli, run_many
+from helpers.project import CONF, ROOT, compose_config
 
 from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.core.errors import UserError
@@ -99,7 +99,8 @@ def refusals(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, list[tuple[CompletedProcess, Path]]]:
     """Every row of both tables run once through the command line's entry point, all in one
-    interpreter (tests/cli_runs.py); each row builds into its own folder, which must stay empty."""
+    interpreter (tests/helpers/cli_runs.py); each row builds into its own folder, which must
+    stay empty."""
     root = tmp_path_factory.mktemp("refusals")
     rows = {
         "config": [[*SMALL, *overrides] for overrides, _ in BAD_CONFIGS],

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from bert_fixtures import compose_team, save_hf_bert, save_joint_bert, write_network_pipelines
-from conftest import run_cli
+from helpers.bert_fixtures import (
+    compose_team,
+    save_hf_bert,
+    save_joint_bert,
+    write_network_pipelines,
+)
+from helpers.cli_runs import run_cli
 from safetensors.torch import load_file, save_file
 from test_bert_onnx_import import Logits, export_elsewhere
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from bert_fixtures import (
+from helpers.bert_fixtures import (
     compose_team,
     save_hf_bert,
     save_joint_bert,
@@ -161,7 +161,7 @@ def test_vocab_only_folder_gets_a_built_tokenizer(tmp_path: Path, monkeypatch) -
 
 def test_pytorch_model_bin_folder_loads(tmp_path: Path) -> None:
     """A folder saved without safetensors (pytorch_model.bin) gives transformers' own logits."""
-    from bert_fixtures import tiny_config
+    from helpers.bert_fixtures import tiny_config
 
     folder = tmp_path / "bin"
     torch.manual_seed(3)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from bert_fixtures import (
+from helpers.bert_fixtures import (
     HEAD_OUTPUTS,
     VOCAB,
     compose_team,

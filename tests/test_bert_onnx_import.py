@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from bert_fixtures import compose_team, save_hf_bert, write_network_pipelines
+from helpers.bert_fixtures import compose_team, save_hf_bert, write_network_pipelines
 from test_bert_checkpoints import _tokenized
 
 from modelrepo_gen.assembly.run import build_repository

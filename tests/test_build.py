@@ -10,8 +10,9 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import compose_config, run_cli
 from google.protobuf import text_format
+from helpers.cli_runs import run_cli
+from helpers.project import compose_config
 from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.assembly.run import build_repository

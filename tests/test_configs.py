@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONF, ROOT, compose_config, run_cli
+from helpers.cli_runs import run_cli
+from helpers.project import CONF, ROOT, compose_config
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers.project import ROOT
 
 pytestmark = pytest.mark.server
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import compose_config
+from helpers.project import compose_config
 
 from modelrepo_gen.assembly.run import build_repository
 

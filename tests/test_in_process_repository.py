@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from asr_fixtures import (
+from helpers.asr_fixtures import (
     AsrBuild,
     build_asr_repository,
     built_plan,
@@ -25,8 +25,6 @@ from modelrepo_gen.clients.asr_client import infer_transcript
 from modelrepo_gen.clients.in_process_repository import InProcessError, InProcessRepository
 from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
 from modelrepo_gen.core.errors import UserError
-
-pytest_plugins = ["asr_fixtures"]
 
 
 def pytorch_transcript(repository: Path, audio: np.ndarray) -> str:

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, compose_config, run_cli
+from helpers.cli_runs import run_cli
+from helpers.project import ROOT, compose_config
 
 from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.repository.ownership import check_replaceable
@@ -20,7 +21,7 @@ from modelrepo_gen.repository.ownership import check_replaceable
 pytestmark = pytest.mark.serial
 
 SMALL = ["model=quartznet_mini"]
-PAUSED_BUILD = Path(__file__).with_name("paused_build.py")
+PAUSED_BUILD = Path(__file__).parent / "helpers" / "paused_build.py"
 
 
 def signals_as_in_a_terminal() -> None:

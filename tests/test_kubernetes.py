@@ -13,8 +13,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import compose_config
-from deploy_command import deploy
+from helpers.deploy_command import deploy
+from helpers.project import compose_config
 
 from modelrepo_gen.archive.encryption import seal
 from modelrepo_gen.archive.kubernetes import render_kubernetes, settings_for

@@ -105,7 +105,7 @@ def test_dense_residuals_draw_on_every_earlier_block() -> None:
 
 
 def test_full_size_parameter_counts_match_the_papers() -> None:
-    from conftest import compose_config
+    from helpers.project import compose_config
 
     from modelrepo_gen.plan.resolver import resolve
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from asr_fixtures import compose_config
-from conftest import run_cli
-from nemo_fixtures import FIXTURES
+from helpers.asr_fixtures import compose_config
+from helpers.cli_runs import run_cli
+from helpers.nemo_fixtures import FIXTURES
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve

@@ -14,16 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from largest_requests import send_largest
-from nemo_fixtures import NEMO_FIXTURES, TAGS, TOLERANCE, Reference, relative_error
-from served_requests import connect, infer, transcripts
-from worker_faults import assert_healed, kill_a_worker_under_load
+from helpers.largest_requests import send_largest
+from helpers.nemo_fixtures import NEMO_FIXTURES, TAGS, TOLERANCE, Reference, relative_error
+from helpers.served_requests import connect, infer, transcripts
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.serve.server import TritonServer
-
-pytest_plugins = ["nemo_fixtures"]
 
 NAMES = list(NEMO_FIXTURES)
 

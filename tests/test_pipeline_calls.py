@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import compose_config
+from helpers.project import compose_config
 from omegaconf import DictConfig, open_dict
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
-
-pytest_plugins = ["whisper_fixtures"]
 
 BOUND = {"features": "features", "encoder": "encoder", "decoder": "decoder"}
 

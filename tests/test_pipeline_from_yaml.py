@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, run_cli
-from hydra import compose, initialize_config_dir
-from served_requests import connect, infer, one_utterance
+from helpers.cli_runs import run_cli
+from helpers.project import compose_config
+from helpers.served_requests import connect, infer, one_utterance
 
 from modelrepo_gen.assembly.render import parse_model_config
 from modelrepo_gen.clients.in_process_repository import InProcessRepository
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.serve.server import TritonServer
 
-pytest_plugins = ["asr_fixtures"]
 pytestmark = pytest.mark.server
 
 DIGITS = [" ", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
@@ -76,10 +75,7 @@ def team_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def repository(team_conf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("digits80")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config", overrides=["pipeline=digits80", f"hydra.searchpath=[file://{team_conf}]"]
-        )
+    cfg = compose_config(["pipeline=digits80"], team_conf=team_conf)
     (encoder,) = [u for u in resolve(cfg).units if u.role == "encoder"]
     state = encoder.export.make_module().state_dict()
     generator = torch.Generator().manual_seed(3)

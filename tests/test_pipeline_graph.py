@@ -10,8 +10,8 @@ from collections.abc import Callable
 from subprocess import CompletedProcess
 
 import pytest
-from cli_runs import run_many
-from conftest import ROOT, compose_config, run_cli
+from helpers.cli_runs import run_cli, run_many
+from helpers.project import ROOT, compose_config
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from modelrepo_gen.core.errors import UserError
@@ -92,7 +92,7 @@ GRAPH_MISTAKES = {
     "unknown component": (
         lambda cfg: OmegaConf.update(cfg, "model.component", "conv_asrr"),
         # The known components follow, in name order (their list grows with the project).
-        "model.component: unknown component 'conv_asrr' (known: bert, conv_asr, ",
+        "model.component: unknown component 'conv_asrr' (known: acoustic_vocoder_synthesizer, bert, conv_asr, ",
     ),
 }
 
@@ -177,7 +177,7 @@ MALFORMED = {
 @pytest.fixture(scope="module")
 def malformed_runs(tmp_path_factory) -> dict[str, CompletedProcess]:
     """Each case as a team's pipeline file in its own config folder, all run in one
-    interpreter (tests/cli_runs.py)."""
+    interpreter (tests/helpers/cli_runs.py)."""
     runs = []
     for body, _ in MALFORMED.values():
         conf = tmp_path_factory.mktemp("team_conf")

@@ -15,8 +15,8 @@ from importlib.util import cache_from_source
 from pathlib import Path
 
 import pytest
-from cli_runs import CliRun, run_many
-from conftest import ROOT, compose_config
+from helpers.cli_runs import CliRun, run_many
+from helpers.project import ROOT, compose_config
 
 from modelrepo_gen.assembly import run as build
 from modelrepo_gen.assembly.run import build_repository
@@ -108,7 +108,7 @@ USERS_FOLDERS = [
 @pytest.fixture(scope="module")
 def users_folder_refusals(tmp_path_factory) -> list[tuple[subprocess.CompletedProcess, Path, dict]]:
     """Each row run from its own work folder beside its own home (HOME), all in one interpreter
-    (tests/cli_runs.py): (result, root, listing of root before)."""
+    (tests/helpers/cli_runs.py): (result, root, listing of root before)."""
     runs, roots = [], []
     for output_dir, _ in USERS_FOLDERS:
         root = tmp_path_factory.mktemp("users_folders")

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from conftest import compose_config
-from deploy_command import deploy
-from served_requests import connect, infer
+from helpers.deploy_command import deploy
+from helpers.project import compose_config
+from helpers.served_requests import connect, infer
 
 from modelrepo_gen.assembly.run import build_repository
 from modelrepo_gen.serve.server import TritonServer
@@ -71,7 +71,7 @@ def text(value: str) -> np.ndarray:
 
 
 def tiny_text_overrides(folder: Path) -> list[str]:
-    from text_fixtures import save_tiny_text_folder
+    from helpers.text_fixtures import save_tiny_text_folder
 
     checkpoint = save_tiny_text_folder(folder / "checkpoint", "nlp_text_classification")
     return [
@@ -82,7 +82,7 @@ def tiny_text_overrides(folder: Path) -> list[str]:
 
 
 def whisper_overrides(folder: Path) -> list[str]:
-    from whisper_fixtures import tiny_en_folder
+    from helpers.whisper_fixtures import tiny_en_folder
 
     tiny_en_folder()  # skips where the weights are not installed
     return ["pipeline=asr_whisper", "pipeline.max_audio_seconds=30"]

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from asr_fixtures import Transcriber, pytorch_networks
-from largest_requests import send_largest
-from served_requests import connect, infer, one_utterance, transcripts, varied_lengths
-from worker_faults import assert_healed, kill_a_worker_under_load
+from helpers.asr_fixtures import Transcriber, pytorch_networks
+from helpers.largest_requests import send_largest
+from helpers.served_requests import connect, infer, one_utterance, transcripts, varied_lengths
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.assembly.parity import compare
 from modelrepo_gen.clients.audio import load_audio
@@ -29,7 +29,6 @@ from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays, word_errors
 
 # The session fixtures (builds, combined repository, LibriVox audio) come from asr_fixtures.
-pytest_plugins = ["asr_fixtures"]
 pytestmark = pytest.mark.server
 
 SAMPLE_RATE = 16000

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from asr_fixtures import Transcriber
-from served_requests import (
+from helpers.asr_fixtures import Transcriber
+from helpers.served_requests import (
     BAD_REQUEST,
     connect,
     infer,
@@ -22,7 +22,6 @@ from served_requests import (
 from modelrepo_gen.serve.server import TritonServer
 
 # The session fixtures (builds, combined repository, LibriVox audio) come from asr_fixtures.
-pytest_plugins = ["asr_fixtures"]
 pytestmark = pytest.mark.server
 
 SAMPLE_RATE = 16000

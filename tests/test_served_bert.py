@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from bert_fixtures import compose_team
-from served_requests import connect, infer
+from helpers.bert_fixtures import compose_team
+from helpers.served_requests import connect, infer
 from tokenizers import Tokenizer
 
 from modelrepo_gen.assembly.run import build_repository

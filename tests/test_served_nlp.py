@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import add_models
-from largest_requests import send_largest
-from served_requests import is_bad_request
+from helpers.largest_requests import send_largest
+from helpers.project import add_models
+from helpers.served_requests import is_bad_request
+from helpers.text_fixtures import SENTENCES, save_tiny_text_folder
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 from test_bert_onnx_import import Logits, export_elsewhere
-from text_fixtures import SENTENCES, save_tiny_text_folder
-from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.in_process_repository import InProcessError, InProcessRepository
 from modelrepo_gen.clients.text_client import TextModel, infer_answer
@@ -66,7 +66,7 @@ def ensemble_name(param: str) -> str:
 @pytest.fixture(scope="module")
 def nlp_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every PIPELINES entry built, all in one repository (each named by its ensemble)."""
-    from asr_fixtures import compose_config
+    from helpers.asr_fixtures import compose_config
 
     from modelrepo_gen.assembly.run import build_repository
 

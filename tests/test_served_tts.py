@@ -15,12 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from served_requests import connect, infer, is_bad_request
-from tts_fixtures import VOICE_COUNTS, VoicesBuild, module_of, symbol_batch
+from helpers.served_requests import connect, infer, is_bad_request
+from helpers.tts_fixtures import VOICE_COUNTS, VoicesBuild, module_of, symbol_batch
 
 from modelrepo_gen.serve.server import TritonServer
 
-pytest_plugins = ["tts_build"]
 pytestmark = pytest.mark.server
 
 HOP = 256

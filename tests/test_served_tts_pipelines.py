@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import add_models, compose_config
-from largest_requests import send_largest
+from helpers.largest_requests import send_largest
+from helpers.project import add_models, compose_config
+from helpers.served_requests import connect, infer, is_bad_request
+from helpers.tts_fixtures import module_of, stop_items_apart
+from helpers.tts_in_process import InProcessSpeech
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 from omegaconf import DictConfig
-from served_requests import connect, infer, is_bad_request
-from tts_fixtures import module_of, stop_items_apart
-from tts_in_process import InProcessSpeech
-from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.wav_writer import pcm16
 from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder

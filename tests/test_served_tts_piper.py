@@ -21,12 +21,12 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from conftest import compose_config
+from helpers.project import compose_config
+from helpers.served_requests import connect, infer, is_bad_request
+from helpers.tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
+from helpers.tts_in_process import InProcessSpeech
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 from scipy.signal import resample_poly
-from served_requests import connect, infer, is_bad_request
-from tts_chain_fixtures import CHAIN, STEP_LIMIT, add_chain, expected_chain_audio
-from tts_in_process import InProcessSpeech
-from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.transcribe_manifest import word_errors
 from modelrepo_gen.clients.wav_writer import pcm16
@@ -34,7 +34,6 @@ from modelrepo_gen.serve.processes import free_port
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.synthesize import main as synthesize_main
 
-pytest_plugins = ["whisper_fixtures"]
 pytestmark = pytest.mark.server
 
 ENSEMBLE = "tts_piper"

@@ -16,16 +16,15 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
-from largest_requests import send_largest
-from served_requests import connect, infer, is_bad_request, one_utterance, transcripts
+from helpers.largest_requests import send_largest
+from helpers.served_requests import connect, infer, is_bad_request, one_utterance, transcripts
+from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 from test_whisper_reference import normalize
-from worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.clients.whisper_reference import WhisperReference
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import transcribe_arrays
 
-pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
 pytestmark = pytest.mark.server
 
 ENSEMBLE = "asr_whisper"
@@ -36,7 +35,7 @@ MAX_WER = 0.05
 
 @pytest.fixture(scope="module")
 def repository(tiny_en: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from asr_fixtures import compose_config
+    from helpers.asr_fixtures import compose_config
 
     from modelrepo_gen.assembly.run import build_repository
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from triton_fixtures import (
+from helpers.triton_fixtures import (
     ASR_DECODER,
     ASR_ENSEMBLE,
     encode_text,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_cli
+from helpers.cli_runs import run_cli
+from helpers.project import compose_config
 
 from modelrepo_gen.config.variant_names import variant_dirname
 from modelrepo_gen.plan.resolver import resolve

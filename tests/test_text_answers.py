@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
+from helpers.text_fixtures import SENTENCES, minilm_folder, tiny_bert_config
 
 from modelrepo_gen.components.triton_python.answer_spans import best_answer
 from modelrepo_gen.components.triton_python.text_answers import answer, from_tensors, to_tensors

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from conftest import ROOT
-from triton_fixtures import encode_text, write_standin_asr
+from helpers.project import ROOT
+from helpers.triton_fixtures import encode_text, write_standin_asr
 
 from modelrepo_gen.serve.processes import free_port
 from modelrepo_gen.serve.server import TritonServer

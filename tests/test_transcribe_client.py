@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from triton_fixtures import ASR_ENSEMBLE, encode_text, write_echo_model, write_standin_asr
+from helpers.triton_fixtures import ASR_ENSEMBLE, encode_text, write_echo_model, write_standin_asr
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.serve.processes import free_port

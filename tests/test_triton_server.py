@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from triton_fixtures import (
+from helpers.triton_fixtures import (
     live_processes_mentioning,
     shm_regions_mapped_by,
     write_broken_model,

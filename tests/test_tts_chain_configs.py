@@ -4,7 +4,7 @@ smaller network is chosen by its group option, and settings reach the served mod
 from __future__ import annotations
 
 import pytest
-from conftest import compose_config
+from helpers.project import compose_config
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve

@@ -9,10 +9,9 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from cli_runs import run_many
-from conftest import CONF, ROOT
-from hydra import compose, initialize_config_dir
-from tts_fixtures import VOICES_PARITY_SHAPES, VoicesBuild, module_of, write_voices_conf
+from helpers.cli_runs import run_many
+from helpers.project import ROOT, compose_config
+from helpers.tts_fixtures import VOICES_PARITY_SHAPES, VoicesBuild, module_of, write_voices_conf
 
 from modelrepo_gen.assembly.render import parse_model_config
 from modelrepo_gen.plan.resolver import resolve
@@ -24,7 +23,6 @@ OUTPUTS = {
     "fastpitch": ["MEL", "MEL_LENGTH"],
     "hifigan": ["AUDIO", "AUDIO_LENGTH"],
 }
-pytest_plugins = ["tts_build"]
 
 
 def test_every_network_matches_pytorch_at_every_shape(voices_build: VoicesBuild) -> None:
@@ -141,10 +139,7 @@ def test_each_network_is_exported_in_a_format_and_precision_it_works_in(
     tmp_path: Path, overrides: list[str], expected: dict
 ) -> None:
     conf = write_voices_conf(tmp_path)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config", overrides=["pipeline=voices", f"hydra.searchpath=[file://{conf}]", *overrides]
-        )
+    cfg = compose_config(["pipeline=voices", *overrides], team_conf=conf)
     plan = resolve(cfg)
     assert {u.role: (u.export.exporter, u.export.precision) for u in plan.units} == expected
     backend = cfg.backend

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import CONF
+from helpers.project import CONF
 
 from modelrepo_gen.components.piper_voice_source import voice_file, voice_json
 from modelrepo_gen.components.triton_python.symbol_encoding import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import warnings
 
 import torch
-from tts_fixtures import module_of, stop_items_apart, symbol_batch
+from helpers.tts_fixtures import module_of, stop_items_apart, symbol_batch
 
 from modelrepo_gen.components.speech_synthesis import example_mel, example_noise
 

@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, run_cli
+from helpers.cli_runs import run_cli
+from helpers.project import compose_config
 from onnx import TensorProto, helper
 
 from modelrepo_gen.components.piper_voice_source import voice_file

@@ -17,7 +17,7 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers.project import ROOT
 
 # What the wheel is built from (setup.py packages conf/, templates/ and recipes/ into it).
 SOURCE_FILES = ["setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md"]

@@ -15,8 +15,6 @@ from modelrepo_gen.components.whisper_decoder import WhisperDecoder
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings
 from modelrepo_gen.exporters.onnx_exporter import OnnxExporter
 
-pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
-
 TOLERANCE = 2e-4  # logits reach about 30: float32 rounding only
 
 

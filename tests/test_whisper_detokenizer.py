@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from modelrepo_gen.components.triton_python.whisper_detokenizer import detokenize, window_ids
 
-pytest_plugins = ["whisper_fixtures"]
-
 EOS = 50256
 
 

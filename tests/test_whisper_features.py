@@ -14,8 +14,6 @@ from transformers import WhisperFeatureExtractor
 
 from modelrepo_gen.components.networks.whisper_features import WhisperLogMel
 
-pytest_plugins = ["asr_fixtures"]
-
 TOLERANCE = 1e-4  # features lie in about [-1.5, 1.5]; measured error about 2e-5
 CHUNK = 480_000
 

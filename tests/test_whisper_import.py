@@ -15,8 +15,6 @@ import torch
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.whisper import load_whisper
 
-pytest_plugins = ["whisper_fixtures"]
-
 
 def test_the_reader_reads_every_byte_of_the_layout(
     tiny_en, tiny_en_ctranslate2, write_ctranslate2, tmp_path

@@ -11,8 +11,6 @@ from transformers import WhisperFeatureExtractor
 from modelrepo_gen.clients.transcribe_manifest import SPOKEN_TITLES, normalize_text
 from modelrepo_gen.clients.whisper_reference import WhisperReference
 
-pytest_plugins = ["asr_fixtures", "whisper_fixtures"]
-
 MAX_WER = 0.05
 
 

@@ -1,10 +1,11 @@
-"""Pytest plugin: the voices pipeline (tests/tts_fixtures.py) built once per session."""
+"""Pytest plugin: the voices pipeline (tests/helpers/tts_fixtures.py) built once per session."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
-from tts_fixtures import (
+
+from helpers.cli_runs import run_cli
+from helpers.tts_fixtures import (
     VOICES_PARITY_SHAPES,
     VoicesBuild,
     write_tacotron2_checkpoint,

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers.project import ROOT
 
 
 def deploy(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

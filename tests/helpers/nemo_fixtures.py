@@ -5,7 +5,7 @@ computes for two LibriVox utterances alone (single_0, single_1) and three in one
 batch (batch): features, feature lengths, log-probabilities, encoded lengths (NAME.reference.npz)
 and greedy transcripts (NAME.reference.json).
 
-A test module uses the fixtures with ``pytest_plugins = ["nemo_fixtures"]``.
+conftest.py registers the fixtures for every test module.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from asr_fixtures import LIBRIVOX, compose_config
 
+from helpers.asr_fixtures import LIBRIVOX, compose_config
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.core.build_plan import BuildPlan
 from modelrepo_gen.serve.server import TritonServer
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "nemo"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nemo"
 TAGS = ("single_0", "single_1", "batch")
 TOLERANCE = 1e-4  # relative: max |ours - NeMo| / max(1, max |NeMo|), valid frames only
 

@@ -1,9 +1,10 @@
-"""Runs `python -m modelrepo_gen` many times in one process, to test many bad inputs quickly.
+"""Runs `python -m modelrepo_gen` as users run it: once in a fresh process (run_cli), or many
+times in one process, to test many bad inputs quickly (run_many).
 
 Each run goes through the same entry point as the command line (runpy, as `python -m` does),
 with its own argv, and optionally its own working folder and environment variables; its exit
 code, stdout and stderr are collected. Used as a script:
-    python tests/cli_runs.py < runs.json > results.json
+    python tests/helpers/cli_runs.py < runs.json > results.json
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`python -m modelrepo_gen ARGS` in a fresh process (in the checkout unless `cwd`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelrepo_gen", *args],
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @dataclass

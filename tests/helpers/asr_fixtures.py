@@ -5,7 +5,7 @@ bias) so the greedy transcripts change from frame to frame ('ulululwuwu...'): se
 pipelines that disagree anywhere then give different text. Every build is named after its own
 pipeline (``pipeline.name``), so all of them fit in one repository served by one server.
 
-A test module uses the fixtures with ``pytest_plugins = ["asr_fixtures"]``.
+conftest.py registers the fixtures for every test module.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import add_models
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from helpers.project import add_models, compose_config
 from modelrepo_gen.clients.asr_client import infer_transcript
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.clients.in_process_repository import InProcessRepository
@@ -32,8 +31,6 @@ from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.repository.manifest import MANIFEST
 from modelrepo_gen.serve.server import TritonServer
 
-ROOT = Path(__file__).resolve().parent.parent
-CONF = ROOT / "conf"
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 NUM_CLASSES = 29  # 28 symbols + the CTC blank
 SHORT_MAX_SECONDS = 2.0
@@ -101,12 +98,6 @@ BUILDS = {
 
 
 # -- plain helpers -----------------------------------------------------------------------------
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The config the CLI would compose from these overrides."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) -> Path:
     """The seeded acoustic module's state dict with a N(0, 3) classifier and zero bias."""
     from modelrepo_gen.plan.resolver import resolve

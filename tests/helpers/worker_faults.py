@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from served_requests import BAD_REQUEST
-
+from helpers.served_requests import BAD_REQUEST
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.serve.supervisor import Supervisor
 
