@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import shlex
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -133,7 +134,9 @@ ROWS: list[tuple[Callable[[Path], Path], str]] = [
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict, Path, Path]]:
+def outcomes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> list[tuple[subprocess.CompletedProcess, Path, Path]]:
     root = tmp_path_factory.mktemp("checkpoints")
     paths = [make(root / f"{make.__name__}_{i}.pt") for i, (make, _) in enumerate(ROWS)]
     outs = [root / f"out{i}" / "repo" for i in range(len(ROWS))]
@@ -144,9 +147,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict, Path,
 @pytest.mark.parametrize("row", range(len(ROWS)), ids=[make.__name__ for make, _ in ROWS])
 def test_bad_checkpoint_is_one_clear_line(outcomes, row: int) -> None:
     result, path, out = outcomes[row]
-    lines = result["stderr"].strip().splitlines()
-    assert result["code"] == 2, result["stderr"]
-    assert len(lines) == 1 and lines[0].startswith("error: model.checkpoint"), result["stderr"]
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: model.checkpoint"), result.stderr
     assert ROWS[row][1] in lines[0]
     if not str(path).startswith("/proc/"):  # /proc/self is another process there
         assert str(path.resolve()) in lines[0]
@@ -155,7 +158,7 @@ def test_bad_checkpoint_is_one_clear_line(outcomes, row: int) -> None:
 
 def test_code_pickled_in_a_checkpoint_never_runs(outcomes) -> None:
     result, path, _ = outcomes[[make for make, _ in ROWS].index(pickled_code)]
-    assert "weights_only=False" not in result["stderr"]  # torch's advice: run the file's code
+    assert "weights_only=False" not in result.stderr  # torch's advice: run the file's code
     assert not ran_marker(path).exists()
     torch.load(path, weights_only=False)  # as that advice would: the code does run
     assert ran_marker(path).exists()
@@ -167,4 +170,4 @@ def test_checkpoint_without_read_permission(tmp_path: Path) -> None:
     _torch_file(path)
     path.chmod(0)
     (result,) = run_many([[*SMALL, f"model.checkpoint={path}", "dry_run=true"]], ROOT)
-    assert result["code"] == 2 and "cannot be read: Permission denied" in result["stderr"]
+    assert result.returncode == 2 and "cannot be read: Permission denied" in result.stderr

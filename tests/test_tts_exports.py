@@ -105,8 +105,8 @@ def test_bad_checkpoints_and_settings_are_one_clear_line(tmp_path: Path) -> None
         for (override, _), out in zip(rows, outs, strict=True)
     ]
     for (_, expected), out, result in zip(rows, outs, run_many(runs, ROOT), strict=True):
-        lines = result["stderr"].strip().splitlines()
-        assert result["code"] == 2 and len(lines) == 1, result["stderr"]
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
         assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
         assert not out.parent.exists()
 
