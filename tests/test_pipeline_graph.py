@@ -92,7 +92,8 @@ GRAPH_MISTAKES = {
     "unknown component": (
         lambda cfg: OmegaConf.update(cfg, "model.component", "conv_asrr"),
         # The known components follow, in name order (their list grows with the project).
-        "model.component: unknown component 'conv_asrr' (known: acoustic_vocoder_synthesizer, bert, conv_asr, ",
+        "model.component: unknown component 'conv_asrr' (known: acoustic_vocoder_synthesizer, "
+        "bert, conv_asr, ",
     ),
 }
 
