@@ -42,10 +42,11 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# Two workers share the tests (a file, and files sharing session fixtures, stay on one); the
+# Three workers share the tests (a file, and files sharing session fixtures, stay on one): on
+# two cores, since a third of a worker's time goes to waiting on servers and subprocesses. The
 # tests that check machine-wide state run alone afterwards.
 test: install speech lint
-	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(PY) -m pytest -n 3 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
 bench: install speech
