@@ -23,12 +23,23 @@ def small_asr() -> list[str]:
     return ["pipeline=asr_quartznet", "model=quartznet_mini"]
 
 
-# The session fixtures that build or start something (a build, a server), by what they share.
-COSTLY_SESSION_FIXTURES = {
-    "asr": {"asr_builds", "asr_combined_repository", "server", "in_process"},
-    "nemo": {"nemo_builds", "nemo_server"},
-    "tts": {"voices_build"},
-}
+def costly_session_fixtures(root: Path) -> dict[str, str]:
+    """The session fixtures of the fixture modules that build or start something, each with
+    its module: read from their source, those that write files (take tmp_path_factory) and
+    those that take such a fixture (a server over a build, say)."""
+    fixtures: dict[str, tuple[str, set[str]]] = {}  # name -> (module, the fixtures it takes)
+    for plugin in pytest_plugins:
+        path = root / "tests" / Path(*plugin.split(".")).with_suffix(".py")
+        for node in ast.parse(path.read_text(), str(path)).body:
+            decorators = (
+                ast.unparse(node.decorator_list) if isinstance(node, ast.FunctionDef) else ""
+            )
+            if "fixture" in decorators and "session" in decorators:
+                fixtures[node.name] = (plugin, {arg.arg for arg in node.args.args})
+    costly = {name for name, (_, taken) in fixtures.items() if "tmp_path_factory" in taken}
+    while more := {n for n, (_, taken) in fixtures.items() if taken & costly} - costly:
+        costly |= more
+    return {name: fixtures[name][0] for name in costly}
 
 
 def _file_groups(root: Path) -> dict[str, str]:
@@ -36,6 +47,7 @@ def _file_groups(root: Path) -> dict[str, str]:
     session fixture of the same kind share one (read from their source: the parameters of
     their tests and fixtures, less the fixtures the file defines itself, its own `server`
     say)."""
+    costly = costly_session_fixtures(root)
     groups = {}
     for path in sorted((root / "tests").glob("test_*.py")):
         file = path.relative_to(root).as_posix()
@@ -48,8 +60,8 @@ def _file_groups(root: Path) -> dict[str, str]:
         ]
         taken = {arg.arg for node in functions for arg in node.args.args}
         taken -= {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
-        kinds = [kind for kind, names in COSTLY_SESSION_FIXTURES.items() if names & taken]
-        groups[file] = f"session fixtures: {kinds[0]}" if kinds else file
+        kinds = sorted({costly[name] for name in taken & costly.keys()})
+        groups[file] = f"session fixtures of {kinds[0]}" if kinds else file
     return groups
 
 
