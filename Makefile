@@ -49,8 +49,9 @@ test: install speech lint
 	$(PY) -m pytest -n 3 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
+BENCH_RUNS ?= 1
 bench: install speech
-	$(PY) -m modelrepo_gen.bench --output bench_results
+	$(PY) -m modelrepo_gen.bench --output bench_results --runs $(BENCH_RUNS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_REPOSITORY) $(DEMO_REPOSITORY)_tts model_repository bench_results

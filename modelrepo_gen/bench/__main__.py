@@ -3,6 +3,7 @@
     python -m modelrepo_gen.bench --output bench_results          # full sizes, ~15 min
     python -m modelrepo_gen.bench --output /tmp/bench --quick     # mini models, ~2 min
     python -m modelrepo_gen.bench --only archives  # one part: ctc whisper nemo nlp tts limits ...
+    python -m modelrepo_gen.bench --runs 3   # three runs: each ratio's median and range too
 
 Measures in one run (so the ratios compare numbers taken together) and writes
 ``results.md`` (printed too), ``results.json`` and the figures ``plots/*.png`` (served
@@ -70,6 +71,7 @@ from modelrepo_gen.bench.serving import (
 )
 from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains_part
+from modelrepo_gen.bench.spread import spread
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.core.errors import UserError
@@ -314,7 +316,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run one part: ctc (1-3), whisper (4), nemo (5), nlp (6), tts (7) or limits (8); "
         "default all",
     )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole benchmark N times and report how much each ratio moves between "
+        "runs (its median and range); the tables are the first run's",
+    )
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     settings = Settings.quick() if args.quick else Settings.full()
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -323,8 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
     else:
         work = Path(tempfile.mkdtemp(prefix="modelrepo_gen_bench_"))
+    parts = (args.only,) if args.only else PARTS
     try:
-        results = run(settings, work, (args.only,) if args.only else PARTS)
+        # Each run builds into its own folder; the report's tables are the first run's.
+        every_run = []
+        for index in range(args.runs):
+            if args.runs > 1:
+                log(f"run {index + 1} of {args.runs}")
+            folder = work / f"run{index + 1}"
+            folder.mkdir(parents=True, exist_ok=True)
+            every_run.append(run(settings, folder, parts))
+        results = every_run[0]
     except (BenchmarkError, UserError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -332,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.work_dir:
             shutil.rmtree(work, ignore_errors=True)
     results["quick"] = args.quick
+    results["runs"] = args.runs
+    if args.runs > 1:
+        results["spread"] = spread(every_run)
     results["plots"] = [path.as_posix() for path in draw(results, output)]
     table = render_markdown(results, args.quick)
     (output / "results.md").write_text(table)
