@@ -230,10 +230,16 @@ def test_quick_benchmark_reports_speech_synthesis(quick_run: tuple[str, str, dic
     speed = speech["speed"]
     assert speed["status"] == "ok", speed["status"]
     assert [r["concurrency"] for r in speed["served"]] == list(QUICK_SPEECH.concurrencies)
-    for row in [speed["in_process"], *speed["served"]]:
+    for row in [speed["in_process"], speed["piper_tts"], *speed["served"]]:
         assert _positive(row["speed"]) and _positive(row["audio_s"]) and row["requests"] > 0
     assert _positive(speed["served_over_in_process"])
+    # The peer: the same voice on the same texts through piper-tts's own runtime.
+    assert speed["piper_tts"]["requests"] == speed["in_process"]["requests"]
+    assert speed["served_over_piper_tts"] == pytest.approx(
+        speed["served"][0]["speed"] / speed["piper_tts"]["speed"]
+    )
     assert "| In-process `InProcessRepository` | 1 |" in table
+    assert "| piper-tts's own `PiperVoice.synthesize` | 1 |" in table
     for concurrency in QUICK_SPEECH.concurrencies:
         assert f"| Served `tts_piper` | {concurrency} |" in table
 

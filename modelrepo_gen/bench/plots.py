@@ -3,8 +3,8 @@
 One PNG per family the run measured (plots/<family>.png under --output). On the left, what each
 served pipeline gets through per second at each concurrency (dynamic batching on and off where
 both were measured) and, dashed in the same colour, the same work in-process without a server;
-on the right, its median (solid) and 99th-percentile (dotted) latency. The markdown report
-links them.
+dotted, the peer users would run instead where the run measured one (piper-tts); on the right,
+its median (solid) and 99th-percentile (dotted) latency. The markdown report links them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class Pipeline:
 
     served: dict[str, list[Row]]  # label (e.g. its batching mode) -> rows
     in_process: float | None = None  # throughput of the same work without a server
+    peer: tuple[str, float] | None = None  # what users would run instead: (name, throughput)
 
 
 @dataclass
@@ -92,9 +93,11 @@ def figures(results: dict) -> list[Figure]:
     for name, part in voices:
         measured = part.get("speed", {})
         if measured.get("status") == "ok":
+            peer = measured.get("piper_tts")
             speech.pipelines[name] = Pipeline(
                 {"served": _rows(measured["served"], "speed")},
                 float(measured["in_process"]["speed"]),
+                ("piper-tts", float(peer["speed"])) if peer else None,
             )
     if speech.pipelines:
         drawn.append(speech)
@@ -137,6 +140,10 @@ def draw(results: dict, output: Path) -> list[Path]:
                 label = f"{name} in-process" if len(figure.pipelines) > 1 else "in-process"
                 left.axhline(pipeline.in_process, linestyle="--", color=colour, label=label)
                 values.append(pipeline.in_process)
+            if pipeline.peer is not None:
+                peer, value = pipeline.peer
+                left.axhline(value, linestyle=":", color=colour, label=f"{peer} (peer)")
+                values.append(value)
         # Pipelines tens of times apart (FastPitch and Tacotron 2, say) each stay readable.
         spread = max(values) / max(min(values), 1e-9) if values else 1
         if spread > 20:

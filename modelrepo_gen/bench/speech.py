@@ -5,7 +5,9 @@ Measured together, in the same run as the other parts:
   2. speed in audio seconds per wall second (> 1: faster than real time) on a few sentences,
      served through the real Triton server at several concurrencies (closed loop, one HTTP
      client per thread) and in-process (InProcessRepository: the same repository's models
-     without a server, one text at a time).
+     without a server, one text at a time);
+  3. the peer users would run instead: piper-tts's own synthesis (PiperVoice) of the same
+     voice on the same texts, in this process, one text at a time.
 A part that fails is reported as skipped with its reason; the benchmark goes on.
 """
 
@@ -75,6 +77,27 @@ def in_process_speed(repository: Path, texts: list[str], passes: int, model: str
     audio_s = sum(speech.seconds for speech in spoken)
     return {"requests": len(texts) * passes, "audio_s": audio_s, "wall_s": wall,
             "speed": audio_s / wall}  # fmt: skip
+
+
+def piper_tts_speed(texts: list[str], passes: int) -> dict:
+    """piper-tts's own runtime on the pipeline's default voice (the installed one): what a
+    user would run instead of serving it, one text at a time (after one warm-up text)."""
+    from piper import PiperVoice
+
+    from modelrepo_gen.components.piper_voice_source import voice_file
+
+    voice = PiperVoice.load(voice_file(None))
+
+    def speak(text: str) -> float:  # seconds of audio
+        chunks = list(voice.synthesize(text))
+        return sum(chunk.audio_float_array.size / chunk.sample_rate for chunk in chunks)
+
+    speak(texts[0])
+    started = time.perf_counter()
+    seconds = [speak(t) for t in texts * passes]
+    wall = time.perf_counter() - started
+    return {"requests": len(seconds), "audio_s": sum(seconds), "wall_s": wall,
+            "speed": sum(seconds) / wall}  # fmt: skip
 
 
 def served_speed(
@@ -182,4 +205,9 @@ def speech_part(settings: SpeechSettings, work: Path, log: Callable[[str], None]
 
     log("tts_piper: served speed")
     _guard(speed, served)
+    if "served" in speed:
+        log("tts_piper: piper-tts's own synthesis")
+        _guard(speed, lambda: speed.update(piper_tts=piper_tts_speed(texts, settings.passes)))
+    if "piper_tts" in speed:
+        speed["served_over_piper_tts"] = speed["served"][0]["speed"] / speed["piper_tts"]["speed"]
     return result
