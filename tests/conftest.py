@@ -66,7 +66,7 @@ def _file_groups(root: Path) -> dict[str, str]:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 - xdist's
-    """`make test` (-n 3 --dist loadfile): a file's tests stay on one worker, and so do files
+    """`make test` (-n 2 --dist loadfile): a file's tests stay on one worker, and so do files
     whose tests take the same costly session fixture (a build, a server), so none is made twice.
     (xdist's own loadgroup marks do not group under pytest 9: their node-id suffix is lost.)"""
     if config.getvalue("dist") != "loadfile":
