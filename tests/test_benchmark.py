@@ -211,7 +211,7 @@ def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict, P
         assert _positive(row["requests_per_s"]) and _positive(row["latency_p50_s"])
         assert row["latency_p99_s"] >= row["latency_p50_s"]
         if row["dynamic_batching"] == "disabled":
-            assert row["network_mean_batch"] == pytest.approx(1.0)
+            assert row["postprocessing_mean_batch"] == pytest.approx(1.0)
     for row in part["network"]:
         assert _positive(row["eager_s"]) and _positive(row["onnxruntime_s"])
     assert part["served_answers_equal_in_process"] == part["answers"]

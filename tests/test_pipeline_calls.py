@@ -38,9 +38,30 @@ def test_called_models_are_planned_before_their_caller_and_named_to_it(whisper_c
     ]
     generator, detokenizer = plan.units[-2:]
     calls = json.loads(generator.parameters["calls"])
+    decoder = plan.units[2]
+    hosted = calls["decoder"].pop("in_process")  # the CPU target: the generator runs it itself
     assert calls["decoder"] == {"model": "asr_whisper_decoder", "max_batch_size": 8}
+    # The config Triton would give the decoder, as the generator hands it to the decoder's code,
+    # without the request checks (the generator checks what it sends).
+    assert hosted["version"] == "1"
+    config = hosted["config"]
+    assert config["name"] == decoder.name and config["max_batch_size"] == 8
+    assert [t["name"] for t in config["input"]] == [t.name for t in decoder.inputs]
+    assert [(t["name"], t["data_type"]) for t in config["output"]] == [
+        (t.name, t.data_type) for t in decoder.outputs
+    ]
+    parameters = {k: v["string_value"] for k, v in config["parameters"].items()}
+    assert json.loads(decoder.parameters["input_checks"])["finite"] == ["CROSS_KV"]
+    assert parameters == {**decoder.parameters, "input_checks": "{}"}
     assert generator.calls == {slot: f"asr_whisper_{role}" for slot, role in BOUND.items()}
     assert detokenizer.files["tokenizer.json"].name == "tokenizer.json"
+
+
+def test_on_a_gpu_the_called_models_run_on_the_server(whisper_cfg) -> None:
+    cfg = compose_config(["pipeline=asr_whisper", "target=gpu"])
+    generator = next(u for u in resolve(cfg, on_this_machine=False).units if u.role == "generator")
+    calls = json.loads(generator.parameters["calls"])
+    assert calls["decoder"] == {"model": "asr_whisper_decoder", "max_batch_size": 8}
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,12 @@ import pytest
 
 from modelrepo_gen.components.triton_python import CODE_DIR, model_code
 
-MODELS = sorted(p.stem for p in CODE_DIR.glob("*.py") if "TritonPythonModel" in p.read_text())
+MODELS = sorted(p.stem for p in CODE_DIR.glob("*.py") if "class TritonPythonModel" in p.read_text())
 
 # Imports model.py from the folder with Triton's utils stood in and modelrepo_gen unreachable.
 IMPORT_ALONE = """
 import importlib.util, sys
-from modelrepo_gen.clients.python_backend_stand_in import stand_in_module
+from modelrepo_gen.components.triton_python.python_backend_stand_in import stand_in_module
 sys.modules["triton_python_backend_utils"] = stand_in_module(lambda request: None)
 for name in [n for n in sys.modules if n.split(".")[0] == "modelrepo_gen"]:
     del sys.modules[name]

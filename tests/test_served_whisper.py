@@ -177,15 +177,16 @@ def test_wrong_tensor_type_is_refused_and_the_server_keeps_serving(
     still_serving()
 
 
-def test_a_killed_decoder_worker_is_reloaded_under_load(server, librivox) -> None:
-    """The decoder, called by the generator for every token, dies mid-generation: requests
-    fail meanwhile, none is answered wrong, and the endpoint transcribes again after the reload."""
+def test_a_killed_generator_worker_is_reloaded_under_load(server, librivox) -> None:
+    """The generator (running the features, encoder and decoder models inside it on the CPU
+    target) dies mid-generation: requests fail meanwhile, none is answered wrong, and the
+    endpoint transcribes again after the reload."""
     audio = librivox[1][1][: 16000 * 2]
     expected = served(server, audio)
     outcome = kill_a_worker_under_load(
-        server, f"{ENSEMBLE}_decoder", lambda: served(server, audio), lambda t: t == expected
+        server, f"{ENSEMBLE}_generator", lambda: served(server, audio), lambda t: t == expected
     )
-    assert_healed(outcome, f"{ENSEMBLE}_decoder")
+    assert_healed(outcome, f"{ENSEMBLE}_generator")
 
 
 def test_the_largest_allowed_request_is_answered_within_the_memory_budget(

@@ -31,7 +31,7 @@ from modelrepo_gen.assembly.renderings import render_others
 from modelrepo_gen.assembly.repository_readme import README, render_repository_readme
 from modelrepo_gen.assembly.wiring import check_ensemble
 from modelrepo_gen.components.triton_python import model_code
-from modelrepo_gen.core.build_plan import BuildPlan, ModelUnit
+from modelrepo_gen.core.build_plan import MODEL_VERSION, BuildPlan, ModelUnit
 from modelrepo_gen.exporters import EXPORTERS
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.repository.manifest import file_sha256, write_manifest
@@ -44,7 +44,6 @@ from modelrepo_gen.repository.publish import (
 )
 
 log = logging.getLogger("modelrepo_gen")
-VERSION = "1"
 
 
 @dataclass
@@ -133,7 +132,7 @@ def _write_models(
     writes a unit's network into its version folder and returns its manifest entry."""
     models, parsed = {}, {}
     for unit in plan.units:
-        version_dir = staging / unit.name / VERSION
+        version_dir = staging / unit.name / MODEL_VERSION
         version_dir.mkdir(parents=True)
         entry = {"platform": unit.platform, "role": unit.role}
         if unit.export:
@@ -148,7 +147,7 @@ def _write_models(
         (staging / unit.name / "config.pbtxt").write_text(text)
         models[unit.name] = entry
     ensemble = plan.ensemble
-    (staging / ensemble.name / VERSION).mkdir(parents=True)  # Triton needs a version folder
+    (staging / ensemble.name / MODEL_VERSION).mkdir(parents=True)  # Triton needs a version folder
     text = render_ensemble_config(ensemble, plan.pipeline)
     check_ensemble(parse_model_config(text, ensemble.name), parsed)
     (staging / ensemble.name / "config.pbtxt").write_text(text)

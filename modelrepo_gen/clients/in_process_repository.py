@@ -13,10 +13,7 @@ code runs on it unchanged: `client_module("in_process")` is this module.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -25,8 +22,8 @@ from google.protobuf.json_format import MessageToDict
 from tritonclient.grpc import model_config_pb2
 
 from modelrepo_gen.assembly.render import parse_model_config
-from modelrepo_gen.clients.python_backend_stand_in import (
-    MODULE,
+from modelrepo_gen.components.triton_python.model_calls import load_model_code
+from modelrepo_gen.components.triton_python.python_backend_stand_in import (
     NUMPY_TYPES,
     InferenceRequest,
     InferenceResponse,
@@ -37,8 +34,6 @@ from modelrepo_gen.clients.python_backend_stand_in import (
 from modelrepo_gen.core.errors import UserError
 
 Runner = Callable[[InferenceRequest], InferenceResponse]
-# model.py files are imported with the stand-in and their helpers in sys.modules: one at a time.
-_LOADING = threading.Lock()
 
 
 class InProcessError(Exception):
@@ -274,27 +269,7 @@ class InProcessRepository:
     def _load_model_py(self, name: str, version: Path):
         """model.py imported with this repository's stand-in, and with its own copies of the
         helpers beside it (not ones another repository's models imported)."""
-        helpers = {path.stem for path in version.glob("*.py")} - {"model"}
-        spec = importlib.util.spec_from_file_location(f"in_process.{name}", version / "model.py")
-        module = importlib.util.module_from_spec(spec)
-        with _LOADING:
-            saved_modules = {key: sys.modules.pop(key) for key in helpers if key in sys.modules}
-            saved_utils = sys.modules.get(MODULE)
-            saved_path = list(sys.path)
-            sys.modules[MODULE] = self.utils
-            sys.path.insert(0, str(version))  # as Triton's stub does: helpers beside model.py
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path[:] = saved_path
-                for key in helpers:
-                    sys.modules.pop(key, None)
-                sys.modules.update(saved_modules)
-                if saved_utils is None:
-                    sys.modules.pop(MODULE, None)
-                else:
-                    sys.modules[MODULE] = saved_utils
-        return module
+        return load_model_code(version, f"in_process.{name}", self.utils)
 
     def _artifact(self, name: str, default: str) -> Path:
         return self._version_folder(name) / (self.configs[name].default_model_filename or default)

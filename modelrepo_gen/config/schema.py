@@ -53,6 +53,9 @@ class TargetConfig:
     device_kind: str = MISSING  # KIND_CPU | KIND_GPU
     # True: every model runs in Triton's python backend (the CPU server has no other backend).
     python_backend_only: bool = MISSING
+    # True: a python model runs the models it calls itself, in its own process, rather than
+    # through the server (each call would be an inter-process round trip).
+    calls_in_process: bool = MISSING
 
 
 @dataclass

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the plan is plain data: importing it loads no torch
     import torch
 
+MODEL_VERSION = "1"  # the one version folder of every model the build writes
+
 
 @dataclass(frozen=True)
 class TensorSpec:

@@ -16,7 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import NetworkComponent, PythonComponent
-from modelrepo_gen.core.build_plan import BuildPlan, Ensemble, EnsembleStep, ExportSpec, ModelUnit
+from modelrepo_gen.core.build_plan import (
+    MODEL_VERSION,
+    BuildPlan,
+    Ensemble,
+    EnsembleStep,
+    ExportSpec,
+    ModelUnit,
+)
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.validation import plain, require, resolver_errors, typed
 from modelrepo_gen.exporters import EXPORTERS, register_builtin_exporters
@@ -123,7 +130,7 @@ def _unit(
             # The code calls models by name; it sends each at most its max_batch_size items.
             parameters["calls"] = _parameter(
                 {
-                    slot: {"model": unit.name, "max_batch_size": unit.serving.max_batch_size}
+                    slot: _call_entry(unit, bool(cfg.target.calls_in_process))
                     for slot, unit in calls.items()
                 }
             )
@@ -173,6 +180,33 @@ def _unit(
         ),
         checks=component.request_checks(settings, bounds),
     )
+
+
+def _call_entry(unit: ModelUnit, in_process: bool) -> dict[str, Any]:
+    """What a caller knows of a model it calls (triton_python/model_calls.py); to run it in
+    its own process, the config Triton would give that model (the parts model code reads)."""
+    entry: dict[str, Any] = {"model": unit.name, "max_batch_size": unit.serving.max_batch_size}
+    if in_process and unit.platform == "python":
+        # Without the runner's request checks: a caller checks what it passes on itself (its
+        # model's refusal would reach the client as a fault), and they would repeat at every
+        # call, over large state the pipeline made itself (a decoder's caches, per token).
+        parameters = dict(unit.parameters)
+        if "input_checks" in parameters:
+            parameters["input_checks"] = "{}"
+        tensors = lambda specs: [  # noqa: E731
+            {"name": s.name, "data_type": s.data_type, "dims": list(s.dims)} for s in specs
+        ]
+        entry["in_process"] = {
+            "version": MODEL_VERSION,
+            "config": {
+                "name": unit.name,
+                "max_batch_size": unit.serving.max_batch_size,
+                "input": tensors(unit.inputs),
+                "output": tensors(unit.outputs),
+                "parameters": {k: {"string_value": v} for k, v in parameters.items()},
+            },
+        }
+    return entry
 
 
 def _exporter(component: NetworkComponent, settings: Any, backend: str) -> str:

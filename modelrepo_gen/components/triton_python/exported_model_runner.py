@@ -87,21 +87,29 @@ def pad_and_stack(arrays: list) -> np.ndarray:
     return np.concatenate(padded, axis=0)
 
 
+def first_along(array: np.ndarray, count: int, axis: int) -> np.ndarray:
+    """The first `count` entries of `array` along `axis`: a view, nothing copied."""
+    index = [slice(None)] * array.ndim
+    index[axis] = slice(0, count)
+    return array[tuple(index)]
+
+
 def split_outputs(
     outputs: dict, batch_sizes: list, length_of: dict, sized_like=None, requests=()
 ) -> list:
     """Per request: its rows of every output, trimmed to its own longest valid length, or to its
-    own size of an input (`sized_like`; `requests`: each request's named inputs)."""
+    own size of an input (`sized_like`; `requests`: each request's named inputs); views of the
+    outputs."""
     per_request = []
     start = 0
     for index, size in enumerate(batch_sizes):
         rows = {name: array[start : start + size] for name, array in outputs.items()}
         for name, (length_name, axis) in length_of.items():
             keep = int(rows[length_name].max()) if size else 0
-            rows[name] = np.take(rows[name], np.arange(keep), axis=axis)
+            rows[name] = first_along(rows[name], keep, axis)
         for name, (input_name, axis) in (sized_like or {}).items():
             keep = requests[index][input_name].shape[axis]
-            rows[name] = np.take(rows[name], np.arange(keep), axis=axis)
+            rows[name] = first_along(rows[name], keep, axis)
         per_request.append(rows)
         start += size
     return per_request
@@ -162,7 +170,12 @@ class TritonPythonModel:
         if not accepted:
             return responses
         try:
-            stacked = [pad_and_stack([named[n] for _, named in accepted]) for n in self.input_names]
+            if len(accepted) == 1:  # one request (as every call from a caller): as it came
+                stacked = [accepted[0][1][n] for n in self.input_names]
+            else:
+                stacked = [
+                    pad_and_stack([named[n] for _, named in accepted]) for n in self.input_names
+                ]
             outputs = self.run(stacked)
             sizes = [named[self.input_names[0]].shape[0] for _, named in accepted]
             per_request = split_outputs(
@@ -176,7 +189,7 @@ class TritonPythonModel:
             tensors = [
                 pb_utils.Tensor(
                     name,
-                    np.ascontiguousarray(rows[name]).astype(pb_utils.triton_string_to_numpy(dtype)),
+                    np.ascontiguousarray(rows[name], dtype=pb_utils.triton_string_to_numpy(dtype)),
                 )
                 for name, dtype in self.outputs
             ]

@@ -1,5 +1,5 @@
-"""What every python-backend model shares: its settings, how it refuses a request (as Triton's
-own checks do) and how it calls another model of the repository.
+"""What every python-backend model shares: its settings and how it refuses a request (as
+Triton's own checks do); model_calls.py is how it calls another model of the repository.
 
 A bad request (an input or parameter out of its bounds, text that cannot be used) is answered
 with Triton's invalid-argument code: the client gets HTTP 400 / gRPC INVALID_ARGUMENT and knows
@@ -15,8 +15,6 @@ numpy and Triton's utils.
 import json
 import math
 
-import numpy as np
-
 try:  # only importable inside Triton's python stub
     import triton_python_backend_utils as pb_utils
 except ImportError:  # pragma: no cover - outside Triton (tests import the helpers)
@@ -28,34 +26,6 @@ def model_settings(args: dict) -> tuple:
     text), from the `args` Triton passes to initialize."""
     config = json.loads(args["model_config"])
     return config, {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-
-
-def call_model(model: str, inputs: dict, outputs: list, rows=None, parameters=None) -> dict:
-    """Run another model of the repository (Triton's business-logic scripting) on row-aligned
-    input arrays, at most `rows` rows per request (all at once when None); each output's
-    arrays, one per request. Its error is a RuntimeError naming it: a fault for the caller."""
-    total = len(next(iter(inputs.values())))
-    step = rows or total
-    extra = {"parameters": parameters} if parameters else {}
-    parts = {name: [] for name in outputs}
-    for start in range(0, total, step):
-        request = pb_utils.InferenceRequest(
-            model_name=model,
-            requested_output_names=outputs,
-            inputs=[
-                pb_utils.Tensor(name, np.ascontiguousarray(array[start : start + step]))
-                for name, array in inputs.items()
-            ],
-            **extra,
-        )
-        response = request.exec()
-        if response.has_error():
-            raise RuntimeError(f"{model}: {response.error().message()}")
-        for name in outputs:
-            parts[name].append(
-                np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy())
-            )
-    return parts
 
 
 class BadRequest(ValueError):

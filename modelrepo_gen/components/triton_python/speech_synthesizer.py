@@ -20,7 +20,7 @@ within its range (checked here: a called model's refusal would reach the client 
 a parameter of its request (e.g. a Piper voice's noise_scale). Requests with different
 parameters are spoken in separate calls.
 Settings from config.pbtxt `parameters`:
-  calls            JSON {slot: {"model": name, "max_batch_size": n}}
+  calls            JSON {slot: {"model": name, "max_batch_size": n, ...}} (model_calls.py)
   chain            voice | acoustic_vocoder
   silence_samples  zeros between two sentences
   hop_length       audio samples per mel frame (acoustic_vocoder)
@@ -46,8 +46,10 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
 
 try:  # beside model.py in a repository
     import model_kernel as kernel
+    from model_calls import ModelCalls
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python import model_kernel as kernel
+    from modelrepo_gen.components.triton_python.model_calls import ModelCalls
 
 
 def split_sentences(ids: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
@@ -181,15 +183,15 @@ class TritonPythonModel:
     def initialize(self, args):
         config, params = kernel.model_settings(args)
         self.model_name = config["name"]
-        self.calls = json.loads(params["calls"])
+        self.calls = ModelCalls(json.loads(params["calls"]), args, pb_utils)
         self.chain = chain_settings(params)
         # A chunk goes through every called model together, so the smallest batch bounds it.
-        self.chunk = min(int(c["max_batch_size"]) for c in self.calls.values())
+        self.chunk = min(self.calls.max_batch_size(slot) for slot in self.calls.calls)
         self.allowed = self.chain["request_parameters"]
 
     def _call(self, slot, inputs, outputs, passed=None):
         parameters = passed if slot in ("voice", "acoustic") else None
-        parts = kernel.call_model(self.calls[slot]["model"], inputs, outputs, parameters=parameters)
+        parts = self.calls.call(slot, inputs, outputs, parameters=parameters)
         return [parts[name][0] for name in outputs]
 
     def _speak(self, group):
@@ -245,3 +247,6 @@ class TritonPythonModel:
                     ]
                 )
         return responses
+
+    def finalize(self):
+        self.calls.finalize()

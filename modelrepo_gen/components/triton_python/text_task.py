@@ -6,7 +6,7 @@ The windows of every text of every request in one execution go to the network to
 a time; each text's answer comes from text_answers.py. Settings from config.pbtxt `parameters`:
   task               the task (nlp_tasks.py): what the network gives and the answer reads
   labels             JSON {network output: [label per class]}
-  calls              JSON {"network": {"model": name, "max_batch_size": n}}
+  calls              JSON {"network": {"model": name, "max_batch_size": n, ...}} (model_calls.py)
   max_answer_length  tokens (question answering)
   allow_no_answer    true | false (question answering)
   vocab_size         token ids the network takes (0 .. vocab_size - 1)
@@ -23,14 +23,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from model_kernel import call_model, fault, model_settings, refusal
+    from model_calls import ModelCalls
+    from model_kernel import fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.model_kernel import (
-        call_model,
-        fault,
-        model_settings,
-        refusal,
-    )
+    from modelrepo_gen.components.triton_python.model_calls import ModelCalls
+    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
 
 try:  # beside model.py in a repository
     from nlp_tasks import TASKS
@@ -125,7 +122,7 @@ class TritonPythonModel:
         self.model_name = config["name"]
         self.task = params["task"]
         self.labels = json.loads(params["labels"])
-        self.network = json.loads(params["calls"])["network"]
+        self.calls = ModelCalls(json.loads(params["calls"]), args, pb_utils)
         self.max_answer_length = int(params.get("max_answer_length", "30"))
         self.allow_no_answer = params.get("allow_no_answer", "true") == "true"
         outputs = TASKS[self.task].network_outputs
@@ -141,8 +138,8 @@ class TritonPythonModel:
             name: pad_rows([getattr(w, WINDOW_INPUTS[name]) for w in windows])
             for name in NETWORK_INPUTS
         }
-        step = int(self.network["max_batch_size"])
-        results = call_model(self.network["model"], inputs, self.network_outputs, step)
+        step = self.calls.max_batch_size("network")
+        results = self.calls.call("network", inputs, self.network_outputs, step)
         # The network may give a batch back wider than it was sent (batched with others).
         merged = {
             name: np.concatenate(parts) if name in self.per_window else pad_rows(parts)
@@ -195,3 +192,6 @@ class TritonPythonModel:
             tensors = [pb_utils.Tensor(name, np.stack([t[name] for t in own])) for name in own[0]]
             responses[index] = pb_utils.InferenceResponse(tensors)
         return responses
+
+    def finalize(self):
+        self.calls.finalize()

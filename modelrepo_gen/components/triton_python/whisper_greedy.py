@@ -10,7 +10,8 @@ so only one batch's caches are held. Out go each request's token ids, the prompt
 every window ended by the end-of-text id (TOKENS, padded with it), and how many there are
 (TOKEN_COUNT): the detokenizer model turns them into text.
 Settings come from the `parameters` of config.pbtxt:
-  calls           JSON {slot: {"model": name, "max_batch_size": n}} for features, encoder, decoder
+  calls           JSON {slot: {"model": name, "max_batch_size": n, ...}} for features, encoder,
+                  decoder (model_calls.py)
   prompt          JSON token ids every window starts from
   eos             end-of-text token id
   suppress        JSON token ids never generated
@@ -31,14 +32,11 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
     pb_utils = None
 
 try:  # beside model.py in a repository
-    from model_kernel import call_model, fault, model_settings, refusal
+    from model_calls import ModelCalls
+    from model_kernel import fault, model_settings, refusal
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.model_kernel import (
-        call_model,
-        fault,
-        model_settings,
-        refusal,
-    )
+    from modelrepo_gen.components.triton_python.model_calls import ModelCalls
+    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
 
 
 def find_problem(
@@ -104,11 +102,17 @@ def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> 
     return generated
 
 
+def one_array(parts: list) -> np.ndarray:
+    """The parts of a call's output as one array (no copy of a single part: the decoder's cache
+    comes back at every token)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config, params = model_settings(args)
         self.model_name = config["name"]
-        self.calls = json.loads(params["calls"])
+        self.calls = ModelCalls(json.loads(params["calls"]), args, pb_utils)
         self.prompt = json.loads(params["prompt"])
         self.eos = int(params["eos"])
         self.suppress = json.loads(params["suppress"])
@@ -120,9 +124,8 @@ class TritonPythonModel:
 
     def _call(self, slot, inputs, outputs):
         """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
-        called = self.calls[slot]
-        parts = call_model(called["model"], inputs, outputs, int(called["max_batch_size"]))
-        return [np.concatenate(parts[name]) for name in outputs]
+        parts = self.calls.call(slot, inputs, outputs, self.calls.max_batch_size(slot))
+        return [one_array(parts[name]) for name in outputs]
 
     def _decode(self, tokens, past, cross):
         logits, present = self._call(
@@ -142,7 +145,7 @@ class TritonPythonModel:
                 windows.append(window)
                 owners.append(owner)
         tokens = []
-        step = int(self.calls["decoder"]["max_batch_size"])
+        step = self.calls.max_batch_size("decoder")
         for start in range(0, len(windows), step):
             tokens += self._decode_windows(windows[start : start + step])
         ids = [[] for _ in clips]
@@ -202,3 +205,6 @@ class TritonPythonModel:
                 [pb_utils.Tensor("TOKENS", tokens), pb_utils.Tensor("TOKEN_COUNT", counts)]
             )
         return responses
+
+    def finalize(self):
+        self.calls.finalize()

@@ -1,9 +1,11 @@
 """A stand-in for Triton's `triton_python_backend_utils`, so that a repository's python-backend
-models run in this process as written: the same model.py, the same helpers beside it.
+models run in a process of their caller's choosing as written: the same model.py, the same
+helpers beside it. An in-process repository runs every model with it; inside Triton, a python
+model runs the models it calls with it (model_calls.py): plain objects, nothing copied.
 
-It has what those models use: Tensor, InferenceRequest (whose exec() is a call back into the
-in-process repository), InferenceResponse, TritonError and the lookups by name. Each repository
-gets its own module, so a model's calls reach the models of its own repository.
+It has what those models use: Tensor, InferenceRequest (whose exec() is a call back into
+whoever made the module), InferenceResponse, TritonError and the lookups by name. Each
+repository gets its own module, so a model's calls reach the models of its own repository.
 """
 
 from __future__ import annotations
