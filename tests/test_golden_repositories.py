@@ -4,8 +4,10 @@ tests/golden/ holds, for five variants, every config.pbtxt text and the SHA-256 
 exported ONNX model and python-backend file, recorded from the Python plan builders the YAML
 graphs replaced; the python-backend files' hashes were recorded again when their code moved
 onto one shared kernel (model_kernel.py), and when the network runner stopped copying a lone
-request's arrays, configs and networks unchanged. (TorchScript archives
-embed debug paths and a per-process serialization id, so only their configs are compared.)
+request's arrays; the configs were recorded again when the default dynamic batching stopped
+waiting for more requests (max_queue_delay_microseconds 1000 -> 0), networks unchanged.
+(TorchScript archives embed debug paths and a per-process serialization id, so only their
+configs are compared.)
 """
 
 from __future__ import annotations
