@@ -69,7 +69,7 @@ HYDRA_REFUSALS = [
         f" (known options: {', '.join(PIPELINES)})",
     ),
     (["+recipe=nope"], "(known options: low_latency, smoke, throughput_fp16)"),
-    (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32)"),
+    (["precision=fp8"], "Could not find 'precision/fp8' (known options: fp16, fp32, int8)"),
     (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope' (known options: basic)"),
     (
         ["max_batch_siz=4"],

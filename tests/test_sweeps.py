@@ -101,7 +101,7 @@ def test_sweep_whose_variant_does_not_compose_stops_before_any_work(tmp_path) ->
     result = run_cli("-m", SMALL, "precision=fp16,fp8", f"output_dir={out}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "error: In 'config': Could not find 'precision/fp8' (known options: fp16, fp32)"
+        "error: In 'config': Could not find 'precision/fp8' (known options: fp16, fp32, int8)"
     ]
     assert not out.exists() or not [p for p in out.iterdir() if p.is_dir()]
 

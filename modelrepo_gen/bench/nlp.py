@@ -73,6 +73,7 @@ class NlpSettings:
     modes: tuple[str, ...] = ("default", "throughput", "disabled")
     requests: dict = field(default_factory=lambda: {"nlp_text_classification": 240, "nlp_qa": 48})
     network_repeats: int = 20
+    int8: bool = True  # also build precision=int8 (default batching) and compare it with fp32
 
     @classmethod
     def quick(cls) -> NlpSettings:
@@ -258,7 +259,56 @@ def pipeline_part(pipeline: str, settings: NlpSettings, work: Path, log) -> dict
             )
             result["answers"] = len(items)
     result["ratios"] = _ratios(result, settings)
+    if settings.int8:
+        result["int8"] = int8_part(pipeline, settings, work, log, result, expected)
     return result
+
+
+def int8_part(
+    pipeline: str, settings: NlpSettings, work: Path, log, fp32: dict, fp32_answers: list
+) -> dict:
+    """precision=int8 beside the fp32 rows just measured: the network alone in onnxruntime,
+    the served pipeline (default batching), and its labels against fp32's on the same texts."""
+    items = requests_for(pipeline)
+    log(f"build {pipeline} precision=int8")
+    path = work / f"{pipeline}-int8"
+    wall, report = build_process([f"pipeline={pipeline}", "precision=int8"], path)
+    network = report["units"]["network"]
+    part: dict = {
+        "build": {
+            "process_wall_s": wall,
+            "network_export_s": report["seconds"][f"export {network}"],
+            "network_parity_s": report["seconds"][f"parity {network}"],
+            "repository_mib": repository_mib(path),
+        },
+        "network": network_timings(path, items, settings.network_repeats),
+    }
+    rows, answers = served_rows(path, pipeline, settings.modes[0], items, settings, log)
+    part["served"] = rows
+    part["labels_equal_fp32"] = sum(_same_labels(a, b) for a, b in zip(answers, fp32_answers))
+    part["answers"] = len(items)
+    fp32_served = {
+        r["concurrency"]: r for r in fp32["served"] if r["dynamic_batching"] == settings.modes[0]
+    }
+    part["ratios"] = {
+        "int8_over_fp32_served_throughput": {
+            str(r["concurrency"]): r["requests_per_s"]
+            / fp32_served[r["concurrency"]]["requests_per_s"]
+            for r in rows
+        },
+        "int8_over_fp32_network_speed": {
+            str(row["batch"]): base["onnxruntime_s"] / row["onnxruntime_s"]
+            for row, base in zip(part["network"], fp32["network"])
+        },
+    }
+    return part
+
+
+def _same_labels(int8: dict, fp32: dict) -> bool:
+    """The same answer but for scores: labels, answer texts and spans."""
+    return all(
+        int8[key] == value for key, value in fp32.items() if not isinstance(value, (float, dict))
+    )
 
 
 def _same(served: dict, local: dict) -> bool:

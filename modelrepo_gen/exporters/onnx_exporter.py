@@ -51,11 +51,23 @@ def sort_topologically(graph: onnx.GraphProto) -> None:
     graph.node.extend(ordered)
 
 
+def quantize_weights(model: onnx.ModelProto, path: Path) -> None:
+    """int8 weights for every MatMul and Gemm, activations quantized per call (onnxruntime's
+    dynamic quantization: its u8 x s8 kernels use the CPU's VNNI instructions where present).
+    Other layers (convolutions, normalization) stay fp32; so do inputs and outputs."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        model, path, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
+    )
+    onnx.checker.check_model(str(path))
+
+
 class OnnxExporter:
     name = "onnx"
     artifact_filename = "model.onnx"
     native_platform = "onnxruntime_onnx"
-    precisions = ("fp32", "fp16")
+    precisions = ("fp32", "fp16", "int8")
 
     def check_available(self, target_device: str, precision: str) -> None:
         return None
@@ -96,6 +108,9 @@ class OnnxExporter:
             model = convert_float_to_float16(model, keep_io_types=True)
             sort_topologically(model.graph)
         onnx.checker.check_model(model)
+        if precision == "int8":
+            quantize_weights(model, path)
+            return
         path.write_bytes(model.SerializeToString())
 
     def load(self, path: Path, inputs: Sequence[TensorSpec]) -> Runner:
