@@ -6,6 +6,7 @@ by name and the server keeps serving."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -118,7 +119,14 @@ def test_served_minilm_equals_transformers(repository: Path, expected: list) -> 
         before = _batch_counts(server, f"{MODEL}_encoder")
         with ThreadPoolExecutor(len(SENTENCES)) as pool:
             served = list(pool.map(lambda pair: _hidden_states(server, pair[0]), expected))
-        after = _batch_counts(server, f"{MODEL}_encoder")
+        # Triton records an execution just after its answers leave: wait for the last ones.
+        deadline = time.monotonic() + 10
+        while True:
+            after = _batch_counts(server, f"{MODEL}_encoder")
+            counted = sum(size * (n - before.get(size, 0)) for size, n in after.items())
+            if counted >= len(SENTENCES) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         errors = []
         for (_, reference), states in zip(expected, served, strict=True):
             assert states.shape == reference.shape  # its own length, whatever it was batched with

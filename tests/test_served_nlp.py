@@ -307,8 +307,9 @@ def test_one_request_with_several_texts_answers_each_as_alone(served) -> None:
 
 
 @pytest.mark.parametrize("served", ["nlp_text_classification"], indirect=True)
-def test_a_killed_network_worker_is_reloaded_under_load(served) -> None:
-    """The probe's case: nlp_text_classification_network's worker killed under load."""
+def test_a_killed_postprocessing_worker_is_reloaded_under_load(served) -> None:
+    """The probe's case (the network's worker killed under load), where the network runs on
+    the CPU target: inside the post-processing model's worker."""
     pipeline, server, reference = served
     texts = requests_for(pipeline)[0]
     wanted = expected(reference, texts)
@@ -320,7 +321,7 @@ def test_a_killed_network_worker_is_reloaded_under_load(served) -> None:
             return False
         return True
 
-    model = f"{pipeline}_network"
+    model = f"{pipeline}_postprocessing"
     outcome = kill_a_worker_under_load(
         server, model, lambda: TextModel(server.http_url, "http", pipeline).ask(texts), is_right
     )

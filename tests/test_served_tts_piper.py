@@ -302,10 +302,11 @@ def test_acoustic_vocoder_chain(server: TritonServer, reference: InProcessSpeech
         speak(server, texts, parameters={"noise_w": 0}, model=CHAIN)
 
 
-def test_a_killed_voice_worker_is_reloaded_under_load(
+def test_a_killed_synthesizer_worker_is_reloaded_under_load(
     server: TritonServer, reference: InProcessSpeech
 ) -> None:
-    """The voice, called by the synthesizer, dies under load (as it did out of memory)."""
+    """The voice dies under load (as it did out of memory): on the CPU target it runs inside
+    the synthesizer's worker, which is killed."""
     text = PARITY_TEXTS[0]
     expected = reference.speak(text)
 
@@ -313,7 +314,7 @@ def test_a_killed_voice_worker_is_reloaded_under_load(
         audio = audio_of(result)
         return audio.shape == expected.shape and np.max(np.abs(audio - expected)) <= TOLERANCE
 
-    model = f"{ENSEMBLE}_voice"
+    model = f"{ENSEMBLE}_synthesizer"
     outcome = kill_a_worker_under_load(server, model, lambda: speak(server, [text]), is_right)
     assert_healed(outcome, model)
 
