@@ -1,4 +1,5 @@
-"""The README.md at a repository's root: what it serves, with a Mermaid picture of the ensemble.
+"""The README.md at a repository's root: what it serves, with a Mermaid picture of the ensemble
+as the pipeline declares it (where the target runs every step in one model, it says so).
 
 Made from templates/repository_readme.md.j2; deterministic like every other file the build
 writes. Each edge of the picture is one ensemble tensor with its type and dims.
@@ -48,6 +49,13 @@ def ensemble_edges(plan: BuildPlan) -> list[Edge]:
 
 
 def render_repository_readme(plan: BuildPlan) -> str:
+    merged = (
+        {step.model_name for step in plan.served_ensemble.steps} if plan.served_ensemble else set()
+    )
     return ENVIRONMENT.get_template("repository_readme.md.j2").render(
-        plan=plan, edges=ensemble_edges(plan), node_id=node_id
+        plan=plan,
+        edges=ensemble_edges(plan),
+        node_id=node_id,
+        drawn=[unit for unit in plan.units if unit.name not in merged],
+        merged=sorted(merged),
     )

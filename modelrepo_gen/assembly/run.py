@@ -146,7 +146,7 @@ def _write_models(
         parsed[unit.name] = parse_model_config(text, unit.name)
         (staging / unit.name / "config.pbtxt").write_text(text)
         models[unit.name] = entry
-    ensemble = plan.ensemble
+    ensemble = plan.endpoint
     (staging / ensemble.name / MODEL_VERSION).mkdir(parents=True)  # Triton needs a version folder
     text = render_ensemble_config(ensemble, plan.pipeline)
     check_ensemble(parse_model_config(text, ensemble.name), parsed)

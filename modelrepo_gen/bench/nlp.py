@@ -19,6 +19,7 @@ import numpy as np
 
 from modelrepo_gen.bench.build import build_process, repository_mib, time_calls
 from modelrepo_gen.bench.serving import (
+    batching_model,
     closed_loop,
     latency_row,
     model_counts,
@@ -189,7 +190,7 @@ def served_rows(
 
     # The model that batches requests: it sends the windows of all it holds to the network in
     # one call (which runs inside it on the CPU target, out of the server's statistics).
-    batcher = repository_models(repository)["postprocessing"]
+    batcher = batching_model(repository_models(repository), "postprocessing")
     rows = []
     with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
         model = TextModel(server.http_url, "http", pipeline)
@@ -209,9 +210,7 @@ def served_rows(
             row = latency_row(spans, concurrency)
             row["client_cpu_ms_per_request"] = 1000 * cpu / len(spans)
             executions = after[1] - before[1]
-            row["postprocessing_mean_batch"] = (
-                (after[0] - before[0]) / executions if executions else 0
-            )
+            row["mean_batch"] = (after[0] - before[0]) / executions if executions else 0
             row["dynamic_batching"] = mode
             row["server_version"] = version
             rows.append(row)
@@ -219,7 +218,7 @@ def served_rows(
                 f"  {pipeline} dynamic_batching={mode} concurrency {concurrency}: "
                 f"{row['requests_per_s']:.1f} req/s, p50 {row['latency_p50_s'] * 1000:.1f} ms, "
                 f"p99 {row['latency_p99_s'] * 1000:.1f} ms, batch "
-                f"{row['postprocessing_mean_batch']:.2f}"
+                f"{row['mean_batch']:.2f}"
             )
     return rows, answers
 

@@ -49,6 +49,12 @@ def repository_models(repository: Path) -> dict[str, str]:
     return {entry["role"]: name for name, entry in manifest["models"].items()}
 
 
+def batching_model(models: dict[str, str], role: str) -> str:
+    """The model whose executions show the batches formed: the one running every step where
+    the target merges them (target.merge_python_steps), else the model in `role`."""
+    return models.get("all_steps", models[role])
+
+
 # -- load generation -------------------------------------------------------------------------
 def closed_loop(
     url: str, requests: int, concurrency: int, send: Callable[[object, int], object]
@@ -162,7 +168,7 @@ def served_load(
     from modelrepo_gen.serve.server import TritonServer
 
     models = repository_models(repository)
-    ensemble, acoustic = models["ensemble"], models["acoustic_model"]
+    ensemble, batcher = models["ensemble"], batching_model(models, "acoustic_model")
     rows = []
     with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
         version = server_version(server.http_url)
@@ -171,18 +177,18 @@ def served_load(
         wave = max(settings.concurrencies)
         run_load(server.http_url, ensemble, audios, wave, wave)
         for concurrency in settings.concurrencies:
-            before = model_counts(server.http_url, acoustic)
+            before = model_counts(server.http_url, batcher)
             row = run_load(server.http_url, ensemble, audios, settings.requests, concurrency)
-            after = model_counts(server.http_url, acoustic)
+            after = model_counts(server.http_url, batcher)
             executions = after[1] - before[1]
-            row["acoustic_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
+            row["mean_batch"] = (after[0] - before[0]) / executions if executions else 0
             row["dynamic_batching"] = mode
             rows.append(row)
             log(
                 f"  dynamic_batching={mode} concurrency {concurrency}: "
                 f"{row['throughput_audio_s_per_s']:.2f} audio-s/s, "
                 f"p50 {row['latency_p50_s']:.3f} s, p99 {row['latency_p99_s']:.3f} s, "
-                f"acoustic batch {row['acoustic_mean_batch']:.2f}"
+                f"batch {row['mean_batch']:.2f}"
             )
     return rows, version
 

@@ -27,6 +27,7 @@ from modelrepo_gen.bench.build import (
 from modelrepo_gen.bench.serving import (
     LIBRIVOX,
     SAMPLE_RATE,
+    batching_model,
     model_counts,
     repository_models,
     run_load,
@@ -129,7 +130,7 @@ def served_rtf(
 ) -> list[dict]:
     """Closed-loop load on the ensemble (bench/serving.py's client threads) per concurrency."""
     models = repository_models(repository)
-    ensemble, generator = models["ensemble"], models["generator"]
+    ensemble, generator = models["ensemble"], batching_model(models, "generator")
     # Warm-up, not timed: every utterance once, then one full concurrent wave.
     run_load(url, ensemble, audios, len(audios), 1)
     wave = max(settings.concurrencies)
@@ -140,7 +141,7 @@ def served_rtf(
         row = run_load(url, ensemble, audios, len(audios) * settings.passes, concurrency)
         after = model_counts(url, generator)
         executions = after[1] - before[1]
-        row["generator_mean_batch"] = (after[0] - before[0]) / executions if executions else 0
+        row["mean_batch"] = (after[0] - before[0]) / executions if executions else 0
         row["rtf"] = row["wall_s"] / row["audio_s"]
         rows.append(row)
     return rows

@@ -56,6 +56,8 @@ class TargetConfig:
     # True: a python model runs the models it calls itself, in its own process, rather than
     # through the server (each call would be an inter-process round trip).
     calls_in_process: bool = MISSING
+    # True: the ensemble's steps run in one python model, in its process (plan/merged_steps).
+    merge_python_steps: bool = MISSING
 
 
 @dataclass

@@ -110,3 +110,11 @@ class BuildPlan:
     ensemble: Ensemble
     notes: list[str] = field(default_factory=list)  # loud facts for output and manifest
     weights: dict[str, Any] = field(default_factory=dict)  # where each unit's weights came from
+    # The ensemble as served where the target runs its steps in one model (plan/merged_steps);
+    # None: as declared.
+    served_ensemble: Ensemble | None = None
+
+    @property
+    def endpoint(self) -> Ensemble:
+        """The ensemble clients call, as the repository serves it."""
+        return self.served_ensemble or self.ensemble

@@ -17,7 +17,6 @@ from omegaconf import DictConfig, OmegaConf
 from modelrepo_gen.components import COMPONENTS, register_builtin_components
 from modelrepo_gen.components.base import NetworkComponent, PythonComponent
 from modelrepo_gen.core.build_plan import (
-    MODEL_VERSION,
     BuildPlan,
     Ensemble,
     EnsembleStep,
@@ -36,6 +35,8 @@ from modelrepo_gen.plan.checks import (
 from modelrepo_gen.plan.example_inputs import ExampleInputs
 from modelrepo_gen.plan.exported_units import exported_unit
 from modelrepo_gen.plan.graph import check_graph, read_graph
+from modelrepo_gen.plan.in_process import in_process_entry
+from modelrepo_gen.plan.merged_steps import merge_steps
 from modelrepo_gen.plan.parts import Part
 from modelrepo_gen.plan.serving import check_roles, serving_for
 
@@ -184,7 +185,7 @@ def _unit(
 
 def _call_entry(unit: ModelUnit, in_process: bool) -> dict[str, Any]:
     """What a caller knows of a model it calls (triton_python/model_calls.py); to run it in
-    its own process, the config Triton would give that model (the parts model code reads)."""
+    its own process, the config Triton would give that model."""
     entry: dict[str, Any] = {"model": unit.name, "max_batch_size": unit.serving.max_batch_size}
     if in_process and unit.platform == "python":
         # Without the runner's request checks: a caller checks what it passes on itself (its
@@ -193,19 +194,7 @@ def _call_entry(unit: ModelUnit, in_process: bool) -> dict[str, Any]:
         parameters = dict(unit.parameters)
         if "input_checks" in parameters:
             parameters["input_checks"] = "{}"
-        tensors = lambda specs: [  # noqa: E731
-            {"name": s.name, "data_type": s.data_type, "dims": list(s.dims)} for s in specs
-        ]
-        entry["in_process"] = {
-            "version": MODEL_VERSION,
-            "config": {
-                "name": unit.name,
-                "max_batch_size": unit.serving.max_batch_size,
-                "input": tensors(unit.inputs),
-                "output": tensors(unit.outputs),
-                "parameters": {k: {"string_value": v} for k, v in parameters.items()},
-            },
-        }
+        entry["in_process"] = in_process_entry(unit, parameters)
     return entry
 
 
@@ -302,6 +291,11 @@ def resolve(cfg: DictConfig, on_this_machine: bool = True) -> BuildPlan:
         parameters={str(k): _parameter(v) for k, v in parameters.items()},
     )
     plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble, notes=notes, weights=sources)
+    if cfg.target.merge_python_steps:
+        merged = merge_steps(ensemble, units)
+        if merged is not None:
+            units.append(merged[0])
+            plan.served_ensemble = merged[1]
     _check_targets(cfg, plan, on_this_machine)
     return plan
 

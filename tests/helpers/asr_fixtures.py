@@ -86,6 +86,13 @@ BUILDS = {
             "onnx",
             (f"pipeline.max_audio_seconds={SHORT_MAX_SECONDS}",),
         ),
+        AsrBuild(  # the CPU target's lowering: every step in one model (plan/merged_steps.py)
+            "asr_quartznet_merged",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("target.merge_python_steps=true",),
+        ),
         AsrBuild(
             "asr_quartznet_8k",
             "asr_quartznet",

@@ -62,7 +62,7 @@ def load_model_code(version: Path, module_name: str, utils):
     return module
 
 
-def _no_calls(request):
+def no_calls(request):
     raise RuntimeError(f"a model run inside its caller cannot call '{request.model_name}'")
 
 
@@ -70,7 +70,7 @@ def host_model(repository: Path, name: str, hosting: dict, caller_args: dict):
     """The called model `name` of `repository`, initialized in this process as Triton would
     initialize it (its config from `hosting`), with the stand-in as its Triton utils."""
     version = repository / name / hosting["version"]
-    utils = stand_in_module(_no_calls)
+    utils = stand_in_module(no_calls)
     model = load_model_code(version, f"hosted_{name}", utils).TritonPythonModel()
     model.initialize(
         {
@@ -92,7 +92,7 @@ class ModelCalls:
         """`utils`: the caller's Triton utils, for the calls made through Triton."""
         self.calls = calls
         self.utils = utils
-        self.local = stand_in_module(_no_calls)  # the request type of hosted calls
+        self.local = stand_in_module(no_calls)  # the request type of hosted calls
         repository = Path(caller_args["model_repository"]).parent
         self.hosted = {
             called["model"]: host_model(

@@ -50,6 +50,7 @@ class Tensor:
 
 class TritonError:
     UNKNOWN, INTERNAL, NOT_FOUND, INVALID_ARG, UNAVAILABLE, UNSUPPORTED = range(6)
+    NAMES = ("UNKNOWN", "INTERNAL", "NOT_FOUND", "INVALID_ARG", "UNAVAILABLE", "UNSUPPORTED")
 
     def __init__(self, message: str, code: int = INTERNAL) -> None:
         self._message = message
