@@ -78,7 +78,7 @@ def test_quick_benchmark_prints_and_writes_the_table(
 def test_quick_benchmark_json_has_positive_measurements(
     quick_run: tuple[str, str, dict, Path],
 ) -> None:
-    _, _, results, _ = quick_run
+    _, table, results, _ = quick_run
     assert results["quick"] is True
     assert results["machine"]["cores"] >= 1
     builds = {(r["model"], r["backend"], r["precision"]): r for r in results["build"]}
@@ -97,7 +97,8 @@ def test_quick_benchmark_json_has_positive_measurements(
 
     serving = results["serving"]
     load = {(r["dynamic_batching"], r["concurrency"]): r for r in serving["load"]}
-    assert set(load) == {(m, c) for m in ("default", "disabled") for c in (1, 4, 8)}
+    modes = ("default", "disabled", "default, steps merged")
+    assert set(load) == {(m, c) for m in modes for c in (1, 4, 8)}
     for row in load.values():
         assert row["requests"] > 0
         for key in ("throughput_audio_s_per_s", "latency_p50_s", "latency_p99_s"):
@@ -109,6 +110,10 @@ def test_quick_benchmark_json_has_positive_measurements(
     ratios = serving["ratios"]
     assert set(ratios["batching_on_over_off_throughput"]) == {"1", "4", "8"}
     assert all(_positive(v) for v in ratios["batching_on_over_off_throughput"].values())
+    assert set(ratios["merged_over_unmerged_throughput"]) == {"1", "4", "8"}
+    assert all(_positive(v) for v in ratios["merged_over_unmerged_throughput"].values())
+    assert _positive(ratios["merged_served_over_in_process_time"]["in_process"])
+    assert "every step in one model (`target.merge_python_steps=true`)" in table
     overhead = ratios["served_over_in_process_time"]
     assert set(overhead) == {"in_process"}
     # Served and in-process run the same models on the same audio: the same words.

@@ -140,6 +140,10 @@ class Settings:
         )
 
 
+MERGE = "target.merge_python_steps"
+MERGED = "default, steps merged"  # the serving rows of the merge_python_steps=true build
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -240,11 +244,20 @@ def run_ctc(settings: Settings, work: Path, names: list[str], audios: list) -> d
             if row["status"] != "ok":
                 raise BenchmarkError(f"the dynamic_batching={mode} build {row['status']}")
             serving_repos[mode] = path
+    # The CPU target's other lowering: every step in one model (target.merge_python_steps).
+    log(f"build {served.label} onnx fp32 target.merge_python_steps=true")
+    path = work / f"{served.model}-onnx-fp32-merged"
+    row = timed_build(
+        served, "onnx", "fp32", path, "default", settings.build_timeout_s, (f"{MERGE}=true",)
+    )
+    if row["status"] != "ok":
+        raise BenchmarkError(f"the {MERGE}=true build {row['status']}")
+    serving_repos[MERGED] = path
     log(f"serving {served.label}: in-process baselines")
     baselines = in_process(serving_repos["default"], audios, settings.serving.in_process_passes)
     serving_rows, server_version = [], "unknown"
-    for mode in settings.serving.modes:
-        log(f"serving {served.label} dynamic_batching={mode}")
+    for mode in (*settings.serving.modes, MERGED):
+        log(f"serving {served.label} {mode}")
         rows, server_version = served_load(serving_repos[mode], mode, audios, settings.serving, log)
         serving_rows += rows
     results["serving"] = {
@@ -278,9 +291,22 @@ def _serving_ratios(rows: list[dict], baselines: dict, settings: ServingSettings
         a == b
         for a, b in zip(single["transcripts"], baselines["in_process"]["transcripts"], strict=False)
     )
+    merged = {
+        str(c): by_key[MERGED, c]["throughput_audio_s_per_s"]
+        / by_key[on, c]["throughput_audio_s_per_s"]
+        for c in settings.concurrencies
+        if (MERGED, c) in by_key and (on, c) in by_key
+    }
+    merged_single = by_key[MERGED, min(settings.concurrencies)]
+    merged_rtf = merged_single["wall_s"] / merged_single["audio_s"]
     return {
         "batching_on_over_off_throughput": batching,
+        "merged_over_unmerged_throughput": merged,
         "served_over_in_process_time": overhead,
+        "merged_served_over_in_process_time": {
+            name: merged_rtf / (base["wall_s"] / base["audio_s"])
+            for name, base in baselines.items()
+        },
         "served_transcripts_equal_in_process": f"{matching}/{len(single['transcripts'])}",
     }
 

@@ -96,6 +96,7 @@ def timed_build(
     repository: Path,
     dynamic_batching: str = "default",
     timeout_s: float | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict:
     """Build one repository in a fresh process; its wall time and build_repository's steps."""
     overrides = [
@@ -103,6 +104,7 @@ def timed_build(
         f"backend={backend}",
         f"precision={precision}",
         f"dynamic_batching={dynamic_batching}",
+        *extra,
     ]
     row = {"model": model.label, "backend": backend, "precision": precision}
     built = build_process(overrides, repository, timeout_s)
