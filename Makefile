@@ -51,7 +51,10 @@ test: install speech lint
 	$(PY) -m pytest -m serial
 
 BENCH_RUNS ?= 1
+# The peers users would run instead (faster-whisper) go into the same environment, for the
+# benchmark only.
 bench: install speech
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-bench.txt
 	$(PY) -m modelrepo_gen.bench --output bench_results --runs $(BENCH_RUNS)
 
 clean:

