@@ -238,6 +238,7 @@ def test_quick_benchmark_reports_the_nlp_part(quick_run: tuple[str, str, dict, P
     assert all(_positive(v) for v in ratios["served_over_in_process"].values())
     # precision=int8 beside fp32: the network alone, served, and its labels against fp32's.
     int8 = part["int8"]
+    assert int8["status"] == "ok", int8
     assert _positive(int8["build"]["network_export_s"]) and int8["answers"] == part["answers"]
     assert 0 <= int8["labels_equal_fp32"] <= int8["answers"]
     assert set(int8["ratios"]["int8_over_fp32_served_throughput"]) == {"1", "8"}

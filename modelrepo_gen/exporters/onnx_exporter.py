@@ -52,13 +52,19 @@ def sort_topologically(graph: onnx.GraphProto) -> None:
 
 
 def quantize_weights(model: onnx.ModelProto, path: Path) -> None:
-    """int8 weights for every MatMul and Gemm, activations quantized per call (onnxruntime's
-    dynamic quantization: its u8 x s8 kernels use the CPU's VNNI instructions where present).
-    Other layers (convolutions, normalization) stay fp32; so do inputs and outputs."""
+    """int8 weights for every MatMul and Gemm, one scale per output channel, activations
+    quantized per call (onnxruntime's dynamic quantization: its u8 x s8 kernels use the CPU's
+    VNNI instructions where present). Other layers (convolutions, normalization) stay fp32;
+    so do inputs and outputs. Per channel: MiniLM's logits move by 0.32 instead of 0.40 on
+    random token ids, for 5 % more time."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
-        model, path, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8
+        model,
+        path,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        weight_type=QuantType.QInt8,
+        per_channel=True,
     )
     onnx.checker.check_model(str(path))
 
