@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from helpers.project import compose_config
-from helpers.served_requests import connect, is_bad_request, one_utterance, transcripts
+from helpers.served_requests import (
+    batch_counts,
+    connect,
+    is_bad_request,
+    one_utterance,
+    transcripts,
+)
 
 from modelrepo_gen.plan.resolver import resolve
 from modelrepo_gen.serve.server import TritonServer
@@ -76,15 +82,6 @@ def test_a_bad_request_is_refused_by_the_step_that_checks_it(server: TritonServe
         client.close()
 
 
-def _batch_sizes(server: TritonServer, model: str) -> dict[int, int]:
-    module, client = connect(server, "http")
-    try:
-        (stats,) = client.get_inference_statistics(model)["model_stats"]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
-
-
 @pytest.mark.server
 def test_concurrent_requests_are_batched_in_the_merged_model(server: TritonServer, librivox):
     audios = [audio for _, audio, _ in librivox] * 2
@@ -103,14 +100,14 @@ def test_concurrent_requests_are_batched_in_the_merged_model(server: TritonServe
         finally:
             client.close()
 
-    before = _batch_sizes(server, f"{MERGED}_all_steps")
+    before = batch_counts(server, f"{MERGED}_all_steps")
     batched = False
     for _ in range(5):  # batches form under load; a few rounds make that certain
         with ThreadPoolExecutor(len(audios)) as pool:
             got = list(pool.map(send, audios))
         assert got == [alone[a.size] for a in audios]  # batched or not, the same words
         time.sleep(0.2)  # Triton records an execution just after its answers leave
-        after = _batch_sizes(server, f"{MERGED}_all_steps")
+        after = batch_counts(server, f"{MERGED}_all_steps")
         if any(size > 1 and count > before.get(size, 0) for size, count in after.items()):
             batched = True
             break

@@ -20,7 +20,14 @@ import pytest
 import torch
 from helpers.asr_fixtures import Transcriber, pytorch_networks
 from helpers.largest_requests import send_largest
-from helpers.served_requests import connect, infer, one_utterance, transcripts, varied_lengths
+from helpers.served_requests import (
+    batch_counts,
+    connect,
+    infer,
+    one_utterance,
+    transcripts,
+    varied_lengths,
+)
 from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 
 from modelrepo_gen.assembly.parity import compare
@@ -35,18 +42,6 @@ SAMPLE_RATE = 16000
 NUM_CLASSES = 29
 # ONNX and TorchScript acoustic models (both run on target=cpu), Jasper and QuartzNet.
 FORMAT_MATRIX = ["asr_quartznet", "asr_quartznet_ts", "asr_jasper", "asr_jasper_onnx"]
-
-
-def _batch_counts(server: TritonServer, model: str) -> dict[int, int]:
-    """Triton's executions of ``model`` so far, per batch size."""
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        (stats,) = client.get_inference_statistics(model)["model_stats"]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
 
 
 # -- transcripts ---------------------------------------------------------------------------------
@@ -168,13 +163,13 @@ def test_dynamic_batching_runs_concurrent_requests_together(
     audios = varied_lengths(librivox)
     model = "asr_quartznet_acoustic_model"
     expected = transcribe_arrays(audios, server.http_url, "http", "asr_quartznet")
-    before = _batch_counts(server, model)
+    before = batch_counts(server, model)
     batched, sent = False, 0
     for _ in range(3):  # batches form under load; a few rounds make that certain
         together = transcribe_arrays(audios, server.http_url, "http", "asr_quartznet", 8)
         assert together == expected
         sent += len(audios)
-        after = _batch_counts(server, model)
+        after = batch_counts(server, model)
         delta = {size: after[size] - before.get(size, 0) for size in after}
         if any(size > 1 and count > 0 for size, count in delta.items()):
             batched = True
@@ -192,10 +187,10 @@ def test_without_dynamic_batching_every_execution_runs_one_request(
 ) -> None:
     audios = varied_lengths(librivox)
     name = "asr_quartznet_nobatch"
-    before = _batch_counts(server, f"{name}_acoustic_model")
+    before = batch_counts(server, f"{name}_acoustic_model")
     together = transcribe_arrays(audios, server.http_url, "http", name, concurrency=8)
     assert together == [in_process[name](a) for a in audios]
-    after = _batch_counts(server, f"{name}_acoustic_model")
+    after = batch_counts(server, f"{name}_acoustic_model")
     delta = {size: after[size] - before.get(size, 0) for size in after}
     assert {size: count for size, count in delta.items() if count} == {1: len(audios)}
 

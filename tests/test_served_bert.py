@@ -15,7 +15,7 @@ import pytest
 import torch
 import transformers
 from helpers.bert_fixtures import compose_team
-from helpers.served_requests import connect, infer
+from helpers.served_requests import batch_counts, connect, infer
 from tokenizers import Tokenizer
 
 from modelrepo_gen.assembly.run import build_repository
@@ -95,15 +95,6 @@ def expected() -> list[tuple[dict[str, np.ndarray], np.ndarray]]:
     return pairs
 
 
-def _batch_counts(server: TritonServer, model: str) -> dict[int, int]:
-    module, client = connect(server, "http")
-    try:
-        (stats,) = client.get_inference_statistics(model)["model_stats"]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
-
-
 def _hidden_states(server: TritonServer, arrays: dict[str, np.ndarray]) -> np.ndarray:
     module, client = connect(server, "http")  # one client per thread
     try:
@@ -116,13 +107,13 @@ def _hidden_states(server: TritonServer, arrays: dict[str, np.ndarray]) -> np.nd
 def test_served_minilm_equals_transformers(repository: Path, expected: list) -> None:
     assert len({arrays["INPUT_IDS"].shape[1] for arrays, _ in expected}) == len(SENTENCES)
     with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
-        before = _batch_counts(server, f"{MODEL}_encoder")
+        before = batch_counts(server, f"{MODEL}_encoder")
         with ThreadPoolExecutor(len(SENTENCES)) as pool:
             served = list(pool.map(lambda pair: _hidden_states(server, pair[0]), expected))
         # Triton records an execution just after its answers leave: wait for the last ones.
         deadline = time.monotonic() + 10
         while True:
-            after = _batch_counts(server, f"{MODEL}_encoder")
+            after = batch_counts(server, f"{MODEL}_encoder")
             counted = sum(size * (n - before.get(size, 0)) for size, n in after.items())
             if counted >= len(SENTENCES) or time.monotonic() > deadline:
                 break

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.served_requests import connect, infer, is_bad_request
+from helpers.served_requests import batch_counts, connect, infer, is_bad_request
 from helpers.tts_fixtures import VOICE_COUNTS, VoicesBuild, module_of, symbol_batch
 
 from modelrepo_gen.serve.server import TritonServer
@@ -95,24 +95,13 @@ def _served(server: TritonServer, request: dict) -> dict[str, np.ndarray]:
         client.close()
 
 
-def _executions(server: TritonServer, model: str) -> dict[int, int]:
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        (stats,) = client.get_inference_statistics(model)["model_stats"]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
-
-
 def test_concurrent_requests_get_what_pytorch_gives_each_alone(server, voices_build) -> None:
     checkpoint, stops = voices_build.checkpoint, voices_build.stops
     requests = _requests()
     expected = [_pytorch(checkpoint, r) for r in requests]
     assert [bool(e["STOPPED"].item()) for e in expected] == [s is not None for s in stops]
     assert any(s is None for s in stops) and len({s for s in stops if s is not None}) >= 2
-    before = _executions(server, "voices_tacotron2")
+    before = batch_counts(server, "voices_tacotron2")
     batched = False
     for _ in range(3):  # batches form under load; a few rounds make that certain
         with ThreadPoolExecutor(max_workers=2 * len(requests)) as pool:
@@ -126,7 +115,7 @@ def test_concurrent_requests_get_what_pytorch_gives_each_alone(server, voices_bu
                     )
                 else:
                     np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-        after = _executions(server, "voices_tacotron2")
+        after = batch_counts(server, "voices_tacotron2")
         if any(size > 1 and count > before.get(size, 0) for size, count in after.items()):
             batched = True
             break

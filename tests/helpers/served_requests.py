@@ -64,6 +64,16 @@ def varied_lengths(librivox: list) -> list[np.ndarray]:
     return audios
 
 
+def batch_counts(server: TritonServer, model: str) -> dict[int, int]:
+    """Triton's executions of `model` so far, per batch size (its statistics)."""
+    _, client = connect(server, "http")
+    try:
+        (stats,) = client.get_inference_statistics(model)["model_stats"]
+    finally:
+        client.close()
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
+
+
 # -- what kind of failure ------------------------------------------------------------------------
 BAD_REQUEST = {"http": "400", "grpc": "StatusCode.INVALID_ARGUMENT"}
 SERVER_FAULT = {"http": "500", "grpc": "StatusCode.INTERNAL"}
