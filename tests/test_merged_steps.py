@@ -112,3 +112,24 @@ def test_concurrent_requests_are_batched_in_the_merged_model(server: TritonServe
             batched = True
             break
     assert batched, f"no execution of the merged model ran more than one request: {after}"
+
+
+def test_side_by_side_chains_always_run_merged_on_the_cpu() -> None:
+    """Triton's scheduler left a request of two chains side by side in flight when one chain
+    refused it while the other ran, and the server later crashed (Signal 11): such a graph
+    runs in one model on the CPU target whatever merge_python_steps says."""
+    from modelrepo_gen.core.build_plan import Ensemble, EnsembleStep
+    from modelrepo_gen.plan.merged_steps import runs_in_parallel
+
+    def ensemble(*steps: tuple[list[str], list[str]]) -> Ensemble:
+        made = [
+            EnsembleStep(f"m{i}", tuple((t, t) for t in ins), tuple((t, t) for t in outs))
+            for i, (ins, outs) in enumerate(steps)
+        ]
+        return Ensemble("e", 8, (), (), tuple(made))
+
+    chain = ensemble((["A"], ["B"]), (["B"], ["C"]), (["C", "A"], ["D"]))
+    assert not runs_in_parallel(chain)
+    # Two steps reading only the ensemble's input: either may run first.
+    assert runs_in_parallel(ensemble((["A"], ["B"]), (["A"], ["C"]), (["B", "C"], ["D"])))
+    assert runs_in_parallel(ensemble((["A"], ["B"]), (["B"], ["C"]), (["A"], ["D"])))

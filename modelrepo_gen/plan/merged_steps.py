@@ -19,6 +19,25 @@ from modelrepo_gen.plan.in_process import in_process_entry
 ROLE = "all_steps"
 
 
+def runs_in_parallel(ensemble: Ensemble) -> bool:
+    """Whether two steps of the ensemble may run at once (neither reads, even through others,
+    what the other makes). Triton's scheduler leaves such a request in flight when one branch
+    refuses it while another still runs, and the server later crashed on one (Signal 11 in
+    TRITONSERVER_ServerInferAsync): on the CPU target such a graph always runs merged."""
+    made_by = {
+        tensor: index for index, step in enumerate(ensemble.steps) for _, tensor in step.output_map
+    }
+    after: list[set[int]] = []  # the steps each step waits for, transitively
+    for step in ensemble.steps:
+        direct = {made_by[tensor] for _, tensor in step.input_map if tensor in made_by}
+        after.append(set().union(direct, *(after[i] for i in direct)))
+    return any(
+        i not in after[j] and j not in after[i]
+        for j in range(len(ensemble.steps))
+        for i in range(j)
+    )
+
+
 def merge_steps(ensemble: Ensemble, units: list[ModelUnit]) -> tuple[ModelUnit, Ensemble] | None:
     """The model running every step and the ensemble as served, or None where there is
     nothing to merge (one step, or a step that is not a python model)."""

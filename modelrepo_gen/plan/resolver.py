@@ -36,7 +36,7 @@ from modelrepo_gen.plan.example_inputs import ExampleInputs
 from modelrepo_gen.plan.exported_units import exported_unit
 from modelrepo_gen.plan.graph import check_graph, read_graph
 from modelrepo_gen.plan.in_process import in_process_entry
-from modelrepo_gen.plan.merged_steps import merge_steps
+from modelrepo_gen.plan.merged_steps import merge_steps, runs_in_parallel
 from modelrepo_gen.plan.parts import Part
 from modelrepo_gen.plan.serving import check_roles, serving_for
 
@@ -291,8 +291,8 @@ def resolve(cfg: DictConfig, on_this_machine: bool = True) -> BuildPlan:
         parameters={str(k): _parameter(v) for k, v in parameters.items()},
     )
     plan = BuildPlan(pipeline=name, units=units, ensemble=ensemble, notes=notes, weights=sources)
-    if cfg.target.merge_python_steps:
-        merged = merge_steps(ensemble, units)
+    if cfg.target.merge_python_steps or runs_in_parallel(ensemble):
+        merged = merge_steps(ensemble, units)  # None where a step is not a python model
         if merged is not None:
             units.append(merged[0])
             plan.served_ensemble = merged[1]
