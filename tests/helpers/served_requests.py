@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -65,13 +66,22 @@ def varied_lengths(librivox: list) -> list[np.ndarray]:
 
 
 def batch_counts(server: TritonServer, model: str) -> dict[int, int]:
-    """Triton's executions of `model` so far, per batch size (its statistics)."""
+    """Triton's executions of `model` so far, per batch size (its statistics), once they stop
+    changing: Triton records an execution just after its answers leave."""
     _, client = connect(server, "http")
     try:
-        (stats,) = client.get_inference_statistics(model)["model_stats"]
+        counts, deadline = None, time.monotonic() + 5
+        while True:
+            (stats,) = client.get_inference_statistics(model)["model_stats"]
+            now = {
+                int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]
+            }
+            if now == counts or time.monotonic() > deadline:
+                return now
+            counts = now
+            time.sleep(0.2)
     finally:
         client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
 
 
 # -- what kind of failure ------------------------------------------------------------------------
