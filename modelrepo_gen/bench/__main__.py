@@ -276,37 +276,33 @@ def run_ctc(settings: Settings, work: Path, names: list[str], audios: list) -> d
 def _serving_ratios(rows: list[dict], baselines: dict, settings: ServingSettings) -> dict:
     by_key = {(r["dynamic_batching"], r["concurrency"]): r for r in rows}
     on, off = settings.modes[0], settings.modes[-1]
-    batching = {
-        str(c): by_key[on, c]["throughput_audio_s_per_s"]
-        / by_key[off, c]["throughput_audio_s_per_s"]
-        for c in settings.concurrencies
-        if (on, c) in by_key and (off, c) in by_key
-    }
+
+    def throughput_ratio(top: str, bottom: str) -> dict[str, float]:
+        """Throughput of mode `top` over mode `bottom` at each concurrency both ran."""
+        return {
+            str(c): by_key[top, c]["throughput_audio_s_per_s"]
+            / by_key[bottom, c]["throughput_audio_s_per_s"]
+            for c in settings.concurrencies
+            if (top, c) in by_key and (bottom, c) in by_key
+        }
+
+    def over_in_process(mode: str) -> dict[str, float]:
+        """Seconds of work per audio second of `mode` alone (the lowest concurrency) over each
+        in-process baseline's."""
+        single = by_key[mode, min(settings.concurrencies)]
+        rtf = single["wall_s"] / single["audio_s"]
+        return {name: rtf / (base["wall_s"] / base["audio_s"]) for name, base in baselines.items()}
+
     single = by_key[on, min(settings.concurrencies)]
-    served_rtf = single["wall_s"] / single["audio_s"]  # seconds of work per audio second
-    overhead = {
-        name: served_rtf / (base["wall_s"] / base["audio_s"]) for name, base in baselines.items()
-    }
     matching = sum(
         a == b
         for a, b in zip(single["transcripts"], baselines["in_process"]["transcripts"], strict=False)
     )
-    merged = {
-        str(c): by_key[MERGED, c]["throughput_audio_s_per_s"]
-        / by_key[on, c]["throughput_audio_s_per_s"]
-        for c in settings.concurrencies
-        if (MERGED, c) in by_key and (on, c) in by_key
-    }
-    merged_single = by_key[MERGED, min(settings.concurrencies)]
-    merged_rtf = merged_single["wall_s"] / merged_single["audio_s"]
     return {
-        "batching_on_over_off_throughput": batching,
-        "merged_over_unmerged_throughput": merged,
-        "served_over_in_process_time": overhead,
-        "merged_served_over_in_process_time": {
-            name: merged_rtf / (base["wall_s"] / base["audio_s"])
-            for name, base in baselines.items()
-        },
+        "batching_on_over_off_throughput": throughput_ratio(on, off),
+        "merged_over_unmerged_throughput": throughput_ratio(MERGED, on),
+        "served_over_in_process_time": over_in_process(on),
+        "merged_served_over_in_process_time": over_in_process(MERGED),
         "served_transcripts_equal_in_process": f"{matching}/{len(single['transcripts'])}",
     }
 

@@ -35,7 +35,8 @@ except ImportError:  # imported from the package
 
 def served_error(error):
     """A hosted step's error (the stand-in's) as this server's, with the same code."""
-    name = TritonError.NAMES[error.code()] if 0 <= error.code() < 6 else "INTERNAL"
+    known = 0 <= error.code() < len(TritonError.NAMES)
+    name = TritonError.NAMES[error.code()] if known else "INTERNAL"
     code = getattr(pb_utils.TritonError, name, pb_utils.TritonError.INTERNAL)
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(error.message(), code))
 
