@@ -142,6 +142,18 @@ def test_quick_benchmark_reports_the_whisper_part(quick_run: tuple[str, str, dic
     concurrencies = [row["concurrency"] for row in whisper["speed"]["served"]]
     for concurrency in concurrencies:
         assert re.search(rf"^\| {concurrency} \| \d+ \| [\d.]+ \| [\d.]+ \|", table, re.M)
+    # The CTranslate2 runtime, served (beside faster-whisper's int8 where it is installed).
+    runtime = whisper["ctranslate2"]
+    assert runtime["status"] == "ok", runtime
+    assert "### The CTranslate2 runtime" in table
+    (row,) = runtime["rows"].values()
+    assert [r["concurrency"] for r in row["served"]] == list(QUICK_WHISPER.concurrencies)
+    assert all(_positive(r["rtf"]) for r in row["served"])
+    ratios = runtime["ratios"]["int8"]
+    if FASTER_WHISPER_INSTALLED:
+        assert _positive(ratios["served_over_faster_whisper"])
+    assert _positive(ratios["highest_over_lowest_concurrency"])
+    assert re.search(r"^\| int8 \| 1 \| [\d.]+ \|", table, re.M)
     # The peer, faster-whisper on the same weights (make bench installs it; make test may not).
     peer = whisper["peer"]
     assert "### Beside faster-whisper" in table

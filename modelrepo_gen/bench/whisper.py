@@ -6,7 +6,9 @@ Measured together, in the same run as the CTC parts:
      through the real Triton server and in-process with WhisperReference, and the served WER;
   3. one cached decoder step (bench/whisper_step.py): served, PyTorch, onnxruntime;
   4. the peer users run instead, faster-whisper on the same weights (bench/faster_whisper_peer.py),
-     int8 and float32, against the served real-time factor at concurrency 1.
+     int8 and float32, against the served real-time factor at concurrency 1;
+  5. the CTranslate2 runtime (bench/whisper_runtimes.py), fp32 and int8, served the same way
+     and set beside faster-whisper's compute type of the same name.
 Every part that fails is reported as skipped with its reason; the benchmark goes on.
 """
 
@@ -35,6 +37,7 @@ from modelrepo_gen.bench.serving import (
     repository_models,
     run_load,
 )
+from modelrepo_gen.bench.whisper_runtimes import ctranslate2_rows, runtime_ratios
 from modelrepo_gen.bench.whisper_step import StepSettings, step_in_process, step_served
 from modelrepo_gen.clients.librivox import librivox_utterances
 from modelrepo_gen.clients.transcribe_manifest import word_errors
@@ -50,12 +53,17 @@ class WhisperSettings:
     passes: int = 4  # requests per concurrency: every utterance this many times
     step: StepSettings = StepSettings()
     build_timeout_s: float = 300
+    ctranslate2_precisions: tuple[str, ...] = ("fp32", "int8")  # bench/whisper_runtimes.py
 
     @classmethod
     def quick(cls) -> WhisperSettings:
         # Concurrency 2 still runs the batched paths (server batching, transcribe_batch).
         return cls(
-            utterances=2, concurrencies=(1, 2), passes=1, step=StepSettings(warmup=1, repeats=5)
+            utterances=2,
+            concurrencies=(1, 2),
+            passes=1,
+            step=StepSettings(warmup=1, repeats=5),
+            ctranslate2_precisions=("int8",),
         )
 
 
@@ -227,6 +235,25 @@ def whisper_part(
         for part in (speed, step):
             if part["status"] == "ok":
                 part["status"] = _reason(error)
+    runtime: dict = {"status": "ok"}
+    result["ctranslate2"] = runtime
+
+    def ctranslate2() -> None:
+        runtime["rows"] = ctranslate2_rows(
+            WHISPER.overrides(),
+            settings.ctranslate2_precisions,
+            lambda url, repository: served_rtf(url, repository, audios, settings),
+            settings.build_timeout_s,
+            work,
+            log,
+        )
+        runtime["ratios"] = runtime_ratios(runtime["rows"], peer.get("rows"))
+
+    _guard(runtime, ctranslate2)
+    if speed["status"] == "ok":
+        served = {row["concurrency"]: row for row in speed["served"]}
+        lowest, highest = served[min(served)], served[max(served)]
+        speed["highest_over_lowest_concurrency"] = lowest["rtf"] / highest["rtf"]
     return result
 
 

@@ -29,6 +29,7 @@ def register_builtin_components() -> None:
         text_tokenizer,
         tts_text_frontend,
         waveglow,
+        whisper_ctranslate2,
         whisper_decoder,
         whisper_detokenizer,
         whisper_encoder,

@@ -145,7 +145,7 @@ class TritonPythonModel:
                 windows.append(window)
                 owners.append(owner)
         tokens = []
-        step = self.calls.max_batch_size("decoder")
+        step = self._windows_per_batch()
         for start in range(0, len(windows), step):
             tokens += self._decode_windows(windows[start : start + step])
         ids = [[] for _ in clips]
@@ -153,7 +153,11 @@ class TritonPythonModel:
             ids[owner] += [*window_ids, self.eos]  # the end-of-text id closes each window
         return ids
 
-    def _decode_windows(self, windows):
+    def _windows_per_batch(self):
+        return self.calls.max_batch_size("decoder")
+
+    def _window_features(self, windows):
+        """The log-mel features of the windows, one row each, by the features model."""
         audio = np.zeros((len(windows), max(len(w) for w in windows)), dtype=np.float32)
         for row, window in zip(audio, windows):
             row[: len(window)] = window
@@ -161,6 +165,10 @@ class TritonPythonModel:
         (features,) = self._call(
             "features", {"AUDIO_SIGNAL": audio, "NUM_SAMPLES": lengths}, ["FEATURES"]
         )
+        return features
+
+    def _decode_windows(self, windows):
+        features = self._window_features(windows)
         (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
         return greedy(
             cross,

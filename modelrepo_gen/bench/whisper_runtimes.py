@@ -1,0 +1,61 @@
+"""The CTranslate2 runtime of asr_whisper (`whisper_runtime=ctranslate2`) in the benchmark.
+
+Per precision (fp32, int8) its repository is built, served and loaded exactly as the
+onnxruntime one (bench/whisper.py's served_rtf), and set beside faster-whisper on the same
+weights and compute type, measured in the same run: the served speed at concurrency 1 over
+faster-whisper's, and the throughput at the highest concurrency over concurrency 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from modelrepo_gen.bench.build import build_process
+from modelrepo_gen.serve.server import TritonServer
+
+# precision= of a build -> faster-whisper's compute type on the same weights
+PRECISIONS = {"fp32": "float32", "int8": "int8"}
+
+
+def ctranslate2_rows(
+    overrides: Sequence[str],
+    precisions: Sequence[str],
+    measure: Callable[[str, Path], list[dict]],
+    build_timeout_s: float,
+    work: Path,
+    log: Callable[[str], None],
+) -> dict[str, dict]:
+    """precision -> {"served": rows of `measure(url, repository)` (one per concurrency),
+    "transcripts": at the lowest concurrency}."""
+    rows = {}
+    for precision in precisions:
+        repository = work / f"whisper_ctranslate2_{precision}"
+        log(f"Whisper, CTranslate2 runtime, {precision}: build and serve")
+        runtime = [*overrides, "whisper_runtime=ctranslate2", f"precision={precision}"]
+        if build_process(runtime, repository, build_timeout_s) is None:
+            raise RuntimeError(f"the {precision} build took over {build_timeout_s:.0f} s")
+        with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as server:
+            served = measure(server.http_url, repository)
+        for row in served:
+            log(f"  concurrency {row['concurrency']}: RTF {row['rtf']:.3f}")
+        lowest = min(served, key=lambda row: row["concurrency"])
+        rows[precision] = {"served": served, "transcripts": lowest["transcripts"]}
+    return rows
+
+
+def runtime_ratios(rows: dict[str, dict], peer_rows: dict[str, dict] | None) -> dict[str, dict]:
+    """Per precision: throughput at the highest concurrency over the lowest, and (where the
+    peer ran) served speed at the lowest concurrency over faster-whisper's and equal texts."""
+    ratios = {}
+    for precision, row in rows.items():
+        by_concurrency = {r["concurrency"]: r for r in row["served"]}
+        low, high = by_concurrency[min(by_concurrency)], by_concurrency[max(by_concurrency)]
+        entry = {"highest_over_lowest_concurrency": low["rtf"] / high["rtf"]}
+        peer = (peer_rows or {}).get(PRECISIONS[precision])
+        if peer:
+            entry["served_over_faster_whisper"] = peer["rtf"] / low["rtf"]
+            equal = sum(a == b for a, b in zip(row["transcripts"], peer["transcripts"]))
+            entry["equal_faster_whisper"] = f"{equal}/{len(row['transcripts'])}"
+        ratios[precision] = entry
+    return ratios

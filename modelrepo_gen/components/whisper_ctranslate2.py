@@ -1,0 +1,120 @@
+"""Component `whisper_ctranslate2`: audio -> token ids by Whisper in CTranslate2 (python).
+
+The runtime faster-whisper uses, chosen with `whisper_runtime=ctranslate2` instead of the
+exported encoder and decoder: the python model calls the features model for the log-mel of
+every 30 s window and decodes the windows of all requests of an execution together with
+CTranslate2's own Whisper (encoder, cache and greedy search in C++). Its answers are the
+onnxruntime generator's: TOKENS (each window ended by the end-of-text id) and TOKEN_COUNT, for
+the same detokenizer. The model's CTranslate2 files are copied beside model.py, so the
+repository stays self-contained; only a CTranslate2 folder (model.bin) can be served this way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelrepo_gen.components.base import COMPONENTS
+from modelrepo_gen.components.whisper_greedy import WhisperGreedy, WhisperGreedySettings
+from modelrepo_gen.components.whisper_source import model_folder
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.signature import Signature
+from modelrepo_gen.core.validation import check_number
+
+# The precision group's name -> CTranslate2's compute type (weights are converted on load).
+COMPUTE_TYPES = {"fp32": "float32", "int8": "int8", "fp16": "float16"}
+DEVICES = {"cpu": "cpu", "gpu": "cuda"}
+VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
+
+
+@dataclass
+class WhisperCTranslate2Settings(WhisperGreedySettings):
+    precision: str = "fp32"  # the build's precision: fp32 | int8 (| fp16 on the gpu target)
+    target: str = "cpu"  # the build's target: where CTranslate2 runs
+    threads: int = 0  # CTranslate2's threads per execution; 0: one per core of the server
+    max_batch_windows: int = 8  # windows decoded together (their caches are held at once)
+
+
+class WhisperCTranslate2(WhisperGreedy):
+    settings_schema = WhisperCTranslate2Settings
+    code = "whisper_ctranslate2"
+
+    def check(self, settings: WhisperCTranslate2Settings, where: str) -> None:
+        folder = model_folder(settings, where)
+        if folder.is_dir():  # else the loader says what is wrong with the path
+            self._files(settings, where)
+        super().check(settings, where)
+        if settings.precision not in COMPUTE_TYPES:
+            raise UserError(
+                f"{where}.precision: CTranslate2 computes in {', '.join(COMPUTE_TYPES)}, "
+                f"got {settings.precision!r}"
+            )
+        if settings.target == "cpu" and settings.precision == "fp16":
+            raise UserError(
+                f"{where}.precision: CTranslate2 has no float16 on the CPU; build "
+                "whisper_runtime=ctranslate2 with precision=fp32 or precision=int8 (or target=gpu)"
+            )
+        check_number(f"{where}.threads", settings.threads, at_least=0, at_most=1024)
+        check_number(f"{where}.max_batch_windows", settings.max_batch_windows, above=0)
+        _open(folder, settings, where)
+
+    def signature(self, settings: WhisperCTranslate2Settings) -> Signature:
+        greedy = super().signature(settings)
+        features = {"features": greedy.calls["features"]}
+        return Signature(inputs=greedy.inputs, outputs=greedy.outputs, calls=features)
+
+    def parameters(self, settings: WhisperCTranslate2Settings) -> dict[str, str]:
+        params = super().parameters(settings)
+        return {
+            **params,
+            "compute_type": COMPUTE_TYPES[settings.precision],
+            "device": DEVICES.get(settings.target, "cpu"),
+            "threads": str(settings.threads),
+            "max_batch_windows": str(settings.max_batch_windows),
+        }
+
+    def files(self, settings: WhisperCTranslate2Settings) -> dict[str, Path]:
+        return self._files(settings, "model")
+
+    def _files(self, settings: WhisperCTranslate2Settings, where: str) -> dict[str, Path]:
+        folder = model_folder(settings, where)
+        if not (folder / "model.bin").is_file():
+            raise UserError(
+                f"{where}.path: whisper_runtime=ctranslate2 serves a CTranslate2 Whisper folder "
+                f"(model.bin, config.json, vocabulary), and {folder} holds none; convert it with "
+                "ct2-transformers-converter or build with whisper_runtime=onnxruntime"
+            )
+        vocabulary = [name for name in VOCABULARY_FILES if (folder / name).is_file()]
+        if not vocabulary or not (folder / "config.json").is_file():
+            raise UserError(
+                f"{where}.path: {folder} lacks CTranslate2's config.json or vocabulary "
+                f"({' or '.join(VOCABULARY_FILES)})"
+            )
+        names = ("model.bin", "config.json", vocabulary[0])
+        return {name: folder / name for name in names}
+
+
+def _open(folder: Path, settings: WhisperCTranslate2Settings, where: str) -> None:
+    """The folder opens in CTranslate2 with the build's compute type (as the server will)."""
+    try:
+        import ctranslate2
+    except ImportError as error:
+        raise UserError(
+            f"whisper_runtime=ctranslate2 needs the ctranslate2 package ({error})"
+        ) from None
+    if settings.target != "cpu":
+        return  # a GPU's compute types are checked where it runs
+    try:
+        ctranslate2.models.Whisper(
+            str(folder),
+            device="cpu",
+            compute_type=COMPUTE_TYPES[settings.precision],
+            intra_threads=min(os.cpu_count() or 1, 4),
+        )
+    except (RuntimeError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{where}.path: CTranslate2 cannot open {folder}: {first}") from None
+
+
+COMPONENTS.register("whisper_ctranslate2")(WhisperCTranslate2())

@@ -1,0 +1,169 @@
+"""asr_whisper with `whisper_runtime=ctranslate2`, built from the installed tiny.en (a
+CTranslate2 folder) and served by the real Triton server: the same endpoint and answers as the
+onnxruntime runtime's reference, windows of concurrent requests decoded together.
+
+fp32 must transcribe exactly as the in-process WhisperReference; int8 (weights quantized by
+CTranslate2 on load) is judged by the task, its WER beside the reference's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from helpers.project import compose_config
+from helpers.served_requests import batch_counts, connect, is_bad_request, one_utterance
+from helpers.served_requests import transcripts as served_transcripts
+from test_whisper_reference import normalize
+
+from modelrepo_gen.assembly.run import build_repository
+from modelrepo_gen.clients.whisper_reference import WhisperReference
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.serve.server import TritonServer
+from modelrepo_gen.transcribe import transcribe_arrays
+
+pytestmark = pytest.mark.server
+
+ENSEMBLE = "asr_whisper"
+RATE = 16000
+MAX_SECONDS = 45.0
+INT8_MAX_EXTRA_WER = 0.005  # the task's parity: half a point of WER beside the reference
+
+
+def build(output: Path, *overrides: str) -> Path:
+    base = ["pipeline=asr_whisper", "whisper_runtime=ctranslate2"]
+    base.append(f"pipeline.max_audio_seconds={MAX_SECONDS}")
+    build_repository(compose_config([*base, *overrides]), output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def repositories(tiny_en: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("whisper_ctranslate2")
+    return {
+        precision: build(root / precision, f"precision={precision}")
+        for precision in ("fp32", "int8")
+    }
+
+
+@pytest.fixture(scope="module")
+def server(repositories: dict[str, Path]) -> Iterator[TritonServer]:
+    with TritonServer(repositories["fp32"], http_port=0, grpc_port=0, metrics_port=0) as triton:
+        yield triton
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_en: Path) -> WhisperReference:
+    return WhisperReference(tiny_en)
+
+
+def served(server: TritonServer, audio: np.ndarray) -> str:
+    module, client = connect(server, "http")
+    try:
+        return served_transcripts(module, client, ENSEMBLE, *one_utterance(audio))[0]
+    finally:
+        client.close()
+
+
+def test_the_repository_carries_the_ctranslate2_model_and_no_exported_decoder(
+    repositories: dict[str, Path], tiny_en: Path
+) -> None:
+    repository = repositories["fp32"]
+    generator = repository / f"{ENSEMBLE}_generator"
+    assert (generator / "1" / "model.bin").read_bytes() == (tiny_en / "model.bin").read_bytes()
+    assert (generator / "1" / "config.json").is_file()
+    assert not (repository / f"{ENSEMBLE}_encoder").exists()
+    assert not (repository / f"{ENSEMBLE}_decoder").exists()
+    manifest = json.loads((repository / "manifest.json").read_text())
+    assert f"{ENSEMBLE}_generator/1/model.bin" in manifest["files"]
+    config = (generator / "config.pbtxt").read_text()
+    assert '"float32"' in config and f"{ENSEMBLE}_features" in config
+    assert '"int8"' in (repositories["int8"] / f"{ENSEMBLE}_generator/config.pbtxt").read_text()
+
+
+def test_fp32_transcripts_equal_the_reference(server, reference, librivox) -> None:
+    clips = [clip for _, clip, _ in librivox]
+    expected = [reference.transcribe(clip) for clip in clips]
+    assert transcribe_arrays(clips, url=server.http_url) == expected
+
+
+def test_int8_word_error_rate_is_within_half_a_point_of_the_reference(
+    repositories, reference, librivox
+) -> None:
+    truths = [normalize(text) for _, _, text in librivox]
+    clips = [clip for _, clip, _ in librivox]
+    wanted = jiwer.wer(truths, [normalize(reference.transcribe(clip)) for clip in clips])
+    with TritonServer(repositories["int8"], http_port=0, grpc_port=0, metrics_port=0) as triton:
+        texts = transcribe_arrays(clips, url=triton.http_url)
+    wer = jiwer.wer(truths, [normalize(text) for text in texts])
+    print(f"int8 WER {wer:.4f}, reference {wanted:.4f}: {texts}")
+    assert wer <= wanted + INT8_MAX_EXTRA_WER
+
+
+def test_concurrent_requests_are_decoded_together_as_one_by_one(server, librivox) -> None:
+    clips = []
+    for _, clip, _ in librivox:
+        clips += [clip[: 2 * RATE], clip[RATE : 4 * RATE]]
+    alone = [served(server, clip) for clip in clips]
+    before = batch_counts(server, f"{ENSEMBLE}_generator")
+    with ThreadPoolExecutor(max_workers=len(clips)) as pool:
+        together = list(pool.map(lambda clip: served(server, clip), clips))
+    after = batch_counts(server, f"{ENSEMBLE}_generator")
+    assert together == alone
+    assert len(set(alone)) == len(alone)
+    grown = {size for size, count in after.items() if count > before.get(size, 0)}
+    assert max(grown) > 1, f"no batch of several requests was formed: {after}"
+
+
+def test_audio_longer_than_a_window_is_split_and_joined(server, reference, librivox) -> None:
+    first, second = librivox[0][1], librivox[4][1]
+    audio = np.zeros(40 * RATE, dtype=np.float32)
+    audio[: first.size] = first
+    audio[30 * RATE : 30 * RATE + second.size] = second
+    assert served(server, audio) == f"{reference.transcribe(first)} {reference.transcribe(second)}"
+
+
+def test_a_bad_request_is_refused_and_the_server_keeps_serving(server, librivox) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    module, client = connect(server, "http")
+    audio = np.array([[0.1, np.nan, 0.2]], np.float32)
+    try:
+        with pytest.raises(InferenceServerException, match="NaN") as raised:
+            served_transcripts(module, client, ENSEMBLE, audio, np.array([[3]], np.int32))
+        assert is_bad_request(raised.value)
+    finally:
+        client.close()
+    assert served(server, librivox[1][1])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["precision=fp16"], "CTranslate2 has no float16 on the CPU"),
+        (["pipeline.models.generator.threads=-1"], "threads"),
+    ],
+    ids=["fp16-on-cpu", "negative-threads"],
+)
+def test_settings_it_cannot_serve_are_refused_before_anything_is_written(
+    tiny_en, tmp_path, overrides, message
+) -> None:
+    with pytest.raises(UserError, match=message):
+        build(tmp_path / "repo", *overrides)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_folder_without_a_ctranslate2_model_is_refused(tiny_en, tmp_path) -> None:
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_bytes((tiny_en / name).read_bytes())
+    (folder / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match="whisper_runtime=ctranslate2 serves a CTranslate2"):
+        build(tmp_path / "repo", f"model.path={folder}")
+    assert not (tmp_path / "repo").exists()
