@@ -44,7 +44,7 @@ class PiperVoiceSettings:
     # audio and memory.
     max_symbols: int = 600
     speaker_id: int | None = None  # multi-speaker voices only
-    threads: int = 1  # onnxruntime intra-op threads per instance (0: onnxruntime's choice)
+    threads: int = 0  # onnxruntime intra-op threads per instance (0: one per core)
 
 
 class PiperVoice(PythonComponent):
