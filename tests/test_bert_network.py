@@ -111,3 +111,24 @@ def test_fp16_torchscript_trace_keeps_integer_inputs(
         assert out.dtype == np.float32
         scale = max(1.0, float(ref.abs().max()))
         assert np.abs(out - ref.numpy()).max() / scale < VARIANTS["onnx_fp16"][2]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_torchscript_trace_holds_no_device_of_the_machine_that_traced_it(
+    precision: str, team_conf: Path, encoder: Path, tmp_path: Path
+) -> None:
+    """A trace records the device of every tensor the module makes; the network must make
+    none (its attention bias comes from the mask), or one traced on a CPU fails on a GPU
+    ("Expected all tensors to be on the same device", seen on an H200)."""
+    plan = resolve(
+        compose_team(team_conf, ["pipeline=bert_question_answering", f"model.path={encoder}"])
+    )
+    export = plan.units[0].export
+    artifact = tmp_path / "model.pt"
+    example = export.make_inputs(2, 1.0, 0, 9)
+    EXPORTERS.get("torchscript").export(
+        export.make_module(), example, export.inputs, export.outputs, precision, artifact
+    )
+    graph = str(torch.jit.load(str(artifact)).inlined_graph)
+    devices = [line.strip() for line in graph.splitlines() if 'value="cpu"' in line]
+    assert devices == []

@@ -48,7 +48,9 @@ class BertWithHead(torch.nn.Module):
         token_type_ids: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
         encoded = self.bert(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            input_ids=input_ids,
+            attention_mask=self._additive_mask(attention_mask),
+            token_type_ids=token_type_ids,
         )
         hidden = encoded.last_hidden_state
         if not self.layers:
@@ -62,3 +64,12 @@ class BertWithHead(torch.nn.Module):
             else:  # one output per column
                 results.extend(column.squeeze(-1) for column in logits.split(1, dim=-1))
         return tuple(results)
+
+    def _additive_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The 0/1 mask as the [batch, 1, 1, length] scores bias eager attention adds,
+        made from the mask itself: transformers' own mask builder makes it with the device of
+        the tracing machine, which a trace keeps (a network traced on the CPU then fails on a
+        GPU)."""
+        dtype = self.bert.embeddings.word_embeddings.weight.dtype
+        keep = attention_mask[:, None, None, :].to(dtype)
+        return (1.0 - keep) * torch.finfo(dtype).min
