@@ -157,6 +157,20 @@ def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(
     still_serving()
 
 
+def test_a_decoding_parameter_is_refused_by_the_greedy_runtime(server, still_serving) -> None:
+    """Beam search is whisper_runtime=ctranslate2's: asking this one for it is a bad request."""
+    from tritonclient.utils import InferenceServerException
+
+    module, client = connect(server, "http")
+    audio, lengths = one_utterance(np.zeros(RATE, dtype=np.float32))
+    try:
+        with pytest.raises(InferenceServerException, match="unknown request parameter 'beam_size'"):
+            transcripts(module, client, ENSEMBLE, audio, lengths, parameters={"beam_size": 5})
+    finally:
+        client.close()
+    still_serving()
+
+
 @pytest.mark.parametrize(
     ("audio_type", "length_type", "wrong"),
     [("FP64", "INT32", "AUDIO_SIGNAL"), ("FP32", "INT64", "NUM_SAMPLES")],

@@ -16,8 +16,9 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
+from helpers.ctranslate2_whisper_reference import CTranslate2WhisperReference
 from helpers.project import compose_config
-from helpers.served_requests import batch_counts, connect, is_bad_request, one_utterance
+from helpers.served_requests import batch_counts, connect, infer, is_bad_request, one_utterance
 from helpers.served_requests import transcripts as served_transcripts
 from test_whisper_reference import normalize
 
@@ -62,10 +63,13 @@ def reference(tiny_en: Path) -> WhisperReference:
     return WhisperReference(tiny_en)
 
 
-def served(server: TritonServer, audio: np.ndarray) -> str:
+def served(server: TritonServer, audio: np.ndarray, **parameters: object) -> str:
     module, client = connect(server, "http")
     try:
-        return served_transcripts(module, client, ENSEMBLE, *one_utterance(audio))[0]
+        texts = served_transcripts(
+            module, client, ENSEMBLE, *one_utterance(audio), parameters=parameters or None
+        )
+        return texts[0]
     finally:
         client.close()
 
@@ -86,18 +90,23 @@ def test_the_repository_carries_the_ctranslate2_model_and_no_exported_decoder(
     assert '"int8"' in (repositories["int8"] / f"{ENSEMBLE}_generator/config.pbtxt").read_text()
 
 
-def test_fp32_transcripts_equal_the_reference(server, reference, librivox) -> None:
+@pytest.fixture(scope="module")
+def expected(reference, librivox) -> list[str]:
+    """The in-process reference's transcript of each LibriVox utterance."""
+    return [reference.transcribe(clip) for _, clip, _ in librivox]
+
+
+def test_fp32_transcripts_equal_the_reference(server, expected, librivox) -> None:
     clips = [clip for _, clip, _ in librivox]
-    expected = [reference.transcribe(clip) for clip in clips]
     assert transcribe_arrays(clips, url=server.http_url) == expected
 
 
 def test_int8_word_error_rate_is_within_half_a_point_of_the_reference(
-    repositories, reference, librivox
+    repositories, expected, librivox
 ) -> None:
     truths = [normalize(text) for _, _, text in librivox]
     clips = [clip for _, clip, _ in librivox]
-    wanted = jiwer.wer(truths, [normalize(reference.transcribe(clip)) for clip in clips])
+    wanted = jiwer.wer(truths, [normalize(text) for text in expected])
     with TritonServer(repositories["int8"], http_port=0, grpc_port=0, metrics_port=0) as triton:
         texts = transcribe_arrays(clips, url=triton.http_url)
     wer = jiwer.wer(truths, [normalize(text) for text in texts])
@@ -105,27 +114,12 @@ def test_int8_word_error_rate_is_within_half_a_point_of_the_reference(
     assert wer <= wanted + INT8_MAX_EXTRA_WER
 
 
-def test_concurrent_requests_are_decoded_together_as_one_by_one(server, librivox) -> None:
-    clips = []
-    for _, clip, _ in librivox:
-        clips += [clip[: 2 * RATE], clip[RATE : 4 * RATE]]
-    alone = [served(server, clip) for clip in clips]
-    before = batch_counts(server, f"{ENSEMBLE}_generator")
-    with ThreadPoolExecutor(max_workers=len(clips)) as pool:
-        together = list(pool.map(lambda clip: served(server, clip), clips))
-    after = batch_counts(server, f"{ENSEMBLE}_generator")
-    assert together == alone
-    assert len(set(alone)) == len(alone)
-    grown = {size for size, count in after.items() if count > before.get(size, 0)}
-    assert max(grown) > 1, f"no batch of several requests was formed: {after}"
-
-
-def test_audio_longer_than_a_window_is_split_and_joined(server, reference, librivox) -> None:
+def test_audio_longer_than_a_window_is_split_and_joined(server, expected, librivox) -> None:
     first, second = librivox[0][1], librivox[4][1]
     audio = np.zeros(40 * RATE, dtype=np.float32)
     audio[: first.size] = first
     audio[30 * RATE : 30 * RATE + second.size] = second
-    assert served(server, audio) == f"{reference.transcribe(first)} {reference.transcribe(second)}"
+    assert served(server, audio) == f"{expected[0]} {expected[4]}"
 
 
 def test_a_bad_request_is_refused_and_the_server_keeps_serving(server, librivox) -> None:
@@ -142,13 +136,98 @@ def test_a_bad_request_is_refused_and_the_server_keeps_serving(server, librivox)
     assert served(server, librivox[1][1])
 
 
+@pytest.fixture(scope="module")
+def engine(tiny_en: Path, reference: WhisperReference) -> CTranslate2WhisperReference:
+    return CTranslate2WhisperReference(tiny_en, reference.facts)
+
+
+@pytest.fixture(scope="module")
+def searches(engine, librivox) -> list[tuple[np.ndarray, str, str]]:
+    """(clip, greedy transcript, 5-beam transcript) of pieces of the LibriVox utterances cut
+    mid-word, where the search matters, by CTranslate2 itself."""
+    clips = [
+        clip[int(start * RATE) : int((start + seconds) * RATE)]
+        for _, clip, _ in librivox[:3]
+        for start, seconds in ((0.4, 1.7), (1.1, 2.3))
+    ]
+    return [(clip, engine.transcribe(clip), engine.transcribe(clip, beam_size=5)) for clip in clips]
+
+
+def test_a_request_decodes_with_its_own_beam_size_as_ctranslate2_does(server, searches) -> None:
+    assert any(greedy != beams for _, greedy, beams in searches)  # the clips tell them apart
+    assert [served(server, clip, beam_size=5) for clip, _, _ in searches] == [
+        beams for _, _, beams in searches
+    ]
+    # The build's beam_size: 1.
+    assert [served(server, clip) for clip, _, _ in searches] == [g for _, g, _ in searches]
+
+
+def test_concurrent_requests_are_decoded_together_each_with_its_beam_size(server, searches) -> None:
+    """Windows of requests with the same beam size share a batch; each request gets what it
+    gets alone."""
+    cases = [(clip, 1 + 4 * (i % 2)) for i, (clip, _, _) in enumerate(searches)]
+    alone = [greedy if n == 1 else beams for (_, greedy, beams), (_, n) in zip(searches, cases)]
+    before = batch_counts(server, f"{ENSEMBLE}_generator")
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        together = list(pool.map(lambda case: served(server, case[0], beam_size=case[1]), cases))
+    after = batch_counts(server, f"{ENSEMBLE}_generator")
+    assert together == alone
+    grown = {size for size, count in after.items() if count > before.get(size, 0)}
+    assert max(grown) > 1, f"no batch of several requests was formed: {after}"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"beam_size": 0}, "'beam_size' must be a number from 1 to 16, got 0"),
+        ({"beam_size": 17}, "'beam_size' must be a number from 1 to 16, got 17"),
+        ({"beam_size": 2.5}, "'beam_size' must be a whole number, got 2.5"),
+        ({"beam_size": "five"}, "'beam_size' must be a number from 1 to 16, got 'five'"),
+        ({"temperature": 0.5}, "unknown request parameter 'temperature'"),
+        ({"language": "fr"}, "English-only: request parameter 'language' must be en, got 'fr'"),
+        ({"task": "translate"}, "English-only: it cannot translate"),
+    ],
+    ids=["zero", "over-max", "fraction", "text", "unknown", "french", "translate"],
+)
+def test_a_bad_decoding_parameter_is_refused_and_the_server_keeps_serving(
+    server, librivox, parameters, message
+) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    clip = librivox[2][1]
+    with pytest.raises(InferenceServerException, match=message) as raised:
+        served(server, clip, **parameters)
+    assert is_bad_request(raised.value)
+    assert served(server, clip)
+
+
+def test_the_build_sets_the_default_beam_size(tiny_en, tmp_path) -> None:
+    repository = build(tmp_path / "repo", "model.beam_size=5", "model.length_penalty=0.5")
+    config = (repository / f"{ENSEMBLE}_generator" / "config.pbtxt").read_text()
+    assert 'key: "beam_size"\n  value { string_value: "5" }' in config
+    assert 'key: "length_penalty"\n  value { string_value: "0.5" }' in config
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         (["precision=fp16"], "CTranslate2 has no float16 on the CPU"),
         (["pipeline.models.generator.threads=-1"], "threads"),
+        (["model.beam_size=0"], "model.beam_size must be >= 1 and <= 16, got 0"),
+        (["model.beam_size=17"], "model.beam_size must be >= 1 and <= 16, got 17"),
+        (["model.length_penalty=-1"], "model.length_penalty must be >= 0"),
+        (["model.language=fr"], "model.language: this Whisper model is English-only"),
+        (["model.task=translate"], "model.task: this Whisper model is English-only"),
     ],
-    ids=["fp16-on-cpu", "negative-threads"],
+    ids=[
+        "fp16-on-cpu",
+        "negative-threads",
+        "beam-zero",
+        "beam-huge",
+        "negative-penalty",
+        "french",
+        "translate",
+    ],
 )
 def test_settings_it_cannot_serve_are_refused_before_anything_is_written(
     tiny_en, tmp_path, overrides, message
@@ -167,3 +246,31 @@ def test_a_folder_without_a_ctranslate2_model_is_refused(tiny_en, tmp_path) -> N
     with pytest.raises(UserError, match="whisper_runtime=ctranslate2 serves a CTranslate2"):
         build(tmp_path / "repo", f"model.path={folder}")
     assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("model.beam_size=5", "beam search needs whisper_runtime=ctranslate2"),
+        ("model.language=fr", "model.language: the onnxruntime runtime transcribes English"),
+        ("model.task=translate", "model.task: the onnxruntime runtime transcribes English"),
+    ],
+    ids=["beam", "language", "translate"],
+)
+def test_the_onnxruntime_runtime_refuses_what_only_ctranslate2_decodes(
+    tiny_en, tmp_path, setting, message
+) -> None:
+    with pytest.raises(UserError, match=message):
+        build_repository(compose_config(["pipeline=asr_whisper", setting]), tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_the_language_comes_back_with_the_transcript(server, librivox) -> None:
+    module, client = connect(server, "http")
+    audio, lengths = one_utterance(librivox[0][1])
+    tensors = {"AUDIO_SIGNAL": (audio, "FP32"), "NUM_SAMPLES": (lengths, "INT32")}
+    try:
+        out = infer(module, client, ENSEMBLE, tensors, ["TRANSCRIPT", "LANGUAGE"])
+    finally:
+        client.close()
+    assert out["LANGUAGE"].reshape(-1)[0] == b"en"

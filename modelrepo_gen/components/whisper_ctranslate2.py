@@ -11,13 +11,14 @@ repository stays self-contained; only a CTranslate2 folder (model.bin) can be se
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.components.base import COMPONENTS
 from modelrepo_gen.components.whisper_greedy import WhisperGreedy, WhisperGreedySettings
-from modelrepo_gen.components.whisper_source import model_folder
+from modelrepo_gen.components.whisper_source import loaded, model_folder
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
@@ -26,6 +27,7 @@ from modelrepo_gen.core.validation import check_number
 COMPUTE_TYPES = {"fp32": "float32", "int8": "int8", "fp16": "float16"}
 DEVICES = {"cpu": "cpu", "gpu": "cuda"}
 VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
+MAX_BEAM_SIZE = 16  # beams x windows of a batch are decoded at once: this bounds the memory
 
 
 @dataclass
@@ -34,6 +36,9 @@ class WhisperCTranslate2Settings(WhisperGreedySettings):
     target: str = "cpu"  # the build's target: where CTranslate2 runs
     threads: int = 0  # CTranslate2's threads per execution; 0: one per core of the server
     max_batch_windows: int = 8  # windows decoded together (their caches are held at once)
+    beam_size: int = 1  # beams per window (1: greedy); a request may send its own
+    max_beam_size: int = MAX_BEAM_SIZE  # the most beams a request may ask for
+    length_penalty: float = 1.0  # a hypothesis' score is divided by its length to this power
 
 
 class WhisperCTranslate2(WhisperGreedy):
@@ -45,6 +50,7 @@ class WhisperCTranslate2(WhisperGreedy):
         if folder.is_dir():  # else the loader says what is wrong with the path
             self._files(settings, where)
         super().check(settings, where)
+        _check_language(settings, loaded(settings).facts, where)
         if settings.precision not in COMPUTE_TYPES:
             raise UserError(
                 f"{where}.precision: CTranslate2 computes in {', '.join(COMPUTE_TYPES)}, "
@@ -59,6 +65,15 @@ class WhisperCTranslate2(WhisperGreedy):
         check_number(f"{where}.max_batch_windows", settings.max_batch_windows, above=0)
         _open(folder, settings, where)
 
+    def check_decoding(self, settings: WhisperCTranslate2Settings, where: str) -> None:
+        check_number(
+            f"{where}.max_beam_size", settings.max_beam_size, at_least=1, at_most=MAX_BEAM_SIZE
+        )
+        check_number(
+            f"{where}.beam_size", settings.beam_size, at_least=1, at_most=settings.max_beam_size
+        )
+        check_number(f"{where}.length_penalty", settings.length_penalty, at_least=0, at_most=10)
+
     def signature(self, settings: WhisperCTranslate2Settings) -> Signature:
         greedy = super().signature(settings)
         features = {"features": greedy.calls["features"]}
@@ -66,12 +81,22 @@ class WhisperCTranslate2(WhisperGreedy):
 
     def parameters(self, settings: WhisperCTranslate2Settings) -> dict[str, str]:
         params = super().parameters(settings)
+        facts = loaded(settings).facts
         return {
             **params,
+            "languages": json.dumps(facts.language_ids, sort_keys=True),
+            "tasks": json.dumps(facts.task_ids, sort_keys=True),
+            "start": str(facts.decoder_start_token_id),
+            "no_timestamps": str(facts.no_timestamps_token_id),
+            "language": settings.language or "",
+            "task": settings.task,
             "compute_type": COMPUTE_TYPES[settings.precision],
             "device": DEVICES.get(settings.target, "cpu"),
             "threads": str(settings.threads),
             "max_batch_windows": str(settings.max_batch_windows),
+            "beam_size": str(settings.beam_size),
+            "max_beam_size": str(settings.max_beam_size),
+            "length_penalty": repr(settings.length_penalty),
         }
 
     def files(self, settings: WhisperCTranslate2Settings) -> dict[str, Path]:
@@ -93,6 +118,30 @@ class WhisperCTranslate2(WhisperGreedy):
             )
         names = ("model.bin", "config.json", vocabulary[0])
         return {name: folder / name for name in names}
+
+
+def _check_language(settings: WhisperCTranslate2Settings, facts, where: str) -> None:
+    """The build's language and task are the model's own."""
+    if not facts.is_multilingual:
+        if settings.language not in (None, "en") or settings.task != "transcribe":
+            asked = settings.language if settings.task == "transcribe" else settings.task
+            raise UserError(
+                f"{where}.{'language' if settings.task == 'transcribe' else 'task'}: this "
+                f"Whisper model is English-only: it transcribes English, got {asked!r} (a "
+                "multilingual model takes other languages and translate)"
+            )
+        return
+    if settings.language is not None and settings.language not in facts.language_ids:
+        codes = ", ".join(sorted(facts.language_ids))
+        raise UserError(
+            f"{where}.language: {settings.language!r} is not a language of this model "
+            f"(null: detect it; or one of {codes})"
+        )
+    if settings.task not in facts.task_ids:
+        raise UserError(
+            f"{where}.task must be one of {', '.join(sorted(facts.task_ids))}, "
+            f"got {settings.task!r}"
+        )
 
 
 def _open(folder: Path, settings: WhisperCTranslate2Settings, where: str) -> None:

@@ -16,16 +16,20 @@ from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
 from modelrepo_gen.core.build_plan import TensorSpec
+from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
 
-FP32, INT32 = "TYPE_FP32", "TYPE_INT32"
+FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32
 
 
 @dataclass
 class WhisperGreedySettings(WhisperSourceSettings):
     max_audio_seconds: float = 120.0  # longer requests are refused before any work
+    beam_size: int = 1  # greedy only: beam search is whisper_runtime=ctranslate2's
+    language: str | None = None  # a language code; None: detected (English here: see below)
+    task: str = "transcribe"  # or translate (into English; multilingual models only)
 
 
 class WhisperGreedy(PythonComponent):
@@ -41,7 +45,23 @@ class WhisperGreedy(PythonComponent):
             at_most=INT32_MAX // rate,
             unit=f"seconds (NUM_SAMPLES is INT32 at {rate} Hz)",
         )
+        self.check_decoding(settings, where)
         loaded(settings, where)
+
+    def check_decoding(self, settings: WhisperGreedySettings, where: str) -> None:
+        """The decoding settings this generator can serve: greedy only."""
+        if settings.beam_size != 1:
+            raise UserError(
+                f"{where}.beam_size: the onnxruntime runtime decodes greedily (beam_size 1), "
+                f"got {settings.beam_size}; beam search needs whisper_runtime=ctranslate2"
+            )
+        if settings.language not in (None, "en") or settings.task != "transcribe":
+            asked = "language" if settings.task == "transcribe" else "task"
+            raise UserError(
+                f"{where}.{asked}: the onnxruntime runtime transcribes English, got "
+                f"{getattr(settings, asked)!r}; other languages and translate need "
+                "whisper_runtime=ctranslate2"
+            )
 
     def signature(self, settings: WhisperGreedySettings) -> Signature:
         return Signature(
@@ -52,6 +72,7 @@ class WhisperGreedy(PythonComponent):
             outputs=(
                 TensorSpec("TOKENS", INT32, (-1,)),
                 TensorSpec("TOKEN_COUNT", INT32, (1,)),
+                TensorSpec("LANGUAGE", STRING, (1,)),
             ),
             calls={
                 "features": ("AUDIO_SIGNAL", "NUM_SAMPLES", "FEATURES"),

@@ -7,7 +7,8 @@ fine-tuned model with another vocabulary gets its own ids.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import GenerationConfig
@@ -20,6 +21,8 @@ END = "<|endoftext|>"
 NO_TIMESTAMPS = "<|notimestamps|>"
 ENGLISH = "<|en|>"
 TRANSCRIBE = "<|transcribe|>"
+TRANSLATE = "<|translate|>"
+LANGUAGE_TOKEN = re.compile(r"<\|([a-z]{2,3})\|>")  # <|en|>, <|haw|>, <|yue|>
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,16 @@ class WhisperGenerationFacts:
     is_multilingual: bool
     suppress_tokens: tuple[int, ...]
     begin_suppress_tokens: tuple[int, ...]  # suppressed at the first free step only
+    # A multilingual model's language tokens (code -> id) and task tokens; empty for English-only.
+    language_ids: dict[str, int] = field(default_factory=dict)
+    task_ids: dict[str, int] = field(default_factory=dict)  # transcribe, translate -> id
+
+    def prompt(self, language: str | None, task: str) -> tuple[int, ...]:
+        """The forced start for `language` (None: English-only) and `task`."""
+        if not self.is_multilingual or language is None:
+            return self.prompt_ids
+        start, *_, last = self.prompt_ids
+        return (start, self.language_ids[language], self.task_ids[task], last)
 
     def generation_config(self) -> GenerationConfig:
         """transformers' settings for greedy decoding with exactly these facts."""
@@ -91,6 +104,16 @@ def generation_facts(
             f"{vocab_size} tokens; use the tokenizer.json that came with the model"
         )
     language_task = (ids[ENGLISH], ids[TRANSCRIBE]) if multilingual else ()
+    languages, tasks = {}, {}
+    if multilingual:  # the language tokens lie between start-of-transcript and the task tokens
+        first, last = ids[START], min(ids[TRANSCRIBE], ids.get(TRANSLATE, ids[TRANSCRIBE]))
+        for text, token in ids.items():
+            match = LANGUAGE_TOKEN.fullmatch(text)
+            if match and first < token < last:
+                languages[match.group(1)] = token
+        tasks = {"transcribe": ids[TRANSCRIBE]}
+        if TRANSLATE in ids:
+            tasks["translate"] = ids[TRANSLATE]
     return WhisperGenerationFacts(
         decoder_start_token_id=ids[START],
         eos_token_id=ids[END],
@@ -100,4 +123,6 @@ def generation_facts(
         is_multilingual=multilingual,
         suppress_tokens=tuple(suppress_tokens),
         begin_suppress_tokens=tuple(begin_suppress_tokens),
+        language_ids=languages,
+        task_ids=tasks,
     )

@@ -27,6 +27,7 @@ def infer(
     model: str,
     tensors: dict[str, tuple[np.ndarray, str]],
     outputs: list[str],
+    parameters: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     inputs = []
     for name, (array, datatype) in tensors.items():
@@ -34,7 +35,7 @@ def infer(
         tensor.set_data_from_numpy(array)
         inputs.append(tensor)
     requested = [module.InferRequestedOutput(name) for name in outputs]
-    result = client.infer(model, inputs, outputs=requested)
+    result = client.infer(model, inputs, outputs=requested, parameters=parameters)
     return {name: result.as_numpy(name) for name in outputs}
 
 
@@ -46,9 +47,11 @@ def transcripts(
     lengths: np.ndarray,
     audio_type: str = "FP32",
     length_type: str = "INT32",
+    parameters: dict[str, Any] | None = None,
 ) -> list[str]:
     tensors = {"AUDIO_SIGNAL": (audio, audio_type), "NUM_SAMPLES": (lengths, length_type)}
-    texts = infer(module, client, model, tensors, ["TRANSCRIPT"])["TRANSCRIPT"].reshape(-1)
+    answers = infer(module, client, model, tensors, ["TRANSCRIPT"], parameters)
+    texts = answers["TRANSCRIPT"].reshape(-1)
     return [t.decode("utf-8") for t in texts]
 
 

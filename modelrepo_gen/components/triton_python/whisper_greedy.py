@@ -7,8 +7,9 @@ token). Audio longer than one window is cut into consecutive windows; each windo
 from the prompt. The windows of every request in one execution are decoded in batches of at
 most the decoder's max_batch_size, one batch after another (features, encoder, every token),
 so only one batch's caches are held. Out go each request's token ids, the prompt left out and
-every window ended by the end-of-text id (TOKENS, padded with it), and how many there are
-(TOKEN_COUNT): the detokenizer model turns them into text.
+every window ended by the end-of-text id (TOKENS, padded with it), how many there are
+(TOKEN_COUNT), for the detokenizer model to turn into text, and the language decoded (LANGUAGE:
+en, this model's prompt).
 Settings come from the `parameters` of config.pbtxt:
   calls           JSON {slot: {"model": name, "max_batch_size": n, ...}} for features, encoder,
                   decoder (model_calls.py)
@@ -33,10 +34,21 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
 
 try:  # beside model.py in a repository
     from model_calls import ModelCalls
-    from model_kernel import fault, model_settings, refusal
+    from model_kernel import BadRequest, fault, model_settings, numeric_parameters, refusal
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.model_calls import ModelCalls
-    from modelrepo_gen.components.triton_python.model_kernel import fault, model_settings, refusal
+    from modelrepo_gen.components.triton_python.model_kernel import (
+        BadRequest,
+        fault,
+        model_settings,
+        numeric_parameters,
+        refusal,
+    )
+
+
+ENGLISH = (
+    "en"  # the language of the greedy prompt (English-only, or English on a multilingual model)
+)
 
 
 def find_problem(
@@ -135,23 +147,30 @@ class TritonPythonModel:
         )
         return logits, present
 
-    def _generate(self, clips):
-        """Token ids per clip: its windows decoded together with every other clip's, one
-        decoder batch of windows at a time (features, encoder, then every token), so the
-        cross-attention caches of only that batch are held at once."""
-        windows, owners = [], []
-        for owner, clip in enumerate(clips):
+    def _generate(self, clips, options):
+        """Token ids per clip: its windows decoded together with every other clip's that has
+        the same decoding `options` (one dict per clip), one decoder batch of windows at a time
+        (features, encoder, then every token), so the caches of only that batch are held."""
+        groups = {}  # options -> (windows, their clips)
+        for owner, (clip, chosen) in enumerate(zip(clips, options)):
+            windows, owners = groups.setdefault(tuple(sorted(chosen.items())), ([], []))
             for window in split_windows(clip, self.window):
                 windows.append(window)
                 owners.append(owner)
-        tokens = []
-        step = self._windows_per_batch()
-        for start in range(0, len(windows), step):
-            tokens += self._decode_windows(windows[start : start + step])
         ids = [[] for _ in clips]
-        for owner, window_ids in zip(owners, tokens):
-            ids[owner] += [*window_ids, self.eos]  # the end-of-text id closes each window
+        step = self._windows_per_batch()
+        for chosen, (windows, owners) in groups.items():
+            for start in range(0, len(windows), step):
+                decoded = self._decode_windows(windows[start : start + step], dict(chosen))
+                for owner, window_ids in zip(owners[start : start + step], decoded):
+                    ids[owner] += [*window_ids, self.eos]  # end-of-text closes each window
         return ids
+
+    def _options(self, request):
+        """The request's decoding options from its parameters: greedy decoding takes none
+        (BadRequest names any it is sent)."""
+        numeric_parameters(request.parameters(), {})
+        return {}
 
     def _windows_per_batch(self):
         return self.calls.max_batch_size("decoder")
@@ -167,7 +186,7 @@ class TritonPythonModel:
         )
         return features
 
-    def _decode_windows(self, windows):
+    def _decode_windows(self, windows, options):
         features = self._window_features(windows)
         (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
         return greedy(
@@ -187,30 +206,42 @@ class TritonPythonModel:
             audio = pb_utils.get_input_tensor_by_name(request, "AUDIO_SIGNAL").as_numpy()
             lengths = pb_utils.get_input_tensor_by_name(request, "NUM_SAMPLES").as_numpy()
             problem = find_problem(audio, lengths, self.max_samples, self.max_amplitude)
+            try:
+                options = self._options(request)
+            except BadRequest as bad:
+                problem = problem or str(bad)
             if problem:
                 responses[index] = refusal(self.model_name, problem)
             else:
                 clips = [row[: int(n)] for row, n in zip(audio, lengths.reshape(-1))]
-                accepted.append((index, clips))
+                accepted.append((index, clips, options))
         if not accepted:
             return responses
+        # Each clip's own options: a generator may settle what a request left open (its language).
+        chosen = [dict(options) for _, clips, options in accepted for _ in clips]
         try:
-            ids = self._generate([clip for _, clips in accepted for clip in clips])
+            ids = self._generate([clip for _, clips, _ in accepted for clip in clips], chosen)
         except Exception as exc:  # a failed call must answer every request, not crash the stub
-            for index, _ in accepted:
+            for index, _, _ in accepted:
                 responses[index] = fault(self.model_name, f"transcription failed: {exc}")
             return responses
         start = 0
-        for index, clips in accepted:
+        for index, clips, _ in accepted:
             rows = ids[start : start + len(clips)]
+            used = chosen[start : start + len(clips)]
             start += len(clips)
             width = max(len(row) for row in rows)
             tokens = np.full((len(rows), width), self.eos, dtype=np.int32)
             for out, row in zip(tokens, rows):
                 out[: len(row)] = row
             counts = np.array([[len(row)] for row in rows], dtype=np.int32)
+            languages = [[o.get("language", ENGLISH).encode()] for o in used]
             responses[index] = pb_utils.InferenceResponse(
-                [pb_utils.Tensor("TOKENS", tokens), pb_utils.Tensor("TOKEN_COUNT", counts)]
+                [
+                    pb_utils.Tensor("TOKENS", tokens),
+                    pb_utils.Tensor("TOKEN_COUNT", counts),
+                    pb_utils.Tensor("LANGUAGE", np.array(languages, dtype=np.object_)),
+                ]
             )
         return responses
 

@@ -1,0 +1,56 @@
+"""CTranslate2's own Whisper on a clip, in-process: what the served `whisper_runtime=ctranslate2`
+generator must answer with the same settings (its beam search is CTranslate2's, which differs
+from transformers' in how it ranks finished hypotheses, so transformers is no reference for it).
+The same log-mel front end the repository serves (WhisperLogMel), one 30 s window per clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ctranslate2
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+
+from modelrepo_gen.components.networks.whisper_features import WhisperLogMel
+from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts
+
+
+class CTranslate2WhisperReference:
+    def __init__(self, folder: Path, facts: WhisperGenerationFacts) -> None:
+        # One thread: the server under test computes beside it.
+        self.whisper = ctranslate2.models.Whisper(
+            str(folder), device="cpu", compute_type="float32", intra_threads=1
+        )
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.features = WhisperLogMel().eval()
+        self.facts = facts
+
+    def _features(self, clip: np.ndarray) -> ctranslate2.StorageView:
+        audio = torch.from_numpy(np.asarray(clip, dtype=np.float32).reshape(1, -1))
+        with torch.inference_mode():
+            features = self.features(audio, torch.tensor([[clip.size]], dtype=torch.int32))
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy()))
+
+    def language(self, clip: np.ndarray) -> str:
+        """The language CTranslate2 detects on the clip, as a code."""
+        ((token, _), *_) = self.whisper.detect_language(self._features(clip))[0]
+        return token.strip("<|>")
+
+    def transcribe(
+        self,
+        clip: np.ndarray,
+        beam_size: int = 1,
+        language: str | None = None,
+        task: str = "transcribe",
+    ) -> str:
+        (result,) = self.whisper.generate(
+            self._features(clip),
+            [list(self.facts.prompt(language, task))],
+            beam_size=beam_size,
+            max_length=self.facts.max_target_positions,
+            suppress_tokens=list(self.facts.suppress_tokens),
+            suppress_blank=True,
+        )
+        ids = [t for t in result.sequences_ids[0] if t != self.facts.eos_token_id]
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()

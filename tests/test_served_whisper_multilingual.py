@@ -1,0 +1,140 @@
+"""A multilingual Whisper (base, CTranslate2) served with `whisper_runtime=ctranslate2`: the
+language is detected per recording and comes back as LANGUAGE, or chosen by the build or the
+request (`language`, `task`: transcribe or translate); the answers are CTranslate2's own on the
+same prompt (helpers/ctranslate2_whisper_reference.py).
+
+One build and one server for the module. The checkpoint is Systran's faster-whisper-base, which
+two packages carry in two parts (tests/helpers/whisper_fixtures.py joins them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+from helpers.ctranslate2_whisper_reference import CTranslate2WhisperReference
+from helpers.project import compose_config
+from helpers.served_requests import connect, infer, is_bad_request, one_utterance
+from test_whisper_reference import normalize
+
+from modelrepo_gen.assembly.run import build_repository
+from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.loaders.whisper import load_whisper
+from modelrepo_gen.serve.server import TritonServer
+
+pytestmark = pytest.mark.server
+
+ENSEMBLE = "asr_whisper"
+MAX_WER = 0.1  # base on the five LibriVox utterances
+
+
+def overrides(folder: Path, *more: str) -> list[str]:
+    return ["pipeline=asr_whisper", "whisper_runtime=ctranslate2", f"model.path={folder}", *more]
+
+
+@pytest.fixture(scope="module")
+def repository(whisper_base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("whisper_base") / "repo"
+    build_repository(compose_config(overrides(whisper_base)), output)
+    return output
+
+
+@pytest.fixture(scope="module")
+def server(repository: Path) -> Iterator[TritonServer]:
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
+        yield triton
+
+
+@pytest.fixture(scope="module")
+def engine(whisper_base: Path) -> CTranslate2WhisperReference:
+    return CTranslate2WhisperReference(whisper_base, load_whisper(whisper_base).facts)
+
+
+def served(server: TritonServer, audio: np.ndarray, **parameters: object) -> tuple[str, str]:
+    """(transcript, language) of one recording."""
+    module, client = connect(server, "http")
+    signal, lengths = one_utterance(audio)
+    tensors = {"AUDIO_SIGNAL": (signal, "FP32"), "NUM_SAMPLES": (lengths, "INT32")}
+    try:
+        out = infer(module, client, ENSEMBLE, tensors, ["TRANSCRIPT", "LANGUAGE"], parameters)
+    finally:
+        client.close()
+    return out["TRANSCRIPT"].reshape(-1)[0].decode(), out["LANGUAGE"].reshape(-1)[0].decode()
+
+
+def test_english_speech_is_detected_as_english_and_transcribed_as_ctranslate2_does(
+    server, engine, librivox
+) -> None:
+    texts = []
+    for i, (_, clip, _) in enumerate(librivox):
+        text, language = served(server, clip)
+        assert language == "en"
+        if i < 2:  # CTranslate2's own answers, on two of them
+            assert engine.language(clip) == "en"
+            assert text == engine.transcribe(clip, language="en")
+        texts.append(text)
+    truths = [normalize(truth) for _, _, truth in librivox]
+    wer = jiwer.wer(truths, [normalize(text) for text in texts])
+    print(f"Whisper base WER over {len(texts)} LibriVox utterances: {wer:.4f}")
+    assert wer <= MAX_WER
+
+
+def test_a_request_chooses_its_language_and_task(server, engine, librivox) -> None:
+    clip = librivox[1][1][: int(1.6 * 16000)]  # "He was not an ..."
+    english, _ = served(server, clip)
+    french, language = served(server, clip, language="fr")
+    assert language == "fr" and french == engine.transcribe(clip, language="fr")
+    assert french != english
+    translated, language = served(server, clip, language="de", task="translate", beam_size=2)
+    assert language == "de"
+    assert translated == engine.transcribe(clip, beam_size=2, language="de", task="translate")
+    assert served(server, clip, language="auto") == (english, "en")
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({"language": "xx"}, "'language' must be auto or a language code of this model"),
+        ({"language": 3}, "'language' must be auto or a language code of this model"),
+        ({"task": "summarize"}, "'task' must be transcribe or translate, got 'summarize'"),
+    ],
+    ids=["unknown-language", "number", "unknown-task"],
+)
+def test_a_bad_language_or_task_is_refused_and_the_server_keeps_serving(
+    server, librivox, parameters, message
+) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    clip = librivox[4][1]
+    with pytest.raises(InferenceServerException, match=message) as raised:
+        served(server, clip, **parameters)
+    assert is_bad_request(raised.value)
+    assert served(server, clip)[1] == "en"
+
+
+def test_the_build_sets_the_language_and_task_requests_start_from(whisper_base, tmp_path) -> None:
+    repository = tmp_path / "repo"
+    settings = overrides(whisper_base, "model.language=fr", "model.task=translate")
+    build_repository(compose_config(settings), repository)
+    config = (repository / f"{ENSEMBLE}_generator" / "config.pbtxt").read_text()
+    assert 'key: "language"\n  value { string_value: "fr" }' in config
+    assert 'key: "task"\n  value { string_value: "translate" }' in config
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        (["model.language=xx"], "model.language: 'xx' is not a language of this model"),
+        (["model.task=summarize"], "model.task must be one of transcribe, translate"),
+    ],
+    ids=["unknown-language", "unknown-task"],
+)
+def test_a_language_or_task_the_model_lacks_is_refused_at_build_time(
+    whisper_base, tmp_path, more, message
+) -> None:
+    with pytest.raises(UserError, match=message):
+        build_repository(compose_config(overrides(whisper_base, *more)), tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
