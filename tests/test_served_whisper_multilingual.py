@@ -98,10 +98,11 @@ def test_a_request_chooses_its_language_and_task(server, engine, librivox) -> No
     ("parameters", "message"),
     [
         ({"language": "xx"}, "'language' must be auto or a language code of this model"),
-        ({"language": 3}, "'language' must be auto or a language code of this model"),
+        ({"language": 3}, "request parameter 'language' must be text, got 3"),
+        ({"task": True}, "request parameter 'task' must be text, got True"),
         ({"task": "summarize"}, "'task' must be transcribe or translate, got 'summarize'"),
     ],
-    ids=["unknown-language", "number", "unknown-task"],
+    ids=["unknown-language", "number", "bool", "unknown-task"],
 )
 def test_a_bad_language_or_task_is_refused_and_the_server_keeps_serving(
     server, librivox, parameters, message

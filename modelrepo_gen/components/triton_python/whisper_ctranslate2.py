@@ -93,6 +93,9 @@ class TritonPythonModel(GreedyModel):
                 f"request parameter 'beam_size' must be a whole number, got {beam_size:g}"
             )
         language, task = raw.get("language", self.language), raw.get("task", self.task)
+        for name, value in (("language", language), ("task", task)):
+            if not isinstance(value, str):
+                raise BadRequest(f"request parameter '{name}' must be text, got {value!r}")
         if not self.languages:
             if language not in (AUTO, "en"):
                 raise BadRequest(
