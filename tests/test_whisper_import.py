@@ -150,3 +150,28 @@ def test_a_foreign_hugging_face_folder_is_named(tiny_en, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     shutil.copy(tiny_en / "tokenizer.json", tmp_path)
     _fails(tmp_path, "model_type 'bert', not 'whisper'")
+
+
+def test_settings_of_a_newer_converter_that_change_nothing_are_read_and_left(
+    tiny_en, tiny_en_ctranslate2, tiny_en_model, write_ctranslate2, tmp_path
+):
+    """A newer converter writes ALiBi's details even with ALiBi off (the issue's
+    'unused: decoder/alibi_use_positive_positions, decoder/scale_alibi'): the model loads as
+    before; with ALiBi on, which Whisper lacks, the file is refused naming it."""
+    variables = dict(tiny_en_ctranslate2.variables)
+    variables["decoder/alibi_use_positive_positions"] = torch.tensor(0, dtype=torch.int8)
+    variables["decoder/scale_alibi"] = torch.tensor(1, dtype=torch.int8)
+    newer = _copy(tiny_en, tmp_path / "newer", skip="model.bin")
+    write_ctranslate2(
+        dataclasses.replace(tiny_en_ctranslate2, variables=variables), newer / "model.bin"
+    )
+    loaded = load_whisper(newer).model.state_dict()
+    for name, tensor in tiny_en_model.model.state_dict().items():
+        assert torch.equal(loaded[name], tensor), name
+
+    variables["decoder/alibi"] = torch.tensor(1, dtype=torch.int8)
+    alibi = _copy(tiny_en, tmp_path / "alibi", skip="model.bin")
+    write_ctranslate2(
+        dataclasses.replace(tiny_en_ctranslate2, variables=variables), alibi / "model.bin"
+    )
+    _fails(alibi, "is not a Whisper model transformers can run", "decoder/alibi = 1 (expected 0)")

@@ -28,6 +28,12 @@ SETTINGS = {
     "decoder/scale_embeddings": 0,
     "decoder/start_from_zero_embedding": 0,
 }
+# Settings that act only while another is on (newer converters write them whatever it is):
+# with that one at the value above they change nothing, so they are read and left.
+ONLY_WITH = {
+    "decoder/alibi_use_positive_positions": "decoder/alibi",
+    "decoder/scale_alibi": "decoder/alibi",
+}
 # Used by CTranslate2 for word timestamps only; no weights.
 ALIGNMENT = ("decoder/alignment_heads", "decoder/alignment_layer")
 NORM = {"gamma": "weight", "beta": "bias"}
@@ -144,6 +150,7 @@ def _state_dict(
     """The model's state dict from the file, or UserError naming what does not fit."""
     state: dict[str, torch.Tensor] = {}
     used = set(SETTINGS) | set(ALIGNMENT) | {"encoder/num_heads", "decoder/num_heads"}
+    used |= set(ONLY_WITH)  # _check_settings made sure what they depend on is off
     used |= set(model.aliases)  # aliases share their target's tensor
     absent, misshaped, nonzero = set(), [], []
     for source, target, rows in _plan(config):
