@@ -237,13 +237,27 @@ def test_settings_it_cannot_serve_are_refused_before_anything_is_written(
     assert not (tmp_path / "repo").exists()
 
 
-def test_a_folder_without_a_ctranslate2_model_is_refused(tiny_en, tmp_path) -> None:
+def test_a_hugging_face_folder_is_converted_and_answers_as_the_ctranslate2_one(
+    tiny_en_model, tiny_en, server, librivox, tmp_path
+) -> None:
+    """The same weights saved by transformers: CTranslate2's converter makes the files served."""
+    folder = tmp_path / "hf"
+    tiny_en_model.model.save_pretrained(folder)
+    (folder / "tokenizer.json").write_bytes((tiny_en / "tokenizer.json").read_bytes())
+    repository = build(tmp_path / "repo", f"model.path={folder}")
+    assert (repository / f"{ENSEMBLE}_generator" / "1" / "model.bin").is_file()
+    clips = [clip for _, clip, _ in librivox[:2]]
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
+        assert transcribe_arrays(clips, url=triton.http_url) == [served(server, c) for c in clips]
+
+
+def test_a_folder_that_is_no_whisper_model_is_refused(tiny_en, tmp_path) -> None:
     folder = tmp_path / "hf"
     folder.mkdir()
-    for name in ("config.json", "tokenizer.json"):
-        (folder / name).write_bytes((tiny_en / name).read_bytes())
+    (folder / "tokenizer.json").write_bytes((tiny_en / "tokenizer.json").read_bytes())
+    (folder / "config.json").write_text('{"model_type": "bert"}')
     (folder / "model.safetensors").write_bytes(b"")
-    with pytest.raises(UserError, match="whisper_runtime=ctranslate2 serves a CTranslate2"):
+    with pytest.raises(UserError, match="model_type 'bert', not 'whisper'"):
         build(tmp_path / "repo", f"model.path={folder}")
     assert not (tmp_path / "repo").exists()
 

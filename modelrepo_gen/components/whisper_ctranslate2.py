@@ -6,7 +6,8 @@ every 30 s window and decodes the windows of all requests of an execution togeth
 CTranslate2's own Whisper (encoder, cache and greedy search in C++). Its answers are the
 onnxruntime generator's: TOKENS (each window ended by the end-of-text id) and TOKEN_COUNT, for
 the same detokenizer. The model's CTranslate2 files are copied beside model.py, so the
-repository stays self-contained; only a CTranslate2 folder (model.bin) can be served this way.
+repository stays self-contained; a Hugging Face folder is converted to CTranslate2 first
+(loaders/ctranslate2_conversion.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from modelrepo_gen.components.whisper_source import loaded, model_folder
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
+from modelrepo_gen.loaders.ctranslate2_conversion import converted_folder
 
 # The precision group's name -> CTranslate2's compute type (weights are converted on load).
 COMPUTE_TYPES = {"fp32": "float32", "int8": "int8", "fp16": "float16"}
@@ -46,10 +48,9 @@ class WhisperCTranslate2(WhisperGreedy):
     code = "whisper_ctranslate2"
 
     def check(self, settings: WhisperCTranslate2Settings, where: str) -> None:
-        folder = model_folder(settings, where)
-        if folder.is_dir():  # else the loader says what is wrong with the path
-            self._files(settings, where)
-        super().check(settings, where)
+        super().check(settings, where)  # the loader says what is wrong with the folder
+        folder = self._folder(settings, where)
+        self._files(settings, where)
         _check_language(settings, loaded(settings).facts, where)
         if settings.precision not in COMPUTE_TYPES:
             raise UserError(
@@ -102,14 +103,18 @@ class WhisperCTranslate2(WhisperGreedy):
     def files(self, settings: WhisperCTranslate2Settings) -> dict[str, Path]:
         return self._files(settings, "model")
 
-    def _files(self, settings: WhisperCTranslate2Settings, where: str) -> dict[str, Path]:
+    def _folder(self, settings: WhisperCTranslate2Settings, where: str) -> Path:
+        """The CTranslate2 folder served: model.path, or its conversion from Hugging Face."""
         folder = model_folder(settings, where)
-        if not (folder / "model.bin").is_file():
-            raise UserError(
-                f"{where}.path: whisper_runtime=ctranslate2 serves a CTranslate2 Whisper folder "
-                f"(model.bin, config.json, vocabulary), and {folder} holds none; convert it with "
-                "ct2-transformers-converter or build with whisper_runtime=onnxruntime"
-            )
+        if (folder / "model.bin").is_file():
+            return folder
+        try:
+            return converted_folder(folder)
+        except UserError as error:
+            raise UserError(f"{where}.path: {error}") from None
+
+    def _files(self, settings: WhisperCTranslate2Settings, where: str) -> dict[str, Path]:
+        folder = self._folder(settings, where)
         vocabulary = [name for name in VOCABULARY_FILES if (folder / name).is_file()]
         if not vocabulary or not (folder / "config.json").is_file():
             raise UserError(
