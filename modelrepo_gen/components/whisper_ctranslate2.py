@@ -3,10 +3,11 @@
 The runtime faster-whisper uses, chosen with `whisper_runtime=ctranslate2` instead of the
 exported encoder and decoder: the python model calls the features model for the log-mel of
 every 30 s window and decodes the windows of all requests of an execution together with
-CTranslate2's own Whisper (encoder, cache and greedy search in C++). Its answers are the
-onnxruntime generator's: TOKENS (each window ended by the end-of-text id) and TOKEN_COUNT, for
-the same detokenizer. The model's CTranslate2 files are copied beside model.py, so the
-repository stays self-contained; a Hugging Face folder is converted to CTranslate2 first
+CTranslate2's own Whisper (encoder, cache and beam search in C++), in the language and task
+chosen by the build or the request. Its answers are the onnxruntime generator's: TOKENS (each
+window ended by the end-of-text id) and TOKEN_COUNT for the same detokenizer, and LANGUAGE.
+The model's CTranslate2 files are copied beside model.py, so the repository stays
+self-contained; a Hugging Face folder is converted to CTranslate2 first
 (loaders/ctranslate2_conversion.py).
 """
 
@@ -16,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelrepo_gen.components.base import COMPONENTS
 from modelrepo_gen.components.whisper_greedy import WhisperGreedy, WhisperGreedySettings
@@ -24,6 +26,9 @@ from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
 from modelrepo_gen.loaders.ctranslate2_conversion import converted_folder
+
+if TYPE_CHECKING:
+    from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts
 
 # The precision group's name -> CTranslate2's compute type (weights are converted on load).
 COMPUTE_TYPES = {"fp32": "float32", "int8": "int8", "fp16": "float16"}
@@ -125,7 +130,9 @@ class WhisperCTranslate2(WhisperGreedy):
         return {name: folder / name for name in names}
 
 
-def _check_language(settings: WhisperCTranslate2Settings, facts, where: str) -> None:
+def _check_language(
+    settings: WhisperCTranslate2Settings, facts: WhisperGenerationFacts, where: str
+) -> None:
     """The build's language and task are the model's own."""
     if not facts.is_multilingual:
         if settings.language not in (None, "en") or settings.task != "transcribe":
