@@ -85,7 +85,9 @@ def whisper_overrides(folder: Path) -> list[str]:
     from helpers.whisper_fixtures import tiny_en_folder
 
     tiny_en_folder()  # skips where the weights are not installed
-    return ["pipeline=asr_whisper", "pipeline.max_audio_seconds=30"]
+    # The CTranslate2 runtime: its compiled library (and the OpenMP it brings) must travel too;
+    # the features model is onnxruntime's, as the other runtime's networks.
+    return ["pipeline=asr_whisper", "pipeline.max_audio_seconds=30", "whisper_runtime=ctranslate2"]
 
 
 # family -> (overrides, the ensemble's inputs)
@@ -167,6 +169,8 @@ def test_deployed_repository_served_from_a_bare_python_answers_as_the_direct_bui
     assert "onnxruntime" in packed["packages"]
     if family == "piper":
         assert "piper-tts" in packed["packages"]
+    if family == "whisper":
+        assert "ctranslate2" in packed["packages"]
     with TritonServer(folder / "direct", 0, 0, 0) as server:
         expected = answers(server, ensemble, inputs)
     with TritonServer(deployed, 0, 0, 0, python=bare_python) as server:
