@@ -46,7 +46,13 @@ class WhisperGreedy(PythonComponent):
             unit=f"seconds (NUM_SAMPLES is INT32 at {rate} Hz)",
         )
         self.check_decoding(settings, where)
-        loaded(settings, where)
+        mels = loaded(settings, where).model.config.num_mel_bins
+        if mels != WhisperFeaturesConfig().n_mels:
+            raise UserError(
+                f"{where}.path: this Whisper model reads {mels} mel bins (as large-v3 does); "
+                f"the features model gives {WhisperFeaturesConfig().n_mels}: such models are "
+                "not served yet"
+            )
 
     def check_decoding(self, settings: WhisperGreedySettings, where: str) -> None:
         """The decoding settings this generator can serve: greedy only."""
