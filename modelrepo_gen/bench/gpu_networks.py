@@ -8,8 +8,8 @@ of different lengths) and at the timed shapes: the largest difference of every o
 each row's valid frames is compared with the build's own tolerance, and batch 1 and batch 8
 (at most max_batch_size) are timed on both devices. An fp16 network is compared with its own
 weights upcast to fp32 on the CPU, which is also what its CPU column times. Other networks
-(ONNX) are listed as skipped. Needs torch, numpy and the standard library only, so it runs on a
-GPU machine that has PyTorch and the repository but not the rest of the project.
+(ONNX) are listed as skipped. Needs torch, numpy and jinja2 (the tables' template) only, so it
+runs on a GPU machine that has PyTorch and the repository but not the rest of the project.
 """
 
 from __future__ import annotations
