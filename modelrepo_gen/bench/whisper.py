@@ -37,7 +37,11 @@ from modelrepo_gen.bench.serving import (
     repository_models,
     run_load,
 )
-from modelrepo_gen.bench.whisper_runtimes import ctranslate2_rows, runtime_ratios
+from modelrepo_gen.bench.whisper_runtimes import (
+    concurrency_scaling,
+    ctranslate2_rows,
+    runtime_ratios,
+)
 from modelrepo_gen.bench.whisper_step import StepSettings, step_in_process, step_served
 from modelrepo_gen.clients.librivox import librivox_utterances
 from modelrepo_gen.clients.transcribe_manifest import word_errors
@@ -251,9 +255,7 @@ def whisper_part(
 
     _guard(runtime, ctranslate2)
     if speed["status"] == "ok":
-        served = {row["concurrency"]: row for row in speed["served"]}
-        lowest, highest = served[min(served)], served[max(served)]
-        speed["highest_over_lowest_concurrency"] = lowest["rtf"] / highest["rtf"]
+        speed["highest_over_lowest_concurrency"] = concurrency_scaling(speed["served"])
     return result
 
 

@@ -44,14 +44,19 @@ def ctranslate2_rows(
     return rows
 
 
+def concurrency_scaling(served: list[dict]) -> float:
+    """Throughput at the highest concurrency of served_rtf's rows over the lowest's."""
+    by_concurrency = {row["concurrency"]: row for row in served}
+    return by_concurrency[min(by_concurrency)]["rtf"] / by_concurrency[max(by_concurrency)]["rtf"]
+
+
 def runtime_ratios(rows: dict[str, dict], peer_rows: dict[str, dict] | None) -> dict[str, dict]:
     """Per precision: throughput at the highest concurrency over the lowest, and (where the
     peer ran) served speed at the lowest concurrency over faster-whisper's and equal texts."""
     ratios = {}
     for precision, row in rows.items():
-        by_concurrency = {r["concurrency"]: r for r in row["served"]}
-        low, high = by_concurrency[min(by_concurrency)], by_concurrency[max(by_concurrency)]
-        entry = {"highest_over_lowest_concurrency": low["rtf"] / high["rtf"]}
+        low = min(row["served"], key=lambda r: r["concurrency"])
+        entry = {"highest_over_lowest_concurrency": concurrency_scaling(row["served"])}
         peer = (peer_rows or {}).get(PRECISIONS[precision])
         if peer:
             entry["served_over_faster_whisper"] = peer["rtf"] / low["rtf"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from modelrepo_gen.components.networks.conv_asr import ConvBlockConfig
-from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.errors import UserError, first_line
 from modelrepo_gen.loaders.checkpoint_file import refused_pickle
 from modelrepo_gen.loaders.nemo_archive import WEIGHTS, NemoArchive
 
@@ -40,7 +40,7 @@ def _load(weights: Path, size: int, mtime_ns: int) -> Mapping[str, torch.Tensor]
     except Exception as error:  # torch raises many types for corrupt or foreign files
         if refused := refused_pickle(error):  # torch's own first line says weights_only=False
             raise UserError(f"{WEIGHTS} was not loaded: {refused}") from None
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"cannot read {WEIGHTS}: {first}") from None
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from modelrepo_gen.components.base import COMPONENTS
 from modelrepo_gen.components.whisper_greedy import WhisperGreedy, WhisperGreedySettings
 from modelrepo_gen.components.whisper_source import loaded, model_folder
-from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.errors import UserError, first_line
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number
 from modelrepo_gen.loaders.ctranslate2_conversion import converted_folder
@@ -174,7 +174,7 @@ def _open(folder: Path, settings: WhisperCTranslate2Settings, where: str) -> Non
             intra_threads=min(os.cpu_count() or 1, 4),
         )
     except (RuntimeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"{where}.path: CTranslate2 cannot open {folder}: {first}") from None
 
 

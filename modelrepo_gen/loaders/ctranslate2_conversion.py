@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.errors import UserError, first_line
 
 CACHE = "modelrepo_gen_ctranslate2"
 COPIED = ["tokenizer.json"]
@@ -42,7 +42,7 @@ def converted_folder(folder: Path) -> Path:
         TransformersConverter(str(folder), copy_files=COPIED).convert(str(partial), force=True)
         os.replace(partial, target)
     except (OSError, ValueError, RuntimeError, KeyError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"CTranslate2 could not convert {folder}: {first}") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.errors import UserError, first_line
 
 INPUT_NAMES = {
     "INPUT_IDS": ("input_ids",),
@@ -62,7 +62,7 @@ def inspect_onnx(
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as error:  # not ONNX, truncated, or an operator onnxruntime lacks
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise UserError(f"{path} does not load in onnxruntime ({reason})") from None
     graph_inputs = {i.name: i for i in model.graph.input}
     inputs = {}

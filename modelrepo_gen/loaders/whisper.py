@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from transformers import WhisperForConditionalGeneration
 
-from modelrepo_gen.core.errors import UserError
+from modelrepo_gen.core.errors import UserError, first_line
 from modelrepo_gen.loaders.ctranslate2_whisper import import_ctranslate2_whisper
 from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts, generation_facts
 
@@ -77,7 +77,7 @@ def _load_hugging_face(
             folder, local_files_only=True, dtype="float32"
         )
     except (OSError, ValueError, RuntimeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first = first_line(error)
         raise UserError(f"{folder} cannot be loaded as Whisper: {first}") from None
     generation = model.generation_config
     facts = generation_facts(

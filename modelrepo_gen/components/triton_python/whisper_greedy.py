@@ -46,9 +46,8 @@ except ImportError:  # imported from the package
     )
 
 
-ENGLISH = (
-    "en"  # the language of the greedy prompt (English-only, or English on a multilingual model)
-)
+# The language of the greedy prompt (English-only, or English on a multilingual model).
+ENGLISH = "en"
 
 
 def find_problem(
