@@ -17,7 +17,15 @@ import jiwer
 import numpy as np
 import pytest
 from helpers.largest_requests import send_largest
-from helpers.served_requests import connect, infer, is_bad_request, one_utterance, transcripts
+from helpers.served_requests import (
+    connect,
+    infer,
+    is_bad_request,
+    one_utterance,
+    segments,
+    sentences_with_pauses,
+    transcripts,
+)
 from helpers.worker_faults import assert_healed, kill_a_worker_under_load
 from test_whisper_reference import normalize
 
@@ -119,6 +127,33 @@ def test_audio_longer_than_a_window_is_split_and_joined(server, reference, libri
     audio[30 * RATE : 30 * RATE + second.size] = second  # window two: 30-45 s
     expected = f"{reference.transcribe(first)} {reference.transcribe(second)}"
     assert served(server, audio) == expected
+
+
+def test_long_audio_is_cut_where_segments_end_with_no_sentence_dropped(
+    server, reference, librivox
+) -> None:
+    """40 s of six sentences with pauses, the fifth across the 30 s mark: the second window
+    starts where the first one's last complete segment ended, so every sentence comes back
+    whole and once, with the reference's segments and times."""
+    audio = sentences_with_pauses(librivox, RATE)
+    expected = reference.segments([audio])[0]
+    module, client = connect(server, "http")
+    try:
+        found = segments(module, client, ENSEMBLE, audio)
+    finally:
+        client.close()
+    for segment in found:
+        print(segment)
+    assert [s["text"] for s in found] == [text for *_, text in expected]
+    for segment, (start, end, _) in zip(found, expected):
+        assert segment["start"] == pytest.approx(start, abs=0.011)
+        assert segment["end"] == pytest.approx(end, abs=0.011)
+    assert all(a["end"] <= b["start"] for a, b in zip(found, found[1:]))
+    heard = normalize(" ".join(s["text"] for s in found))
+    said = normalize(" ".join(text for _, _, text in [*librivox, librivox[0]]))
+    assert jiwer.wer(said, heard) <= 0.1
+    fifth = normalize(librivox[4][2])
+    assert any(normalize(s["text"]) == fifth for s in found)  # whole, in one segment
 
 
 @pytest.mark.parametrize(

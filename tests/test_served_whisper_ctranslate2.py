@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 from helpers.ctranslate2_whisper_reference import CTranslate2WhisperReference
 from helpers.project import compose_config
-from helpers.served_requests import batch_counts, connect, infer, is_bad_request, one_utterance
+from helpers.served_requests import (
+    batch_counts,
+    connect,
+    infer,
+    is_bad_request,
+    one_utterance,
+    segments,
+    sentences_with_pauses,
+)
 from helpers.served_requests import transcripts as served_transcripts
 from test_whisper_reference import normalize
 
@@ -174,6 +182,26 @@ def test_concurrent_requests_are_decoded_together_each_with_its_beam_size(server
     assert together == alone
     grown = {size for size, count in after.items() if count > before.get(size, 0)}
     assert max(grown) > 1, f"no batch of several requests was formed: {after}"
+
+
+@pytest.mark.parametrize("beam_size", [1, 5])
+def test_long_audio_seeks_by_timestamps_as_ctranslate2_does(
+    server, engine, librivox, beam_size
+) -> None:
+    """40 s of six sentences with pauses: the windows follow the predicted timestamps, greedy
+    or with beams, with the segments CTranslate2 itself gives when seeking the same way."""
+    audio = sentences_with_pauses(librivox, RATE)
+    expected = engine.segments(audio, beam_size)
+    module, client = connect(server, "http")
+    try:
+        found = segments(module, client, ENSEMBLE, audio, beam_size=beam_size)
+    finally:
+        client.close()
+    assert [(s["start"], s["end"], s["text"]) for s in found] == [
+        (round(start, 2), round(end, 2), text) for start, end, text in expected
+    ]
+    said = normalize(" ".join(text for _, _, text in [*librivox, librivox[0]]))
+    assert jiwer.wer(said, normalize(" ".join(s["text"] for s in found))) <= 0.1
 
 
 @pytest.mark.parametrize(

@@ -23,3 +23,15 @@ def test_windows_are_decoded_apart_and_joined_with_a_space(tiny_en) -> None:
     ids = [*first, EOS, *second, EOS, EOS]  # an empty last window adds nothing
     assert detokenize(tokenizer, ids, EOS) == "He was not. A young man."
     assert detokenize(tokenizer, [EOS], EOS) == ""
+
+
+def test_segments_come_with_their_times_and_empty_ones_are_left_out() -> None:
+    import json
+
+    from modelrepo_gen.components.triton_python.whisper_detokenizer import segments_json
+
+    found = json.loads(segments_json(["Hello.", "", "Où?"], [0.0, 2.004, 2.5, 3.0, 3.0, 4.5]))
+    assert found == [
+        {"start": 0.0, "end": 2.0, "text": "Hello."},
+        {"start": 3.0, "end": 4.5, "text": "Où?"},
+    ]

@@ -66,3 +66,17 @@ def test_an_utterance_decodes_the_same_alone_and_with_whisper_generate(
     with torch.inference_mode():
         theirs = reference.model.generate(features.input_features, return_timestamps=False)
     assert [t for t in theirs[0].tolist() if t != 50256] == batch_ids[1][2:]
+
+
+def test_with_timestamps_the_tokens_equal_whisper_generate_with_timestamps(
+    reference, librivox
+) -> None:
+    """The timestamp rules the reference adds are transformers' own: its tokens are Whisper
+    generate's with return_timestamps (which starts the answer after the start token)."""
+    _, clip, _ = librivox[2]
+    ids = reference.token_ids([clip], stamped=True)[0]
+    assert ids[0] == 50257 and ids[1] >= 50363  # no no-timestamps token: a timestamp first
+    features = WhisperFeatureExtractor()(clip, sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        theirs = reference.model.generate(features.input_features, return_timestamps=True)
+    assert [t for t in theirs[0].tolist() if t not in (50256, 50257)] == ids[1:]

@@ -93,7 +93,6 @@ class WhisperCTranslate2(WhisperGreedy):
             "languages": json.dumps(facts.language_ids, sort_keys=True),
             "tasks": json.dumps(facts.task_ids, sort_keys=True),
             "start": str(facts.decoder_start_token_id),
-            "no_timestamps": str(facts.no_timestamps_token_id),
             "language": settings.language or "",
             "task": settings.task,
             "compute_type": COMPUTE_TYPES[settings.precision],

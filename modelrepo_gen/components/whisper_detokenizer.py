@@ -1,7 +1,8 @@
 """Component `whisper_detokenizer`: token ids -> text with the model's tokenizer.json (python).
 
-Each window's ids end with the end-of-text id; every window is decoded on its own (special
-tokens skipped, whitespace trimmed) and the windows' texts are joined with a space.
+Each segment's ids end with the end-of-text id; every segment is decoded on its own (special
+tokens skipped, whitespace trimmed) and the segments' texts are joined with a space into
+TRANSCRIPT; SEGMENTS gives them with their times (JSON: [{"start", "end", "text"}, ...]).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loade
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 
-INT32, STRING = "TYPE_INT32", "TYPE_STRING"
+FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 TOKENIZER = "tokenizer.json"
 
 
@@ -29,8 +30,9 @@ class WhisperDetokenizer(PythonComponent):
             inputs=(
                 TensorSpec("TOKENS", INT32, (-1,), ragged=True),
                 TensorSpec("TOKEN_COUNT", INT32, (1,)),
+                TensorSpec("SEGMENT_TIMES", FP32, (-1,), ragged=True),
             ),
-            outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)),),
+            outputs=(TensorSpec("TRANSCRIPT", STRING, (1,)), TensorSpec("SEGMENTS", STRING, (1,))),
         )
 
     def parameters(self, settings: WhisperSourceSettings) -> dict[str, str]:

@@ -2,8 +2,11 @@
 
 The python model calls the features, encoder and decoder models itself (Triton's business-logic
 scripting): audio longer than Whisper's 30 s window is cut into windows, each window is encoded
-once and decoded token by token; each window's ids end with the end-of-text id, so the
-detokenizer can give every window its own text.
+once and decoded token by token. With timestamps (by default for recordings longer than one
+window) a window's timestamp tokens cut it into segments and the next window starts where its
+last complete segment ended, as Whisper's own transcribe seeks. Each segment's ids end with the
+end-of-text id and its start and end come in SEGMENT_TIMES, so the detokenizer can give every
+segment its own text and times.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from modelrepo_gen.core.validation import check_number
 
 FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32
+TIMESTAMPS = ("always", "long_audio", "never")
 
 
 @dataclass
@@ -30,6 +34,10 @@ class WhisperGreedySettings(WhisperSourceSettings):
     beam_size: int = 1  # greedy only: beam search is whisper_runtime=ctranslate2's
     language: str | None = None  # a language code; None: detected (English here: see below)
     task: str = "transcribe"  # or translate (into English; multilingual models only)
+    # Which recordings are decoded with Whisper's timestamps, each window then starting where
+    # the last one's last complete segment ended: always, long_audio (longer than one window)
+    # or never (consecutive 30 s windows, one segment each).
+    timestamps: str = "long_audio"
 
 
 class WhisperGreedy(PythonComponent):
@@ -45,6 +53,10 @@ class WhisperGreedy(PythonComponent):
             at_most=INT32_MAX // rate,
             unit=f"seconds (NUM_SAMPLES is INT32 at {rate} Hz)",
         )
+        if settings.timestamps not in TIMESTAMPS:
+            raise UserError(
+                f"{where}.timestamps: must be {', '.join(TIMESTAMPS)}, got {settings.timestamps!r}"
+            )
         self.check_decoding(settings, where)
         mels = loaded(settings, where).model.config.num_mel_bins
         if mels != WhisperFeaturesConfig().n_mels:
@@ -78,6 +90,7 @@ class WhisperGreedy(PythonComponent):
             outputs=(
                 TensorSpec("TOKENS", INT32, (-1,)),
                 TensorSpec("TOKEN_COUNT", INT32, (1,)),
+                TensorSpec("SEGMENT_TIMES", FP32, (-1,)),
                 TensorSpec("LANGUAGE", STRING, (1,)),
             ),
             calls={
@@ -93,10 +106,14 @@ class WhisperGreedy(PythonComponent):
         return {
             "prompt": json.dumps(list(facts.prompt_ids)),
             "eos": str(facts.eos_token_id),
+            "no_timestamps": str(facts.no_timestamps_token_id),
+            "timestamp_begin": str(facts.timestamp_begin),
+            "timestamps": settings.timestamps,
             "suppress": json.dumps(list(facts.suppress_tokens)),
             "begin_suppress": json.dumps(list(facts.begin_suppress_tokens)),
             "max_length": str(facts.max_target_positions),  # tokens, the prompt included
             "window_samples": str(features.chunk_samples),
+            "sample_rate": str(features.sample_rate),
             "max_samples": str(int(settings.max_audio_seconds * features.sample_rate)),
             "max_amplitude": repr(MAX_AMPLITUDE),
         }

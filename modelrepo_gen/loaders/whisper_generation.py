@@ -41,6 +41,11 @@ class WhisperGenerationFacts:
     language_ids: dict[str, int] = field(default_factory=dict)
     task_ids: dict[str, int] = field(default_factory=dict)  # transcribe, translate -> id
 
+    @property
+    def timestamp_begin(self) -> int:
+        """The first timestamp token (<|0.00|>): the one after no-timestamps, in every Whisper."""
+        return self.no_timestamps_token_id + 1
+
     def prompt(self, language: str | None, task: str) -> tuple[int, ...]:
         """The forced start for `language` (None: English-only) and `task`."""
         if not self.is_multilingual or language is None:

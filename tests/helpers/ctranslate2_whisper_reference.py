@@ -1,7 +1,9 @@
 """CTranslate2's own Whisper on a clip, in-process: what the served `whisper_runtime=ctranslate2`
 generator must answer with the same settings (its beam search is CTranslate2's, which differs
 from transformers' in how it ranks finished hypotheses, so transformers is no reference for it).
-The same log-mel front end the repository serves (WhisperLogMel), one 30 s window per clip."""
+The same log-mel front end the repository serves (WhisperLogMel); `transcribe` decodes one 30 s
+window without timestamps, `segments` a long recording with them, window after window as
+Whisper's transcribe seeks."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from modelrepo_gen.components.networks.whisper_features import WhisperLogMel
+from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig, WhisperLogMel
+from modelrepo_gen.components.triton_python.whisper_timestamps import window_segments
 from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts
 
 
@@ -44,13 +47,32 @@ class CTranslate2WhisperReference:
         language: str | None = None,
         task: str = "transcribe",
     ) -> str:
+        ids = self._decode(clip, list(self.facts.prompt(language, task)), beam_size)
+        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+
+    def segments(self, audio: np.ndarray, beam_size: int = 1) -> list[tuple[float, float, str]]:
+        """(start s, end s, text) of each segment with text, English, decoded with timestamps."""
+        window, rate = WhisperFeaturesConfig().chunk_samples, WhisperFeaturesConfig().sample_rate
+        prompt = list(self.facts.prompt("en" if self.facts.is_multilingual else None, "transcribe"))
+        found, seek = [], 0
+        while seek < len(audio):
+            clip = audio[seek : seek + window]
+            ids = self._decode(clip, prompt[:-1], beam_size)  # no no-timestamps token
+            pieces, advance = window_segments(ids, self.facts.timestamp_begin, len(clip))
+            for start, end, text in pieces:
+                words = self.tokenizer.decode(text, skip_special_tokens=True).strip()
+                if words:
+                    found.append(((seek + start) / rate, (seek + end) / rate, words))
+            seek += advance
+        return found
+
+    def _decode(self, clip: np.ndarray, prompt: list[int], beam_size: int) -> list[int]:
         (result,) = self.whisper.generate(
             self._features(clip),
-            [list(self.facts.prompt(language, task))],
+            [prompt],
             beam_size=beam_size,
             max_length=self.facts.max_target_positions,
             suppress_tokens=list(self.facts.suppress_tokens),
             suppress_blank=True,
         )
-        ids = [t for t in result.sequences_ids[0] if t != self.facts.eos_token_id]
-        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return [t for t in result.sequences_ids[0] if t != self.facts.eos_token_id]

@@ -55,6 +55,27 @@ def transcripts(
     return [t.decode("utf-8") for t in texts]
 
 
+def segments(module: Any, client: Any, model: str, audio: np.ndarray, **parameters: Any) -> list:
+    """The SEGMENTS answer for one recording: [{"start", "end", "text"}, ...]."""
+    import json
+
+    tensors = {
+        "AUDIO_SIGNAL": (audio.reshape(1, -1), "FP32"),
+        "NUM_SAMPLES": (np.array([[audio.size]], dtype=np.int32), "INT32"),
+    }
+    answers = infer(module, client, model, tensors, ["SEGMENTS"], parameters or None)
+    return json.loads(answers["SEGMENTS"].reshape(-1)[0].decode("utf-8"))
+
+
+def sentences_with_pauses(librivox: list, rate: int, pause_seconds: float = 1.5) -> np.ndarray:
+    """The five LibriVox utterances and the first again, each followed by a pause: 40 s, so
+    that the fifth sentence runs across the 30 s mark where a fixed window would cut it."""
+    parts = []
+    for _, audio, _ in [*librivox, librivox[0]]:
+        parts += [audio, np.zeros(int(pause_seconds * rate), dtype=np.float32)]
+    return np.concatenate(parts)
+
+
 def one_utterance(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return audio.reshape(1, -1), np.array([[audio.size]], dtype=np.int32)
 

@@ -5,6 +5,9 @@ features model for each window's log-mel, then CTranslate2's Whisper (the model 
 this one) encodes and decodes a batch of windows in one call, with the same suppressed tokens
 and the same answers (TOKENS, TOKEN_COUNT, LANGUAGE). Requests are checked and windows cut
 exactly as there.
+Windows follow each other as there: decoded with timestamps, each starts where the last complete
+segment of the one before ended (CTranslate2 applies Whisper's timestamp rules itself when the
+prompt does not end with the no-timestamps token).
 Decoding is by beam search, `beam_size` beams (1: greedy). A multilingual model's prompt names
 the language and the task (transcribe, or translate into English); where the language is not
 set it is detected on each recording's first window, and every window of the recording is
@@ -21,7 +24,7 @@ Settings from config.pbtxt `parameters`, beside whisper_greedy.py's:
   max_beam_size      the most beams a request may ask for
   length_penalty     a hypothesis' score is divided by its length to this power
   languages, tasks   JSON {code: token id}, {task: token id}: a multilingual model's (else {})
-  start, no_timestamps  the start-of-transcript and no-timestamps token ids
+  start              the start-of-transcript token id
   language, task     the build's choices (language "": detect)
 """
 
@@ -64,7 +67,6 @@ class TritonPythonModel(GreedyModel):
         self.languages = json.loads(params["languages"])
         self.tasks = json.loads(params["tasks"])
         self.start = int(params["start"])
-        self.no_timestamps = int(params["no_timestamps"])
         self.language = params["language"] or AUTO
         self.task = params["task"]
         self.whisper = ctranslate2.models.Whisper(
@@ -132,10 +134,12 @@ class TritonPythonModel(GreedyModel):
         return super()._generate(clips, options)
 
     def _prompt(self, options):
-        if not self.languages:
-            return list(self.prompt)
-        language, task = self.languages[options["language"]], self.tasks[options["task"]]
-        return [self.start, language, task, self.no_timestamps]
+        if self.languages:
+            language, task = self.languages[options["language"]], self.tasks[options["task"]]
+            prompt = [self.start, language, task, self.no_timestamps]
+        else:
+            prompt = list(self.prompt)
+        return prompt[:-1] if options["timestamps"] else prompt
 
     def _storage(self, features):
         return self.ctranslate2.StorageView.from_array(

@@ -1,13 +1,16 @@
 """Triton python-backend model: Whisper token ids -> text, with the `tokenizers` library.
 
-Inputs TOKENS (INT32 [-1], padded with the end-of-text id) and TOKEN_COUNT (INT32 [1]); each
-window's ids end with the end-of-text id. Every window is decoded on its own, special tokens
-skipped and whitespace trimmed, and the windows' texts are joined with a space.
+Inputs TOKENS (INT32 [-1], padded with the end-of-text id), TOKEN_COUNT (INT32 [1]) and
+SEGMENT_TIMES (FP32 [-1]: start, end, start, ... in seconds); each segment's ids end with the
+end-of-text id. Every segment is decoded on its own, special tokens skipped and whitespace
+trimmed; out go the segments' texts joined with a space (TRANSCRIPT) and the segments with text,
+with their times (SEGMENTS: JSON [{"start": s, "end": s, "text": ...}, ...]).
 Settings from config.pbtxt `parameters`:
   eos        end-of-text token id
   tokenizer  tokenizers-library tokenizer.json in the version folder
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +40,31 @@ def window_ids(ids: list, eos: int) -> list:
     return windows
 
 
+def segment_texts(tokenizer, ids: list, eos: int) -> list:
+    """Each segment's text, special tokens skipped and whitespace trimmed."""
+    return [tokenizer.decode(w, skip_special_tokens=True).strip() for w in window_ids(ids, eos)]
+
+
 def detokenize(tokenizer, ids: list, eos: int) -> str:
-    texts = (tokenizer.decode(w, skip_special_tokens=True).strip() for w in window_ids(ids, eos))
-    return " ".join(text for text in texts if text)
+    return " ".join(text for text in segment_texts(tokenizer, ids, eos) if text)
+
+
+def segments_json(texts: list, times) -> str:
+    """The segments with text as JSON, times rounded to the 0.01 s Whisper's timestamps have."""
+    found = [
+        {
+            "start": round(float(times[2 * i]), 2),
+            "end": round(float(times[2 * i + 1]), 2),
+            "text": text,
+        }
+        for i, text in enumerate(texts)
+        if text
+    ]
+    return json.dumps(found, ensure_ascii=False)
+
+
+def column(values: list) -> np.ndarray:
+    return np.array(values, dtype=np.object_).reshape(-1, 1)
 
 
 class TritonPythonModel:
@@ -72,10 +97,23 @@ class TritonPythonModel:
                 )
                 responses.append(refusal(self.model_name, message))
                 continue
-            texts = [
-                detokenize(self.tokenizer, row[: int(n)].tolist(), self.eos).encode("utf-8")
+            times = pb_utils.get_input_tensor_by_name(request, "SEGMENT_TIMES").as_numpy()
+            rows = [
+                segment_texts(self.tokenizer, row[: int(n)].tolist(), self.eos)
                 for row, n in zip(tokens, counts)
             ]
-            out = np.array(texts, dtype=np.object_).reshape(-1, 1)
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("TRANSCRIPT", out)]))
+            if times.shape[0] != len(rows) or any(2 * len(t) > times.shape[1] for t in rows):
+                message = "SEGMENT_TIMES must hold a start and an end per segment of TOKENS"
+                responses.append(refusal(self.model_name, message))
+                continue
+            transcripts = [" ".join(t for t in texts if t).encode("utf-8") for texts in rows]
+            segments = [segments_json(t, row).encode("utf-8") for t, row in zip(rows, times)]
+            responses.append(
+                pb_utils.InferenceResponse(
+                    [
+                        pb_utils.Tensor("TRANSCRIPT", column(transcripts)),
+                        pb_utils.Tensor("SEGMENTS", column(segments)),
+                    ]
+                )
+            )
         return responses

@@ -3,24 +3,32 @@
 It calls three models of the repository by name (Triton's business-logic scripting): the
 features model (audio window -> log-mel), the encoder (log-mel -> cross-attention cache, once
 per window) and the decoder (tokens + caches -> next-token logits + grown cache, once per
-token). Audio longer than one window is cut into consecutive windows; each window is decoded
-from the prompt. The windows of every request in one execution are decoded in batches of at
-most the decoder's max_batch_size, one batch after another (features, encoder, every token),
-so only one batch's caches are held. Out go each request's token ids, the prompt left out and
-every window ended by the end-of-text id (TOKENS, padded with it), how many there are
-(TOKEN_COUNT), for the detokenizer model to turn into text, and the language decoded (LANGUAGE:
-en, this model's prompt).
+token). Audio is decoded window after window. Decoded with timestamps (`timestamps`: always, or
+long_audio for a recording longer than one window), a window's timestamp tokens cut it into
+segments and the next window starts where its last complete segment ended (the seek of Whisper's
+own transcribe, whisper_timestamps.py); without, windows are consecutive 30 s cuts, one segment
+each. The current windows of every request in one execution are decoded in batches of at most
+the decoder's max_batch_size, one batch after another (features, encoder, every token), so only
+one batch's caches are held. Out go each request's text token ids, every segment ended by the
+end-of-text id (TOKENS, padded with it), how many there are (TOKEN_COUNT), each segment's start
+and end in seconds (SEGMENT_TIMES, start, end, start, ...), for the detokenizer model to turn
+into text, and the language decoded (LANGUAGE: en, this model's prompt).
 Settings come from the `parameters` of config.pbtxt:
-  calls           JSON {slot: {"model": name, "max_batch_size": n, ...}} for features, encoder,
-                  decoder (model_calls.py)
-  prompt          JSON token ids every window starts from
-  eos             end-of-text token id
-  suppress        JSON token ids never generated
-  begin_suppress  JSON token ids not generated at the first free step
-  max_length      most tokens of a window, the prompt included
-  window_samples  samples per window (30 s)
-  max_samples     longest audio accepted
-  max_amplitude   largest sample size accepted (float PCM: 1.0 is full scale)
+  calls            JSON {slot: {"model": name, "max_batch_size": n, ...}} for features, encoder,
+                   decoder (model_calls.py)
+  prompt           JSON token ids every window starts from (the last: no-timestamps, left out
+                   when decoding with timestamps)
+  eos              end-of-text token id
+  no_timestamps    the no-timestamps token id
+  timestamp_begin  the first timestamp token id
+  timestamps       always | long_audio | never: which recordings are decoded with timestamps
+  suppress         JSON token ids never generated
+  begin_suppress   JSON token ids not generated at the first free step
+  max_length       most tokens of a window, the prompt included
+  window_samples   samples per window (30 s)
+  sample_rate      samples per second
+  max_samples      longest audio accepted
+  max_amplitude    largest sample size accepted (float PCM: 1.0 is full scale)
 """
 
 import json
@@ -35,6 +43,7 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
 try:  # beside model.py in a repository
     from model_calls import ModelCalls
     from model_kernel import BadRequest, fault, model_settings, numeric_parameters, refusal
+    from whisper_timestamps import apply_timestamp_rules, window_segments
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.model_calls import ModelCalls
     from modelrepo_gen.components.triton_python.model_kernel import (
@@ -43,6 +52,10 @@ except ImportError:  # imported from the package
         model_settings,
         numeric_parameters,
         refusal,
+    )
+    from modelrepo_gen.components.triton_python.whisper_timestamps import (
+        apply_timestamp_rules,
+        window_segments,
     )
 
 
@@ -79,16 +92,14 @@ def find_problem(
     return None
 
 
-def split_windows(clip: np.ndarray, window: int) -> list[np.ndarray]:
-    """Consecutive windows of at most `window` samples covering the clip."""
-    return [clip[start : start + window] for start in range(0, len(clip), window)]
-
-
-def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> list[list[int]]:
+def greedy(
+    cross, decode, prompt, eos, suppress, begin_suppress, max_length, timestamps=None
+) -> list[list[int]]:
     """Generated tokens per row of `cross` (the prompt and end-of-text left out).
 
     decode(tokens [B, S] int64, past, cross) -> (logits [B, V], present); rows that finished
-    leave the batch, so the calls shrink as windows end.
+    leave the batch, so the calls shrink as windows end. `timestamps`: (first timestamp id,
+    no-timestamps id) to decode with Whisper's timestamp rules, or None.
     """
     rows = cross.shape[0]
     layers, pair, heads, _, dim = cross.shape[1:]
@@ -103,6 +114,11 @@ def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> 
         logits[:, suppress] = -np.inf
         if length == len(prompt):
             logits[:, begin_suppress] = -np.inf
+        if timestamps:
+            so_far = [generated[row] for row in active]
+            apply_timestamp_rules(
+                logits, so_far, length == len(prompt), timestamps[0], eos, timestamps[1]
+            )
         chosen = np.argmax(logits, axis=1)
         length += 1
         going = chosen != eos
@@ -111,6 +127,11 @@ def greedy(cross, decode, prompt, eos, suppress, begin_suppress, max_length) -> 
         active, past, cross = active[going], past[going], cross[going]
         tokens = chosen[going].astype(np.int64).reshape(-1, 1)
     return generated
+
+
+def languages(options) -> np.ndarray:
+    """LANGUAGE [clips, 1]: the language each clip was decoded in."""
+    return np.array([[o.get("language", ENGLISH).encode()] for o in options], dtype=np.object_)
 
 
 def one_array(parts: list) -> np.ndarray:
@@ -126,6 +147,10 @@ class TritonPythonModel:
         self.calls = ModelCalls(json.loads(params["calls"]), args, pb_utils)
         self.prompt = json.loads(params["prompt"])
         self.eos = int(params["eos"])
+        self.no_timestamps = int(params["no_timestamps"])
+        self.timestamp_begin = int(params["timestamp_begin"])
+        self.timestamps = params["timestamps"]
+        self.sample_rate = int(params["sample_rate"])
         self.suppress = json.loads(params["suppress"])
         self.begin_suppress = json.loads(params["begin_suppress"])
         self.max_length = int(params["max_length"])
@@ -147,23 +172,36 @@ class TritonPythonModel:
         return logits, present
 
     def _generate(self, clips, options):
-        """Token ids per clip: its windows decoded together with every other clip's that has
-        the same decoding `options` (one dict per clip), one decoder batch of windows at a time
+        """Segments per clip, each (start, end, text ids) in samples: window after window, every
+        clip's current window decoded together with every other clip's that has the same
+        decoding `options` (one dict per clip), one decoder batch of windows at a time
         (features, encoder, then every token), so the caches of only that batch are held."""
-        groups = {}  # options -> (windows, their clips)
-        for owner, (clip, chosen) in enumerate(zip(clips, options)):
-            windows, owners = groups.setdefault(tuple(sorted(chosen.items())), ([], []))
-            for window in split_windows(clip, self.window):
-                windows.append(window)
-                owners.append(owner)
-        ids = [[] for _ in clips]
+        for clip, chosen in zip(clips, options):
+            long_audio = len(clip) > self.window
+            chosen["timestamps"] = self.timestamps == "always" or (
+                self.timestamps == "long_audio" and long_audio
+            )
+        seeks = [0] * len(clips)
+        segments = [[] for _ in clips]
         step = self._windows_per_batch()
-        for chosen, (windows, owners) in groups.items():
-            for start in range(0, len(windows), step):
-                decoded = self._decode_windows(windows[start : start + step], dict(chosen))
-                for owner, window_ids in zip(owners[start : start + step], decoded):
-                    ids[owner] += [*window_ids, self.eos]  # end-of-text closes each window
-        return ids
+        pending = list(range(len(clips)))
+        while pending:
+            groups = {}  # options -> the clips decoding with them
+            for owner in pending:
+                groups.setdefault(tuple(sorted(options[owner].items())), []).append(owner)
+            for chosen, owners in groups.items():
+                for start in range(0, len(owners), step):
+                    batch = owners[start : start + step]
+                    windows = [clips[o][seeks[o] : seeks[o] + self.window] for o in batch]
+                    decoded = self._decode_windows(windows, dict(chosen))
+                    stamps = self.timestamp_begin if dict(chosen)["timestamps"] else None
+                    for owner, window, ids in zip(batch, windows, decoded):
+                        found, advance = window_segments(ids, stamps, len(window))
+                        at = seeks[owner]
+                        segments[owner] += [(at + s, at + e, text) for s, e, text in found]
+                        seeks[owner] += advance
+            pending = [o for o in pending if seeks[o] < len(clips[o])]
+        return segments
 
     def _options(self, request):
         """The request's decoding options from its parameters: greedy decoding takes none
@@ -188,14 +226,17 @@ class TritonPythonModel:
     def _decode_windows(self, windows, options):
         features = self._window_features(windows)
         (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
+        stamped = options["timestamps"]
+        timestamps = (self.timestamp_begin, self.no_timestamps) if stamped else None
         return greedy(
             cross,
             self._decode,
-            self.prompt,
+            self.prompt[:-1] if stamped else self.prompt,
             self.eos,
             self.suppress,
             self.begin_suppress,
             self.max_length,
+            timestamps,
         )
 
     def execute(self, requests):
@@ -219,30 +260,38 @@ class TritonPythonModel:
         # Each clip's own options: a generator may settle what a request left open (its language).
         chosen = [dict(options) for _, clips, options in accepted for _ in clips]
         try:
-            ids = self._generate([clip for _, clips, _ in accepted for clip in clips], chosen)
+            segments = self._generate([clip for _, clips, _ in accepted for clip in clips], chosen)
         except Exception as exc:  # a failed call must answer every request, not crash the stub
             for index, _, _ in accepted:
                 responses[index] = fault(self.model_name, f"transcription failed: {exc}")
             return responses
         start = 0
         for index, clips, _ in accepted:
-            rows = ids[start : start + len(clips)]
+            found = segments[start : start + len(clips)]
             used = chosen[start : start + len(clips)]
             start += len(clips)
-            width = max(len(row) for row in rows)
-            tokens = np.full((len(rows), width), self.eos, dtype=np.int32)
-            for out, row in zip(tokens, rows):
-                out[: len(row)] = row
-            counts = np.array([[len(row)] for row in rows], dtype=np.int32)
-            languages = [[o.get("language", ENGLISH).encode()] for o in used]
             responses[index] = pb_utils.InferenceResponse(
                 [
-                    pb_utils.Tensor("TOKENS", tokens),
-                    pb_utils.Tensor("TOKEN_COUNT", counts),
-                    pb_utils.Tensor("LANGUAGE", np.array(languages, dtype=np.object_)),
+                    *(pb_utils.Tensor(name, array) for name, array in self._answer(found)),
+                    pb_utils.Tensor("LANGUAGE", languages(used)),
                 ]
             )
         return responses
+
+    def _answer(self, segments):
+        """TOKENS, TOKEN_COUNT and SEGMENT_TIMES of clips' segments (one list per clip)."""
+        rows = [[token for *_, text in found for token in (*text, self.eos)] for found in segments]
+        tokens = np.full((len(rows), max(1, *map(len, rows))), self.eos, dtype=np.int32)
+        for out, row in zip(tokens, rows):
+            out[: len(row)] = row
+        counts = np.array([[len(row)] for row in rows], dtype=np.int32)
+        times = np.zeros((len(rows), max(1, *(2 * len(found) for found in segments))), np.float32)
+        for out, found in zip(times, segments):
+            spans = [
+                sample / self.sample_rate for begin, end, _ in found for sample in (begin, end)
+            ]
+            out[: len(spans)] = spans
+        return [("TOKENS", tokens), ("TOKEN_COUNT", counts), ("SEGMENT_TIMES", times)]
 
     def finalize(self):
         self.calls.finalize()
