@@ -2,6 +2,7 @@
 
     python -m modelrepo_gen.transcribe --url 127.0.0.1:8000 a.wav b.flac
     python -m modelrepo_gen.transcribe --protocol grpc --concurrency 4 --manifest test.jsonl
+    python -m modelrepo_gen.transcribe --segments long.wav   # start, end, text per line
 
 Arguments and local files are checked before the server is asked anything; every user error
 ends with one `error:` line and a non-zero exit.
@@ -10,6 +11,7 @@ ends with one `error:` line and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from modelrepo_gen.clients.asr_client import (
+    SEGMENTS_OUTPUT,
+    TEXT_OUTPUT,
     check_asr_model,
     find_ensemble_model,
     infer_transcript,
@@ -61,7 +65,19 @@ def _run(args: argparse.Namespace) -> None:
     def read(index: int) -> np.ndarray:  # runs in the worker threads: decoding overlaps too
         return load_audio(entries[index].audio_path, sample_rate)
 
-    transcripts = iter_transcripts(read, labels, url, args.protocol, model_name, args.concurrency)
+    output = SEGMENTS_OUTPUT if args.segments else TEXT_OUTPUT
+    if output not in {t.get("name") for t in config.get("output", [])}:
+        raise UserError(f"model '{model_name}' answers no {output} (Whisper pipelines do)")
+    answers = iter_transcripts(
+        read, labels, url, args.protocol, model_name, args.concurrency, output
+    )
+    if args.segments:
+        for entry, answer in zip(entries, answers, strict=True):
+            for segment in json.loads(answer):
+                start, end, text = segment["start"], segment["end"], segment["text"]
+                print(f"{entry.audio_path}\t{start:.2f}\t{end:.2f}\t{text}", flush=True)
+        return
+    transcripts = answers
     scored = []  # (reference, hypothesis) for the entries that carry a reference text
     for entry, text in zip(entries, transcripts, strict=True):
         print(f"{entry.audio_path}\t{' '.join(text.split())}", flush=True)

@@ -156,6 +156,60 @@ def test_long_audio_is_cut_where_segments_end_with_no_sentence_dropped(
     assert any(normalize(s["text"]) == fifth for s in found)  # whole, in one segment
 
 
+def test_the_transcribe_command_prints_the_segments_of_a_long_recording(
+    server, reference, librivox, tmp_path
+) -> None:
+    """As a user runs it: `--segments` prints start, end and text of each segment."""
+    import subprocess
+    import sys
+
+    from modelrepo_gen.clients.wav_writer import write_wav
+
+    wav = tmp_path / "long.wav"
+    write_wav(wav, sentences_with_pauses(librivox, RATE), RATE)
+    command = [sys.executable, "-m", "modelrepo_gen.transcribe", "--url", server.http_url]
+    done = subprocess.run(
+        [*command, "--segments", str(wav)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    print(done.stdout)
+    assert len(rows) >= 6 and all(len(row) == 4 and row[0] == str(wav) for row in rows)
+    starts = [float(row[1]) for row in rows]
+    assert (
+        starts == sorted(starts)
+        and float(rows[-1][2]) <= len(sentences_with_pauses(librivox, RATE)) / RATE
+    )
+    heard = normalize(" ".join(row[3] for row in rows))
+    said = normalize(" ".join(text for _, _, text in [*librivox, librivox[0]]))
+    assert jiwer.wer(said, heard) <= 0.1  # the file is 16-bit PCM: close to the float audio
+
+
+def test_noise_without_speech_is_skipped_not_transcribed(server, reference) -> None:
+    """5 s of faint noise: greedy decoding hears "You"; the no-speech probability (above 0.6)
+    and the unsure words (average log-probability below -1) make it silence: nothing."""
+    noise = (np.random.default_rng(0).normal(size=5 * RATE) * 0.01).astype(np.float32)
+    assert reference.transcribe(noise) != ""
+    assert served(server, noise) == ""
+
+
+def test_an_unsure_window_is_sampled_again_the_same_way_alone_or_batched(
+    server, reference, librivox
+) -> None:
+    """Speech played backwards: greedy decoding is unsure (average log-probability below -1),
+    so the window is sampled again at rising temperatures, seeded by its audio: another text
+    than greedy's, the same on every request, alone or batched with another."""
+    backwards = librivox[1][1][::-1].copy()
+    greedy = reference.transcribe(backwards)
+    alone = served(server, backwards)
+    print(f"greedy {greedy!r}, served {alone!r}")
+    assert alone != greedy and alone
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        together = list(pool.map(lambda clip: served(server, clip), [backwards, librivox[0][1]]))
+    assert together[0] == alone
+    assert together[1] == reference.transcribe(librivox[0][1])
+
+
 @pytest.mark.parametrize(
     ("audio", "lengths", "message"),
     [

@@ -246,6 +246,12 @@ def test_the_build_sets_the_default_beam_size(tiny_en, tmp_path) -> None:
         (["model.length_penalty=-1"], "model.length_penalty must be >= 0"),
         (["model.language=fr"], "model.language: this Whisper model is English-only"),
         (["model.task=translate"], "model.task: this Whisper model is English-only"),
+        (["model.timestamps=sometimes"], "model.timestamps: must be always, long_audio, never"),
+        (["model.temperatures=[0.4,0.2]"], r"model.temperatures: must rise, got \[0.4, 0.2\]"),
+        (["model.temperatures=[]"], "model.temperatures: a list of temperatures from 0 to 2"),
+        (["model.temperatures=[0,5]"], "model.temperatures: a list of temperatures from 0 to 2"),
+        (["model.best_of=0"], "model.best_of must be >= 1 and <= 16, got 0"),
+        (["model.no_speech_threshold=2"], "model.no_speech_threshold must be >= 0 and <= 1"),
     ],
     ids=[
         "fp16-on-cpu",
@@ -255,6 +261,12 @@ def test_the_build_sets_the_default_beam_size(tiny_en, tmp_path) -> None:
         "negative-penalty",
         "french",
         "translate",
+        "timestamps-unknown",
+        "temperatures-falling",
+        "temperatures-empty",
+        "temperature-huge",
+        "best-of-zero",
+        "no-speech-over-one",
     ],
 )
 def test_settings_it_cannot_serve_are_refused_before_anything_is_written(

@@ -21,6 +21,7 @@ from helpers.served_requests import connect, infer, is_bad_request, one_utteranc
 from test_whisper_reference import normalize
 
 from modelrepo_gen.assembly.run import build_repository
+from modelrepo_gen.components.triton_python.whisper_fallback import compression_ratio
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.loaders.whisper import load_whisper
 from modelrepo_gen.serve.server import TritonServer
@@ -83,15 +84,31 @@ def test_english_speech_is_detected_as_english_and_transcribed_as_ctranslate2_do
 
 
 def test_a_request_chooses_its_language_and_task(server, engine, librivox) -> None:
-    clip = librivox[1][1][: int(1.6 * 16000)]  # "He was not an ..."
+    whole = librivox[1][1]  # "He was not an ill-disposed young man."
+    german, language = served(server, whole, language="de")
+    assert language == "de" and german == engine.transcribe(whole, language="de")
+    assert german != served(server, whole)[0]
+    clip = whole[: int(1.6 * 16000)]  # "He was not an ..."
     english, _ = served(server, clip)
-    french, language = served(server, clip, language="fr")
-    assert language == "fr" and french == engine.transcribe(clip, language="fr")
-    assert french != english
     translated, language = served(server, clip, language="de", task="translate", beam_size=2)
     assert language == "de"
     assert translated == engine.transcribe(clip, beam_size=2, language="de", task="translate")
     assert served(server, clip, language="auto") == (english, "en")
+
+
+def test_a_window_stuck_in_a_loop_is_decoded_again_at_a_higher_temperature(
+    server, engine, librivox
+) -> None:
+    """English speech forced to French: greedy decoding repeats one phrase to the token limit
+    (CTranslate2's own answer); the temperature fallback samples that window again until its
+    text no longer repeats itself."""
+    clip = librivox[1][1]
+    looping = engine.greedy_text(clip, language="fr")
+    assert compression_ratio(looping) > 2.4, looping
+    first, language = served(server, clip, language="fr")
+    print(f"greedy: {looping[:80]!r}...\nserved: {first!r}")
+    assert language == "fr"
+    assert compression_ratio(first) <= 2.4 and first != looping
 
 
 @pytest.mark.parametrize(

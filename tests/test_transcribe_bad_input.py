@@ -55,6 +55,7 @@ ROWS = [
     (["--manifest", "{no_audio_path}"], 'no_audio_path:1: needs an "audio_filepath"', 1),
     (["--manifest", "{empty_audio_path}"], '"audio_filepath" is empty', 1),
     (["--manifest", "{empty}"], "lists no audio", 1),
+    (["--segments", "--manifest", "{empty}"], "--segments prints segments of audio files", 1),
     (["--manifest", "{blank_lines}"], "lists no audio", 1),
     (["--manifest", "{lists_missing_audio}"], "gone.wav' does not exist (listed at", 1),
     (["--manifest", "{nowhere}"], "cannot read manifest", 1),

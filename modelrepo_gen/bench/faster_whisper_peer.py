@@ -2,9 +2,11 @@
 
 The installed tiny.en is a CTranslate2 folder (model.bin, tokenizer.json): faster-whisper
 opens it as it is, offline. It transcribes the same utterances one at a time, decoding as the
-served pipeline does (greedy, English, no timestamps, no temperature fallback, no conditioning
-on earlier text, no voice-activity filter), with int8 and float32 weights, on the machine's
-cores. It is a benchmark dependency only (make bench installs requirements-bench.txt).
+served pipeline does on them (greedy or the same beams, English, no timestamps for a recording
+of one window, no conditioning on earlier text, no voice-activity filter; the served temperature
+fallback never samples these clean utterances again, so the peer's is off), with int8 and
+float32 weights, on the machine's cores. It is a benchmark dependency only (make bench
+installs requirements-bench.txt).
 """
 
 from __future__ import annotations
@@ -20,9 +22,15 @@ COMPUTE_TYPES = ("int8", "float32")
 SAMPLE_RATE = 16000
 
 
-def faster_whisper_rtf(folder: Path, audios: Sequence[np.ndarray], passes: int) -> dict:
+def faster_whisper_rtf(
+    folder: Path,
+    audios: Sequence[np.ndarray],
+    passes: int,
+    compute_types: Sequence[str] = COMPUTE_TYPES,
+    beam_size: int = 1,
+) -> dict:
     """Per compute type: real-time factor over `passes` rounds of the utterances, one at a
-    time, and the first round's transcripts."""
+    time, decoded with `beam_size` beams, and the first round's transcripts."""
     try:
         from faster_whisper import WhisperModel
     except ImportError as error:
@@ -31,7 +39,7 @@ def faster_whisper_rtf(folder: Path, audios: Sequence[np.ndarray], passes: int) 
         ) from error
     rows = {}
     audio_s = passes * sum(len(a) for a in audios) / SAMPLE_RATE
-    for compute_type in COMPUTE_TYPES:
+    for compute_type in compute_types:
         model = WhisperModel(
             str(folder), device="cpu", compute_type=compute_type, cpu_threads=os.cpu_count() or 1
         )
@@ -40,7 +48,7 @@ def faster_whisper_rtf(folder: Path, audios: Sequence[np.ndarray], passes: int) 
             segments, _ = model.transcribe(
                 audio,
                 language="en",
-                beam_size=1,
+                beam_size=beam_size,
                 temperature=0.0,
                 without_timestamps=True,
                 condition_on_previous_text=False,

@@ -38,8 +38,10 @@ from modelrepo_gen.bench.serving import (
     run_load,
 )
 from modelrepo_gen.bench.whisper_runtimes import (
+    PRECISIONS,
     concurrency_scaling,
     ctranslate2_rows,
+    peer_name,
     runtime_ratios,
 )
 from modelrepo_gen.bench.whisper_step import StepSettings, step_in_process, step_served
@@ -57,7 +59,8 @@ class WhisperSettings:
     passes: int = 4  # requests per concurrency: every utterance this many times
     step: StepSettings = StepSettings()
     build_timeout_s: float = 300
-    ctranslate2_precisions: tuple[str, ...] = ("fp32", "int8")  # bench/whisper_runtimes.py
+    # (precision, beam size) of each CTranslate2 build (bench/whisper_runtimes.py)
+    ctranslate2_variants: tuple[tuple[str, int], ...] = (("fp32", 1), ("int8", 1), ("int8", 5))
 
     @classmethod
     def quick(cls) -> WhisperSettings:
@@ -67,7 +70,7 @@ class WhisperSettings:
             concurrencies=(1, 2),
             passes=1,
             step=StepSettings(warmup=1, repeats=5),
-            ctranslate2_precisions=("int8",),
+            ctranslate2_variants=(("int8", 1),),
         )
 
 
@@ -243,15 +246,29 @@ def whisper_part(
     result["ctranslate2"] = runtime
 
     def ctranslate2() -> None:
+        from modelrepo_gen.components.whisper_source import WhisperSourceSettings, model_folder
+
         runtime["rows"] = ctranslate2_rows(
             WHISPER.overrides(),
-            settings.ctranslate2_precisions,
+            settings.ctranslate2_variants,
             lambda url, repository: served_rtf(url, repository, audios, settings),
             settings.build_timeout_s,
             work,
             log,
         )
-        runtime["ratios"] = runtime_ratios(runtime["rows"], peer.get("rows"))
+        peers = dict(peer.get("rows") or {})
+        for name, row in runtime["rows"].items():
+            if row["beam_size"] > 1 and "rows" in peer:  # faster-whisper with the same beams
+                log(f"{WHISPER.label}: faster-whisper, {name}")
+                found = faster_whisper_rtf(
+                    model_folder(WhisperSourceSettings()),
+                    audios,
+                    settings.passes,
+                    (PRECISIONS[row["precision"]],),
+                    row["beam_size"],
+                )
+                peers[peer_name(row)] = next(iter(found.values()))
+        runtime["ratios"] = runtime_ratios(runtime["rows"], peers)
 
     _guard(runtime, ctranslate2)
     if speed["status"] == "ok":

@@ -31,6 +31,7 @@ from modelrepo_gen.clients.triton_calls import (
 from modelrepo_gen.core.errors import UserError
 
 AUDIO_INPUT, LENGTH_INPUT, TEXT_OUTPUT = "AUDIO_SIGNAL", "NUM_SAMPLES", "TRANSCRIPT"
+SEGMENTS_OUTPUT = "SEGMENTS"  # Whisper's: JSON [{"start", "end", "text"}, ...]
 DEFAULT_SAMPLE_RATE = 16000
 
 
@@ -79,8 +80,11 @@ def served_sample_rate(config: dict) -> int:
     return int(value) if value else DEFAULT_SAMPLE_RATE
 
 
-def infer_transcript(client: Any, protocol: str, model_name: str, audio: np.ndarray) -> str:
-    """One request with one utterance on an open client; the transcript it returns."""
+def infer_transcript(
+    client: Any, protocol: str, model_name: str, audio: np.ndarray, output: str = TEXT_OUTPUT
+) -> str:
+    """One request with one utterance on an open client; the transcript it returns (or the
+    text of another STRING output, such as SEGMENTS)."""
     module = client_module(protocol)
     signal = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
     length = np.array([[signal.shape[1]]], dtype=np.int32)
@@ -90,12 +94,12 @@ def infer_transcript(client: Any, protocol: str, model_name: str, audio: np.ndar
     ]
     inputs[0].set_data_from_numpy(signal)
     inputs[1].set_data_from_numpy(length)
-    outputs = [module.InferRequestedOutput(TEXT_OUTPUT)]
+    outputs = [module.InferRequestedOutput(output)]
     if protocol == "http":
         result = client.infer(model_name, inputs, outputs=outputs)
     else:
         result = client.infer(model_name, inputs, outputs=outputs, client_timeout=REQUEST_TIMEOUT_S)
-    text = result.as_numpy(TEXT_OUTPUT).reshape(-1)[0]
+    text = result.as_numpy(output).reshape(-1)[0]
     return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
 
 
@@ -116,8 +120,10 @@ def iter_transcripts(
     protocol: str,
     model_name: str,
     concurrency: int = 1,
+    output: str = TEXT_OUTPUT,
 ) -> Iterator[str]:
-    """Transcripts of items 0..len(labels)-1 in order; ``get_audio(i)`` runs in the workers.
+    """Transcripts (or `output`) of items 0..len(labels)-1 in order; ``get_audio(i)`` runs in
+    the workers.
 
     Each worker thread owns its client for its whole life: a tritonclient HTTP client must not
     be used, or even closed, from another thread.
@@ -142,7 +148,8 @@ def iter_transcripts(
                     return
                 try:
                     audio = _checked_audio(get_audio(index), labels[index])
-                    outcome = (True, infer_transcript(client, protocol, model_name, audio))
+                    answer = infer_transcript(client, protocol, model_name, audio, output)
+                    outcome = (True, answer)
                 except UserError as error:
                     outcome = (False, error)
                 except Exception as error:  # the server's refusal, a dropped connection

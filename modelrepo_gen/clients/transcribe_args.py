@@ -42,6 +42,11 @@ def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
     parser.add_argument("--model", help="ensemble name (default: the server's only ensemble)")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
     parser.add_argument(
+        "--segments",
+        action="store_true",
+        help="print each segment with its start and end in seconds (Whisper pipelines)",
+    )
+    parser.add_argument(
         "--sample-rate",
         type=int,
         help="resample to this rate (default: the rate the model declares)",
@@ -53,6 +58,8 @@ def check_args(args: argparse.Namespace) -> None:
     """Everything about the arguments that can be wrong without reading a file."""
     if bool(args.files) == bool(args.manifest):
         raise UserError("give either audio files or --manifest (one of the two)")
+    if args.segments and args.manifest:
+        raise UserError("--segments prints segments of audio files, not a manifest's WER")
     check_url(args.url or DEFAULT_URLS[args.protocol])
     check_concurrency(args.concurrency)
     if args.sample_rate is not None and not 1 <= args.sample_rate <= MAX_SAMPLE_RATE:

@@ -105,7 +105,7 @@ class WhisperCTranslate2(WhisperGreedy):
         }
 
     def files(self, settings: WhisperCTranslate2Settings) -> dict[str, Path]:
-        return self._files(settings, "model")
+        return {**super().files(settings), **self._files(settings, "model")}
 
     def _folder(self, settings: WhisperCTranslate2Settings, where: str) -> Path:
         """The CTranslate2 folder served: model.path, or its conversion from Hugging Face."""

@@ -12,11 +12,13 @@ segment its own text and times.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelrepo_gen.components.audio_requests import MAX_AMPLITUDE
 from modelrepo_gen.components.base import COMPONENTS, PythonComponent
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
+from modelrepo_gen.components.triton_python.whisper_greedy import THRESHOLDS
 from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.errors import UserError
@@ -26,6 +28,9 @@ from modelrepo_gen.core.validation import check_number
 FP32, INT32, STRING = "TYPE_FP32", "TYPE_INT32", "TYPE_STRING"
 INT32_MAX = 2**31 - 1  # NUM_SAMPLES is INT32
 TIMESTAMPS = ("always", "long_audio", "never")
+MAX_TEMPERATURE = 2.0
+MAX_BEST_OF = 16  # samples x windows of a batch are decoded at once
+TOKENIZER = "tokenizer.json"
 
 
 @dataclass
@@ -38,6 +43,16 @@ class WhisperGreedySettings(WhisperSourceSettings):
     # the last one's last complete segment ended: always, long_audio (longer than one window)
     # or never (consecutive 30 s windows, one segment each).
     timestamps: str = "long_audio"
+    # Whisper's temperature fallback (its transcribe's defaults): a window whose text repeats
+    # itself (compression ratio above) or whose average log-probability is below the threshold
+    # is decoded again by sampling at the next temperature (the likeliest of best_of samples);
+    # a window whose no-speech probability is above its threshold, and whose words are unsure,
+    # is silence and skipped. A threshold None is not checked; temperatures [0.0]: no fallback.
+    temperatures: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    best_of: int = 5
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
 
 
 class WhisperGreedy(PythonComponent):
@@ -57,6 +72,7 @@ class WhisperGreedy(PythonComponent):
             raise UserError(
                 f"{where}.timestamps: must be {', '.join(TIMESTAMPS)}, got {settings.timestamps!r}"
             )
+        self.check_fallback(settings, where)
         self.check_decoding(settings, where)
         mels = loaded(settings, where).model.config.num_mel_bins
         if mels != WhisperFeaturesConfig().n_mels:
@@ -65,6 +81,28 @@ class WhisperGreedy(PythonComponent):
                 f"the features model gives {WhisperFeaturesConfig().n_mels}: such models are "
                 "not served yet"
             )
+
+    def check_fallback(self, settings: WhisperGreedySettings, where: str) -> None:
+        temperatures = list(settings.temperatures or [])
+        if not temperatures or any(
+            not isinstance(t, (int, float)) or not 0 <= t <= MAX_TEMPERATURE for t in temperatures
+        ):
+            raise UserError(
+                f"{where}.temperatures: a list of temperatures from 0 to {MAX_TEMPERATURE} tried "
+                f"in turn (such as [0.0, 0.2, 0.4]), got {temperatures!r}"
+            )
+        if temperatures != sorted(temperatures):
+            raise UserError(f"{where}.temperatures: must rise, got {temperatures!r}")
+        check_number(f"{where}.best_of", settings.best_of, at_least=1, at_most=MAX_BEST_OF)
+        bounds = {
+            "compression_ratio_threshold": (0, 100),
+            "logprob_threshold": (-100, 0),
+            "no_speech_threshold": (0, 1),
+        }
+        for name, (low, high) in bounds.items():
+            value = getattr(settings, name)
+            if value is not None:
+                check_number(f"{where}.{name}", value, at_least=low, at_most=high)
 
     def check_decoding(self, settings: WhisperGreedySettings, where: str) -> None:
         """The decoding settings this generator can serve: greedy only."""
@@ -116,7 +154,20 @@ class WhisperGreedy(PythonComponent):
             "sample_rate": str(features.sample_rate),
             "max_samples": str(int(settings.max_audio_seconds * features.sample_rate)),
             "max_amplitude": repr(MAX_AMPLITUDE),
+            "temperatures": json.dumps([float(t) for t in settings.temperatures]),
+            "best_of": str(settings.best_of),
+            **{
+                name: ""
+                if getattr(settings, name) is None
+                else repr(float(getattr(settings, name)))
+                for name in THRESHOLDS
+            },
+            "no_speech": "" if facts.no_speech_token_id is None else str(facts.no_speech_token_id),
+            "tokenizer": TOKENIZER,
         }
+
+    def files(self, settings: WhisperGreedySettings) -> dict[str, Path]:
+        return {TOKENIZER: loaded(settings).tokenizer_json}
 
 
 COMPONENTS.register("whisper_greedy")(WhisperGreedy())

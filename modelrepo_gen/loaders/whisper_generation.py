@@ -22,6 +22,7 @@ NO_TIMESTAMPS = "<|notimestamps|>"
 ENGLISH = "<|en|>"
 TRANSCRIBE = "<|transcribe|>"
 TRANSLATE = "<|translate|>"
+NO_SPEECH = ("<|nospeech|>", "<|nocaptions|>")  # large-v3's name, and the older one
 LANGUAGE_TOKEN = re.compile(r"<\|([a-z]{2,3})\|>")  # <|en|>, <|haw|>, <|yue|>
 
 
@@ -40,6 +41,7 @@ class WhisperGenerationFacts:
     # A multilingual model's language tokens (code -> id) and task tokens; empty for English-only.
     language_ids: dict[str, int] = field(default_factory=dict)
     task_ids: dict[str, int] = field(default_factory=dict)  # transcribe, translate -> id
+    no_speech_token_id: int | None = None  # its probability after the start says "silence"
 
     @property
     def timestamp_begin(self) -> int:
@@ -130,4 +132,5 @@ def generation_facts(
         begin_suppress_tokens=tuple(begin_suppress_tokens),
         language_ids=languages,
         task_ids=tasks,
+        no_speech_token_id=next((ids[t] for t in NO_SPEECH if t in ids), None),
     )

@@ -15,6 +15,7 @@ import torch
 from tokenizers import Tokenizer
 
 from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig, WhisperLogMel
+from modelrepo_gen.components.triton_python.whisper_fallback import Decoded, FallbackRules
 from modelrepo_gen.components.triton_python.whisper_timestamps import window_segments
 from modelrepo_gen.loaders.whisper_generation import WhisperGenerationFacts
 
@@ -47,8 +48,9 @@ class CTranslate2WhisperReference:
         language: str | None = None,
         task: str = "transcribe",
     ) -> str:
+        """One window without timestamps, with the temperature fallback."""
         ids = self._decode(clip, list(self.facts.prompt(language, task)), beam_size)
-        return self.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return "" if ids is None else self._text(ids)
 
     def segments(self, audio: np.ndarray, beam_size: int = 1) -> list[tuple[float, float, str]]:
         """(start s, end s, text) of each segment with text, English, decoded with timestamps."""
@@ -58,15 +60,24 @@ class CTranslate2WhisperReference:
         while seek < len(audio):
             clip = audio[seek : seek + window]
             ids = self._decode(clip, prompt[:-1], beam_size)  # no no-timestamps token
-            pieces, advance = window_segments(ids, self.facts.timestamp_begin, len(clip))
+            pieces, advance = window_segments(ids or [], self.facts.timestamp_begin, len(clip))
             for start, end, text in pieces:
-                words = self.tokenizer.decode(text, skip_special_tokens=True).strip()
+                words = self._text(text)
                 if words:
                     found.append(((seek + start) / rate, (seek + end) / rate, words))
-            seek += advance
+            seek += advance if ids is not None else len(clip)
         return found
 
-    def _decode(self, clip: np.ndarray, prompt: list[int], beam_size: int) -> list[int]:
+    def _text(self, ids: list[int]) -> str:
+        words = [t for t in ids if t < self.facts.timestamp_begin]
+        return self.tokenizer.decode(words, skip_special_tokens=True).strip()
+
+    def _decode(self, clip: np.ndarray, prompt: list[int], beam_size: int) -> list[int] | None:
+        """The window's tokens, greedy or by beams; None: the window is silent (Whisper's rule
+        with the default thresholds). A window whose decoding the temperature fallback would
+        sample again is refused: CTranslate2's sampling is not reproducible, so no answer of
+        the server could be compared with it."""
+        rules = FallbackRules()
         (result,) = self.whisper.generate(
             self._features(clip),
             [prompt],
@@ -74,5 +85,25 @@ class CTranslate2WhisperReference:
             max_length=self.facts.max_target_positions,
             suppress_tokens=list(self.facts.suppress_tokens),
             suppress_blank=True,
+            return_scores=True,
+            return_no_speech_prob=True,
         )
-        return [t for t in result.sequences_ids[0] if t != self.facts.eos_token_id]
+        ids = [t for t in result.sequences_ids[0] if t != self.facts.eos_token_id]
+        decoded = Decoded(ids, result.scores[0] * len(ids) / (len(ids) + 1), result.no_speech_prob)
+        assert not rules.needs_fallback(decoded, self._text(ids)), (
+            f"the fallback samples this window again ({decoded}): compare on another one"
+        )
+        return None if rules.is_silent(decoded) else ids
+
+    def greedy_text(self, clip: np.ndarray, language: str | None = None) -> str:
+        """One window decoded greedily, whatever the fallback would do with it."""
+        (result,) = self.whisper.generate(
+            self._features(clip),
+            [list(self.facts.prompt(language, "transcribe"))],
+            max_length=self.facts.max_target_positions,
+            suppress_tokens=list(self.facts.suppress_tokens),
+            suppress_blank=True,
+            beam_size=1,
+            return_no_speech_prob=True,  # as served: it changes how the prompt is run
+        )
+        return self._text([t for t in result.sequences_ids[0] if t != self.facts.eos_token_id])

@@ -36,6 +36,7 @@ import numpy as np
 
 try:  # beside model.py in a repository
     from model_kernel import BadRequest, model_settings, numeric_parameters
+    from whisper_fallback import Decoded
     from whisper_greedy import TritonPythonModel as GreedyModel
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.model_kernel import (
@@ -43,6 +44,7 @@ except ImportError:  # imported from the package
         model_settings,
         numeric_parameters,
     )
+    from modelrepo_gen.components.triton_python.whisper_fallback import Decoded
     from modelrepo_gen.components.triton_python.whisper_greedy import (
         TritonPythonModel as GreedyModel,
     )
@@ -146,14 +148,40 @@ class TritonPythonModel(GreedyModel):
             np.ascontiguousarray(features, dtype=np.float32)
         )
 
-    def _decode_windows(self, windows, options):
-        results = self.whisper.generate(
-            self._storage(self._window_features(windows)),
-            [self._prompt(options)] * len(windows),
-            beam_size=options["beam_size"],
-            length_penalty=self.length_penalty,
-            max_length=self.max_length,
-            suppress_tokens=list(self.suppress),
-            suppress_blank=bool(self.begin_suppress),
-        )
-        return [[t for t in result.sequences_ids[0] if t != self.eos] for result in results]
+    def _decode_windows(self, windows, options, temperature):
+        """A Decoded per window, by CTranslate2 in one call: beam search at temperature 0,
+        above it the likeliest of best_of samples."""
+        features = self._window_features(windows)
+        prompt = self._prompt(options)
+        common = {
+            "length_penalty": self.length_penalty,
+            "max_length": self.max_length,
+            "suppress_tokens": list(self.suppress),
+            "suppress_blank": bool(self.begin_suppress),
+            "return_scores": True,
+            "return_no_speech_prob": True,
+        }
+        if temperature == 0:
+            results = self.whisper.generate(
+                self._storage(features),
+                [prompt] * len(windows),
+                beam_size=options["beam_size"],
+                **common,
+            )
+        else:  # CTranslate2 samples with its own generator: not reproducible call to call
+            results = self.whisper.generate(
+                self._storage(features),
+                [prompt] * len(windows),
+                beam_size=1,
+                num_hypotheses=self.best_of,
+                sampling_topk=0,  # the whole distribution
+                sampling_temperature=temperature,
+                **common,
+            )
+        return [self._decoded(result) for result in results]
+
+    def _decoded(self, result):
+        ids = [t for t in result.sequences_ids[0] if t != self.eos]
+        # CTranslate2's score is the log-probability over the length to the length penalty.
+        total = result.scores[0] * len(ids) ** self.length_penalty
+        return Decoded(ids, total / (len(ids) + 1), result.no_speech_prob)

@@ -29,9 +29,18 @@ Settings come from the `parameters` of config.pbtxt:
   sample_rate      samples per second
   max_samples      longest audio accepted
   max_amplitude    largest sample size accepted (float PCM: 1.0 is full scale)
+  temperatures     JSON temperatures tried in turn (Whisper's temperature fallback:
+                   whisper_fallback.py); best_of  samples per window above temperature 0
+  compression_ratio_threshold, logprob_threshold, no_speech_threshold  the fallback's
+                   thresholds ("": not checked)
+  no_speech        the no-speech token id ("": the model has none)
+  tokenizer        tokenizer.json beside model.py (the fallback measures a window's text)
 """
 
 import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +52,7 @@ except ImportError:  # pragma: no cover - outside Triton (tests import the helpe
 try:  # beside model.py in a repository
     from model_calls import ModelCalls
     from model_kernel import BadRequest, fault, model_settings, numeric_parameters, refusal
+    from whisper_fallback import Decoded, FallbackRules
     from whisper_timestamps import apply_timestamp_rules, window_segments
 except ImportError:  # imported from the package
     from modelrepo_gen.components.triton_python.model_calls import ModelCalls
@@ -53,12 +63,15 @@ except ImportError:  # imported from the package
         numeric_parameters,
         refusal,
     )
+    from modelrepo_gen.components.triton_python.whisper_fallback import Decoded, FallbackRules
     from modelrepo_gen.components.triton_python.whisper_timestamps import (
         apply_timestamp_rules,
         window_segments,
     )
 
 
+# The fallback's thresholds, in FallbackRules' order, as parameters ("": not checked).
+THRESHOLDS = ("compression_ratio_threshold", "logprob_threshold", "no_speech_threshold")
 # The language of the greedy prompt (English-only, or English on a multilingual model).
 ENGLISH = "en"
 
@@ -92,41 +105,90 @@ def find_problem(
     return None
 
 
-def greedy(
-    cross, decode, prompt, eos, suppress, begin_suppress, max_length, timestamps=None
-) -> list[list[int]]:
-    """Generated tokens per row of `cross` (the prompt and end-of-text left out).
+@dataclass
+class TokenRules:
+    """What decoding a window obeys besides the weights."""
+
+    eos: int
+    suppress: list  # never generated
+    begin_suppress: list  # not generated at the first free step
+    max_length: int  # most tokens, the prompt included
+    timestamps: tuple | None = None  # (first timestamp id, no-timestamps id): Whisper's rules
+    no_speech: int | None = None  # the no-speech token, its probability read after the start
+
+
+def decode_tokens(cross, decode, prompt, rules, temperature=0.0, rngs=None) -> list:
+    """A Decoded per row of `cross` (whisper_fallback.py): the tokens after the prompt,
+    end-of-text left out, greedy at temperature 0, else sampled from the softmax of the logits
+    over `temperature` with each row's own random generator (`rngs`).
 
     decode(tokens [B, S] int64, past, cross) -> (logits [B, V], present); rows that finished
-    leave the batch, so the calls shrink as windows end. `timestamps`: (first timestamp id,
-    no-timestamps id) to decode with Whisper's timestamp rules, or None.
+    leave the batch, so the calls shrink as windows end.
     """
     rows = cross.shape[0]
     layers, pair, heads, _, dim = cross.shape[1:]
     generated: list[list[int]] = [[] for _ in range(rows)]
+    logprob_sums = np.zeros(rows)
+    no_speech = [None] * rows
     active = np.arange(rows)
     tokens = np.tile(np.asarray(prompt, dtype=np.int64), (rows, 1))
     past = np.zeros((rows, layers, pair, heads, 0, dim), dtype=np.float32)
     length = len(prompt)
-    while len(active) and length < max_length:
-        logits, past = decode(tokens, past, cross)
+    if rules.no_speech is not None:  # the start alone first: its logits say "no speech"
+        logits, past = decode(tokens[:, :1], past, cross)
+        for row, probs in enumerate(softmax(np.asarray(logits, dtype=np.float32))):
+            no_speech[row] = float(probs[rules.no_speech])
+        tokens = tokens[:, 1:]
+        if not tokens.shape[1]:  # the prompt is the start alone: these logits are the first
+            tokens = None
+    while len(active) and length < rules.max_length:
+        if tokens is not None:
+            logits, past = decode(tokens, past, cross)
         logits = np.array(logits, dtype=np.float32)
-        logits[:, suppress] = -np.inf
-        if length == len(prompt):
-            logits[:, begin_suppress] = -np.inf
-        if timestamps:
+        first = length == len(prompt)
+        logits[:, rules.suppress] = -np.inf
+        if first:
+            logits[:, rules.begin_suppress] = -np.inf
+        if rules.timestamps:
             so_far = [generated[row] for row in active]
-            apply_timestamp_rules(
-                logits, so_far, length == len(prompt), timestamps[0], eos, timestamps[1]
-            )
-        chosen = np.argmax(logits, axis=1)
+            begin, no_timestamps = rules.timestamps
+            apply_timestamp_rules(logits, so_far, first, begin, rules.eos, no_timestamps)
+        if temperature > 0:
+            chosen = np.array([sample(row, temperature, rngs[r]) for r, row in zip(active, logits)])
+        else:
+            chosen = np.argmax(logits, axis=1)
+        with np.errstate(divide="ignore"):
+            logprob_sums[active] += np.log(softmax(logits)[np.arange(len(active)), chosen])
         length += 1
-        going = chosen != eos
+        going = chosen != rules.eos
         for row, token in zip(active[going], chosen[going]):
             generated[row].append(int(token))
         active, past, cross = active[going], past[going], cross[going]
         tokens = chosen[going].astype(np.int64).reshape(-1, 1)
-    return generated
+    return [
+        Decoded(ids, float(total) / (len(ids) + 1), speech)
+        for ids, total, speech in zip(generated, logprob_sums, no_speech)
+    ]
+
+
+def seed(window: np.ndarray, temperature: float) -> int:
+    """A random seed of the window's audio and the temperature."""
+    return zlib.crc32(np.ascontiguousarray(window).tobytes()) ^ int(temperature * 1000)
+
+
+def optional_number(text: str):
+    return float(text) if text else None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def sample(logits: np.ndarray, temperature: float, rng) -> int:
+    """One token drawn from the softmax of `logits` / `temperature` (masked ones never)."""
+    probs = softmax(logits / temperature)
+    return int(min(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum()), len(probs) - 1))
 
 
 def languages(options) -> np.ndarray:
@@ -157,6 +219,16 @@ class TritonPythonModel:
         self.window = int(params["window_samples"])
         self.max_samples = int(params["max_samples"])
         self.max_amplitude = float(params["max_amplitude"])
+        self.no_speech = int(params["no_speech"]) if params["no_speech"] else None
+        self.best_of = int(params["best_of"])
+        self.fallback = FallbackRules(
+            tuple(json.loads(params["temperatures"])),
+            *(optional_number(params[name]) for name in THRESHOLDS),
+        )
+        from tokenizers import Tokenizer
+
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.tokenizer = Tokenizer.from_file(str(folder / params["tokenizer"]))
 
     def _call(self, slot, inputs, outputs):
         """Run the model bound to `slot` on row-aligned inputs, max_batch_size rows at a time."""
@@ -193,15 +265,40 @@ class TritonPythonModel:
                 for start in range(0, len(owners), step):
                     batch = owners[start : start + step]
                     windows = [clips[o][seeks[o] : seeks[o] + self.window] for o in batch]
-                    decoded = self._decode_windows(windows, dict(chosen))
+                    decoded = self._decode_with_fallback(windows, dict(chosen))
                     stamps = self.timestamp_begin if dict(chosen)["timestamps"] else None
-                    for owner, window, ids in zip(batch, windows, decoded):
-                        found, advance = window_segments(ids, stamps, len(window))
+                    for owner, window, result in zip(batch, windows, decoded):
+                        if self.fallback.is_silent(result):  # skipped whole, as Whisper does
+                            found, advance = [], len(window)
+                        else:
+                            found, advance = window_segments(result.ids, stamps, len(window))
                         at = seeks[owner]
                         segments[owner] += [(at + s, at + e, text) for s, e, text in found]
                         seeks[owner] += advance
             pending = [o for o in pending if seeks[o] < len(clips[o])]
         return segments
+
+    def _decode_with_fallback(self, windows, options):
+        """A Decoded per window: at the first temperature, then each window whose decoding
+        looks wrong again at the next one, and so on (Whisper's temperature fallback)."""
+        temperatures = self.fallback.temperatures
+        results = self._decode_windows(windows, options, temperatures[0])
+        for temperature in temperatures[1:]:
+            redo = [
+                i
+                for i, result in enumerate(results)
+                if self.fallback.needs_fallback(result, self._text(result.ids))
+            ]
+            if not redo:
+                break
+            again = self._decode_windows([windows[i] for i in redo], options, temperature)
+            for i, result in zip(redo, again):
+                results[i] = result
+        return results
+
+    def _text(self, ids):
+        words = [token for token in ids if token < self.timestamp_begin]
+        return self.tokenizer.decode(words, skip_special_tokens=True).strip()
 
     def _options(self, request):
         """The request's decoding options from its parameters: greedy decoding takes none
@@ -223,21 +320,37 @@ class TritonPythonModel:
         )
         return features
 
-    def _decode_windows(self, windows, options):
+    def _decode_windows(self, windows, options, temperature):
+        """A Decoded per window: greedy at temperature 0, else the likeliest of best_of
+        samples, each drawn with a generator seeded by the window's audio (the same request
+        gets the same answer, alone or batched with others)."""
         features = self._window_features(windows)
         (cross,) = self._call("encoder", {"FEATURES": features}, ["CROSS_KV"])
         stamped = options["timestamps"]
-        timestamps = (self.timestamp_begin, self.no_timestamps) if stamped else None
-        return greedy(
-            cross,
-            self._decode,
-            self.prompt[:-1] if stamped else self.prompt,
+        rules = TokenRules(
             self.eos,
             self.suppress,
             self.begin_suppress,
             self.max_length,
-            timestamps,
+            (self.timestamp_begin, self.no_timestamps) if stamped else None,
+            self.no_speech,
         )
+        prompt = self.prompt[:-1] if stamped else self.prompt
+        if temperature == 0:
+            return decode_tokens(cross, self._decode, prompt, rules)
+        tries = self.best_of
+        rngs = [
+            np.random.default_rng([seed(window, temperature), k])
+            for window in windows
+            for k in range(tries)
+        ]
+        samples = decode_tokens(
+            np.repeat(cross, tries, axis=0), self._decode, prompt, rules, temperature, rngs
+        )
+        return [
+            max(samples[i * tries : (i + 1) * tries], key=lambda d: d.avg_logprob)
+            for i in range(len(windows))
+        ]
 
     def execute(self, requests):
         responses = [None] * len(requests)
