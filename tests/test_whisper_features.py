@@ -97,3 +97,15 @@ def test_onnx_export_matches_torch(log_mel, librivox) -> None:
     assert error < TOLERANCE
     # And against transformers directly, utterance by utterance.
     assert max(np.abs(row - reference(clip)).max() for row, clip in zip(served, clips)) < TOLERANCE
+
+
+def test_128_mel_bins_match_transformers_as_large_v3_reads_them(librivox) -> None:
+    from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
+
+    wide = WhisperLogMel(WhisperFeaturesConfig(n_mels=128)).eval()
+    extractor = WhisperFeatureExtractor(feature_size=128)  # large-v3's preprocessor
+    for _, clip, _ in librivox[:2]:
+        ours = features(wide, [clip])[0]
+        theirs = extractor(clip, sampling_rate=16000, return_tensors="np").input_features[0]
+        assert ours.shape == theirs.shape == (128, 3000)
+        assert np.abs(ours - theirs).max() < TOLERANCE

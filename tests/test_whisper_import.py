@@ -175,24 +175,3 @@ def test_settings_of_a_newer_converter_that_change_nothing_are_read_and_left(
         dataclasses.replace(tiny_en_ctranslate2, variables=variables), alibi / "model.bin"
     )
     _fails(alibi, "is not a Whisper model transformers can run", "decoder/alibi = 1 (expected 0)")
-
-
-@pytest.mark.parametrize("runtime", ["onnxruntime", "ctranslate2"])
-def test_a_model_of_128_mel_bins_is_refused_before_any_work(
-    runtime, tiny_en, tiny_en_model, tmp_path
-):
-    """large-v3 reads 128 mel bins; the features model gives 80: one line, nothing written."""
-    from helpers.project import compose_config
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from modelrepo_gen.assembly.run import build_repository
-
-    config = WhisperConfig(**{**tiny_en_model.model.config.to_dict(), "num_mel_bins": 128})
-    config.encoder_layers = config.decoder_layers = 1
-    folder = tmp_path / "large_v3_like"
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    shutil.copy(tiny_en / "tokenizer.json", folder)
-    overrides = ["pipeline=asr_whisper", f"whisper_runtime={runtime}", f"model.path={folder}"]
-    with pytest.raises(UserError, match="reads 128 mel bins .* the features model gives 80"):
-        build_repository(compose_config(overrides), tmp_path / "repo")
-    assert not (tmp_path / "repo").exists()

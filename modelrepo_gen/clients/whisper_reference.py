@@ -36,7 +36,8 @@ class WhisperReference:
         setting of that name says (always, long_audio, never)."""
         self.model, tokenizer_json, self.facts = load_whisper(model_path)
         self.tokenizer = Tokenizer.from_file(str(tokenizer_json))
-        self.features = WhisperLogMel().eval()
+        mels = self.model.config.num_mel_bins  # 80, or 128 (large-v3)
+        self.features = WhisperLogMel(WhisperFeaturesConfig(n_mels=mels)).eval()
         self.timestamps = timestamps
 
     def prompt(self, stamped: bool) -> tuple[int, ...]:

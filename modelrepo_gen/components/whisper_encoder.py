@@ -8,11 +8,13 @@ import torch
 from modelrepo_gen.components.base import COMPONENTS, NetworkComponent, Weights
 from modelrepo_gen.components.mel_features import example_audio
 from modelrepo_gen.components.networks.whisper_encoder import WhisperCrossKV
-from modelrepo_gen.components.networks.whisper_features import (
-    WhisperFeaturesConfig,
-    WhisperLogMel,
+from modelrepo_gen.components.networks.whisper_features import WhisperLogMel
+from modelrepo_gen.components.whisper_source import (
+    WhisperSourceSettings,
+    features_config,
+    loaded,
+    whisper_weights,
 )
-from modelrepo_gen.components.whisper_source import WhisperSourceSettings, loaded, whisper_weights
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 
@@ -39,7 +41,7 @@ class WhisperEncoder(NetworkComponent):
         loaded(settings, where)  # a folder that cannot be loaded stops here, named
 
     def signature(self, settings: WhisperSourceSettings) -> Signature:
-        config = WhisperFeaturesConfig()
+        config = features_config(settings)
         return Signature(
             inputs=(TensorSpec("FEATURES", FP32, (config.n_mels, config.frames)),),
             outputs=(TensorSpec("CROSS_KV", FP32, cross_kv_dims(settings)),),
@@ -53,7 +55,8 @@ class WhisperEncoder(NetworkComponent):
     ) -> list[torch.Tensor]:
         # Features of noise-like audio: the value range the served front end gives.
         with torch.no_grad():
-            return [WhisperLogMel()(*example_audio(batch, seconds, seed, 16000))]
+            front_end = WhisperLogMel(features_config(settings))
+            return [front_end(*example_audio(batch, seconds, seed, 16000))]
 
     def request_checks(self, settings: WhisperSourceSettings, bounds: dict[str, int]) -> dict:
         return {"finite": ["FEATURES"]}

@@ -1,4 +1,6 @@
-"""Component `whisper_features`: audio + length -> Whisper's log-mel features of one 30 s window."""
+"""Component `whisper_features`: audio + length -> Whisper's log-mel features of one 30 s window.
+
+As many mel bins as the model reads (its `path`): 80, or 128 for large-v3 and its turbo."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from modelrepo_gen.components.networks.whisper_features import (
     WhisperFeaturesConfig,
     WhisperLogMel,
 )
+from modelrepo_gen.components.whisper_source import (
+    WhisperSourceSettings,
+    features_config,
+    loaded,
+)
 from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import require
@@ -22,7 +29,7 @@ WHISPER_RATE = 16000  # Whisper's weights were trained on 16 kHz features
 
 
 @dataclass
-class WhisperFeatureSettings:
+class WhisperFeatureSettings(WhisperSourceSettings):
     sample_rate: int = WHISPER_RATE
 
 
@@ -37,9 +44,10 @@ class WhisperFeatures(NetworkComponent):
             f"{where}.sample_rate must be {WHISPER_RATE} (Whisper's features), got "
             f"{settings.sample_rate}; clients resample to the rate the ensemble declares",
         )
+        loaded(settings, where)
 
     def signature(self, settings: WhisperFeatureSettings) -> Signature:
-        config = WhisperFeaturesConfig()
+        config = features_config(settings)
         return Signature(
             inputs=(
                 TensorSpec("AUDIO_SIGNAL", FP32, (-1,), ragged=True),
@@ -49,7 +57,7 @@ class WhisperFeatures(NetworkComponent):
         )
 
     def make_module(self, settings: WhisperFeatureSettings, seed: int) -> torch.nn.Module:
-        return WhisperLogMel().eval()
+        return WhisperLogMel(features_config(settings)).eval()
 
     def example_inputs(
         self, settings: WhisperFeatureSettings, batch: int, seconds: float, seed: int

@@ -74,13 +74,7 @@ class WhisperGreedy(PythonComponent):
             )
         self.check_fallback(settings, where)
         self.check_decoding(settings, where)
-        mels = loaded(settings, where).model.config.num_mel_bins
-        if mels != WhisperFeaturesConfig().n_mels:
-            raise UserError(
-                f"{where}.path: this Whisper model reads {mels} mel bins (as large-v3 does); "
-                f"the features model gives {WhisperFeaturesConfig().n_mels}: such models are "
-                "not served yet"
-            )
+        loaded(settings, where)
 
     def check_fallback(self, settings: WhisperGreedySettings, where: str) -> None:
         temperatures = list(settings.temperatures or [])

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelrepo_gen.components.base import Weights
+from modelrepo_gen.components.networks.whisper_features import WhisperFeaturesConfig
 from modelrepo_gen.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -65,6 +66,11 @@ def loaded(settings: WhisperSourceSettings, where: str = "model") -> LoadedWhisp
         return _load(folder, stamp)
     except UserError as error:
         raise UserError(f"{where}.path: {error}") from None
+
+
+def features_config(settings: WhisperSourceSettings, where: str = "model") -> WhisperFeaturesConfig:
+    """The log-mel front end the model reads: 80 mel bins, or 128 (large-v3 and its turbo)."""
+    return WhisperFeaturesConfig(n_mels=loaded(settings, where).model.config.num_mel_bins)
 
 
 def whisper_weights(settings: WhisperSourceSettings, where: str) -> Weights:

@@ -27,7 +27,8 @@ class CTranslate2WhisperReference:
             str(folder), device="cpu", compute_type="float32", intra_threads=1
         )
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.features = WhisperLogMel().eval()
+        mels = self.whisper.n_mels  # 80, or 128 (large-v3)
+        self.features = WhisperLogMel(WhisperFeaturesConfig(n_mels=mels)).eval()
         self.facts = facts
 
     def _features(self, clip: np.ndarray) -> ctranslate2.StorageView:
