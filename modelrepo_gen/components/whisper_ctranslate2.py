@@ -35,6 +35,7 @@ COMPUTE_TYPES = {"fp32": "float32", "int8": "int8", "fp16": "float16"}
 DEVICES = {"cpu": "cpu", "gpu": "cuda"}
 VOCABULARY_FILES = ("vocabulary.json", "vocabulary.txt")
 MAX_BEAM_SIZE = 16  # beams x windows of a batch are decoded at once: this bounds the memory
+DEFAULT_BEAM_SIZE = 5  # faster-whisper's
 
 
 @dataclass
@@ -43,7 +44,9 @@ class WhisperCTranslate2Settings(WhisperGreedySettings):
     target: str = "cpu"  # the build's target: where CTranslate2 runs
     threads: int = 0  # CTranslate2's threads per execution; 0: one per core of the server
     max_batch_windows: int = 8  # windows decoded together (their caches are held at once)
-    beam_size: int = 1  # beams per window (1: greedy); a request may send its own
+    beam_size: int | None = (
+        None  # beams per window (1: greedy; None: 5); a request may send its own
+    )
     max_beam_size: int = MAX_BEAM_SIZE  # the most beams a request may ask for
     length_penalty: float = 1.0  # a hypothesis' score is divided by its length to this power
 
@@ -76,7 +79,7 @@ class WhisperCTranslate2(WhisperGreedy):
             f"{where}.max_beam_size", settings.max_beam_size, at_least=1, at_most=MAX_BEAM_SIZE
         )
         check_number(
-            f"{where}.beam_size", settings.beam_size, at_least=1, at_most=settings.max_beam_size
+            f"{where}.beam_size", beams(settings), at_least=1, at_most=settings.max_beam_size
         )
         check_number(f"{where}.length_penalty", settings.length_penalty, at_least=0, at_most=10)
 
@@ -99,7 +102,7 @@ class WhisperCTranslate2(WhisperGreedy):
             "device": DEVICES.get(settings.target, "cpu"),
             "threads": str(settings.threads),
             "max_batch_windows": str(settings.max_batch_windows),
-            "beam_size": str(settings.beam_size),
+            "beam_size": str(beams(settings)),
             "max_beam_size": str(settings.max_beam_size),
             "length_penalty": repr(settings.length_penalty),
         }
@@ -127,6 +130,10 @@ class WhisperCTranslate2(WhisperGreedy):
             )
         names = ("model.bin", "config.json", vocabulary[0])
         return {name: folder / name for name in names}
+
+
+def beams(settings: WhisperCTranslate2Settings) -> int:
+    return DEFAULT_BEAM_SIZE if settings.beam_size is None else settings.beam_size
 
 
 def _check_language(

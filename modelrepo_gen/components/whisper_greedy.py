@@ -36,7 +36,9 @@ TOKENIZER = "tokenizer.json"
 @dataclass
 class WhisperGreedySettings(WhisperSourceSettings):
     max_audio_seconds: float = 120.0  # longer requests are refused before any work
-    beam_size: int = 1  # greedy only: beam search is whisper_runtime=ctranslate2's
+    beam_size: int | None = (
+        None  # greedy only (None or 1): beam search is the ctranslate2 runtime's
+    )
     language: str | None = None  # a language code; None: detected (English here: see below)
     task: str = "transcribe"  # or translate (into English; multilingual models only)
     # Which recordings are decoded with Whisper's timestamps, each window then starting where
@@ -100,7 +102,7 @@ class WhisperGreedy(PythonComponent):
 
     def check_decoding(self, settings: WhisperGreedySettings, where: str) -> None:
         """The decoding settings this generator can serve: greedy only."""
-        if settings.beam_size != 1:
+        if settings.beam_size not in (None, 1):
             raise UserError(
                 f"{where}.beam_size: the onnxruntime runtime decodes greedily (beam_size 1), "
                 f"got {settings.beam_size}; beam search needs whisper_runtime=ctranslate2"
