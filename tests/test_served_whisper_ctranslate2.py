@@ -24,6 +24,7 @@ from helpers.served_requests import (
     infer,
     is_bad_request,
     one_utterance,
+    said_with_pauses,
     segments,
     sentences_with_pauses,
 )
@@ -190,7 +191,7 @@ def test_concurrent_requests_are_decoded_together_each_with_its_beam_size(server
 def test_long_audio_seeks_by_timestamps_as_ctranslate2_does(
     server, engine, librivox, beam_size
 ) -> None:
-    """40 s of six sentences with pauses: the windows follow the predicted timestamps, greedy
+    """45 s of seven sentences with pauses: the windows follow the predicted timestamps, greedy
     or with beams, with the segments CTranslate2 itself gives when seeking the same way."""
     audio = sentences_with_pauses(librivox, RATE)
     expected = engine.segments(audio, beam_size)
@@ -202,8 +203,28 @@ def test_long_audio_seeks_by_timestamps_as_ctranslate2_does(
     assert [(s["start"], s["end"], s["text"]) for s in found] == [
         (round(start, 2), round(end, 2), text) for start, end, text in expected
     ]
-    said = normalize(" ".join(text for _, _, text in [*librivox, librivox[0]]))
+    said = normalize(" ".join(text for _, _, text in said_with_pauses(librivox)))
     assert jiwer.wer(said, normalize(" ".join(s["text"] for s in found))) <= 0.1
+
+
+def test_conditioning_on_the_previous_text_prompts_each_window_as_ctranslate2_does(
+    tiny_en, engine, librivox, tmp_path
+) -> None:
+    """model.condition_on_previous_text=true: each window after the first starts from
+    <|startofprev|> and the text so far; the segments are CTranslate2's own, prompted alike."""
+    audio = sentences_with_pauses(librivox, RATE)
+    expected = engine.segments(audio, condition=True)
+    repository = build(tmp_path / "repo", "model.condition_on_previous_text=true")
+    with TritonServer(repository, http_port=0, grpc_port=0, metrics_port=0) as triton:
+        module, client = connect(triton, "http")
+        try:
+            found = segments(module, client, ENSEMBLE, audio)
+        finally:
+            client.close()
+    assert [(s["start"], s["end"], s["text"]) for s in found] == [
+        (round(start, 2), round(end, 2), text) for start, end, text in expected
+    ]
+    assert expected != engine.segments(audio)  # the prompt changed what was decoded
 
 
 @pytest.mark.parametrize(

@@ -50,6 +50,11 @@ class WhisperGreedySettings(WhisperSourceSettings):
     # is decoded again by sampling at the next temperature (the likeliest of best_of samples);
     # a window whose no-speech probability is above its threshold, and whose words are unsure,
     # is silence and skipped. A threshold None is not checked; temperatures [0.0]: no fallback.
+    # Each window's prompt starts with the text decoded so far (Whisper's transcribe does by
+    # default): more consistent spelling across windows, but a window that hallucinates or
+    # loops tends to carry it into the next, so it is off here, as in faster-whisper's batched
+    # pipeline.
+    condition_on_previous_text: bool = False
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     best_of: int = 5
     compression_ratio_threshold: float | None = 2.4
@@ -76,7 +81,12 @@ class WhisperGreedy(PythonComponent):
             )
         self.check_fallback(settings, where)
         self.check_decoding(settings, where)
-        loaded(settings, where)
+        facts = loaded(settings, where).facts
+        if settings.condition_on_previous_text and facts.start_of_previous_token_id is None:
+            raise UserError(
+                f"{where}.condition_on_previous_text: this model's tokenizer has no "
+                "<|startofprev|> token to put the previous text after"
+            )
 
     def check_fallback(self, settings: WhisperGreedySettings, where: str) -> None:
         temperatures = list(settings.temperatures or [])
@@ -160,6 +170,10 @@ class WhisperGreedy(PythonComponent):
             },
             "no_speech": "" if facts.no_speech_token_id is None else str(facts.no_speech_token_id),
             "tokenizer": TOKENIZER,
+            "condition_on_previous_text": "true"
+            if settings.condition_on_previous_text
+            else "false",
+            "start_of_previous": str(facts.start_of_previous_token_id or ""),
         }
 
     def files(self, settings: WhisperGreedySettings) -> dict[str, Path]:

@@ -17,6 +17,7 @@ from modelrepo_gen.core.errors import UserError
 
 MULTILINGUAL_VOCAB = 51865  # Whisper's rule: English-only vocabularies are one token smaller
 START = "<|startoftranscript|>"
+START_OF_PREVIOUS = "<|startofprev|>"  # the previous window's text comes after it
 END = "<|endoftext|>"
 NO_TIMESTAMPS = "<|notimestamps|>"
 ENGLISH = "<|en|>"
@@ -42,6 +43,7 @@ class WhisperGenerationFacts:
     language_ids: dict[str, int] = field(default_factory=dict)
     task_ids: dict[str, int] = field(default_factory=dict)  # transcribe, translate -> id
     no_speech_token_id: int | None = None  # its probability after the start says "silence"
+    start_of_previous_token_id: int | None = None
 
     @property
     def timestamp_begin(self) -> int:
@@ -133,4 +135,5 @@ def generation_facts(
         language_ids=languages,
         task_ids=tasks,
         no_speech_token_id=next((ids[t] for t in NO_SPEECH if t in ids), None),
+        start_of_previous_token_id=ids.get(START_OF_PREVIOUS),
     )

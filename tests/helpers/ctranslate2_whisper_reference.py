@@ -53,19 +53,26 @@ class CTranslate2WhisperReference:
         ids = self._decode(clip, list(self.facts.prompt(language, task)), beam_size)
         return "" if ids is None else self._text(ids)
 
-    def segments(self, audio: np.ndarray, beam_size: int = 1) -> list[tuple[float, float, str]]:
-        """(start s, end s, text) of each segment with text, English, decoded with timestamps."""
+    def segments(
+        self, audio: np.ndarray, beam_size: int = 1, condition: bool = False
+    ) -> list[tuple[float, float, str]]:
+        """(start s, end s, text) of each segment with text, English, decoded with timestamps;
+        `condition`: each window's prompt starts with the text so far (<|startofprev|>)."""
         window, rate = WhisperFeaturesConfig().chunk_samples, WhisperFeaturesConfig().sample_rate
         prompt = list(self.facts.prompt("en" if self.facts.is_multilingual else None, "transcribe"))
-        found, seek = [], 0
+        most = self.facts.max_target_positions // 2 - 1
+        found, seek, previous = [], 0, []
         while seek < len(audio):
             clip = audio[seek : seek + window]
-            ids = self._decode(clip, prompt[:-1], beam_size)  # no no-timestamps token
+            context = [self.facts.start_of_previous_token_id, *previous[-most:]] if previous else []
+            ids = self._decode(clip, context + prompt[:-1], beam_size)  # no no-timestamps token
             pieces, advance = window_segments(ids or [], self.facts.timestamp_begin, len(clip))
             for start, end, text in pieces:
                 words = self._text(text)
                 if words:
                     found.append(((seek + start) / rate, (seek + end) / rate, words))
+                if condition:
+                    previous += text
             seek += advance if ids is not None else len(clip)
         return found
 

@@ -67,13 +67,18 @@ def segments(module: Any, client: Any, model: str, audio: np.ndarray, **paramete
     return json.loads(answers["SEGMENTS"].reshape(-1)[0].decode("utf-8"))
 
 
-def sentences_with_pauses(librivox: list, rate: int, pause_seconds: float = 1.5) -> np.ndarray:
-    """The five LibriVox utterances and the first again, each followed by a pause: 40 s, so
-    that the fifth sentence runs across the 30 s mark where a fixed window would cut it."""
+def sentences_with_pauses(librivox: list, rate: int, pause_seconds: float = 1.4) -> np.ndarray:
+    """The five LibriVox utterances and the first two again, each followed by a pause: 45 s,
+    so that the fifth sentence runs across the 30 s mark where a fixed window would cut it."""
     parts = []
-    for _, audio, _ in [*librivox, librivox[0]]:
+    for _, audio, _ in said_with_pauses(librivox):
         parts += [audio, np.zeros(int(pause_seconds * rate), dtype=np.float32)]
     return np.concatenate(parts)
+
+
+def said_with_pauses(librivox: list) -> list:
+    """The utterances sentences_with_pauses says, in order."""
+    return [*librivox, librivox[0], librivox[1]]
 
 
 def one_utterance(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -141,7 +141,7 @@ class TritonPythonModel(GreedyModel):
             prompt = [self.start, language, task, self.no_timestamps]
         else:
             prompt = list(self.prompt)
-        return prompt[:-1] if options["timestamps"] else prompt
+        return self._previous(options) + (prompt[:-1] if options["timestamps"] else prompt)
 
     def _storage(self, features):
         return self.ctranslate2.StorageView.from_array(

@@ -17,6 +17,7 @@ class Decoded:
     ids: list
     avg_logprob: float
     no_speech_prob: float | None = None
+    temperature: float = 0.0  # the one it was decoded at
 
 
 @dataclass

@@ -35,6 +35,9 @@ Settings come from the `parameters` of config.pbtxt:
                    thresholds ("": not checked)
   no_speech        the no-speech token id ("": the model has none)
   tokenizer        tokenizer.json beside model.py (the fallback measures a window's text)
+  condition_on_previous_text  true: each window's prompt starts with the text decoded so far
+                   (<|startofprev|>, then its last max_length / 2 - 1 tokens); false: not
+  start_of_previous  the <|startofprev|> token id
 """
 
 import json
@@ -72,6 +75,8 @@ except ImportError:  # imported from the package
 
 # The fallback's thresholds, in FallbackRules' order, as parameters ("": not checked).
 THRESHOLDS = ("compression_ratio_threshold", "logprob_threshold", "no_speech_threshold")
+# Above this temperature a window's text does not condition the next one (Whisper's rule).
+MAX_CONDITIONED_TEMPERATURE = 0.5
 # The language of the greedy prompt (English-only, or English on a multilingual model).
 ENGLISH = "en"
 
@@ -117,13 +122,14 @@ class TokenRules:
     no_speech: int | None = None  # the no-speech token, its probability read after the start
 
 
-def decode_tokens(cross, decode, prompt, rules, temperature=0.0, rngs=None) -> list:
+def decode_tokens(cross, decode, prompt, rules, temperature=0.0, rngs=None, start_at=0) -> list:
     """A Decoded per row of `cross` (whisper_fallback.py): the tokens after the prompt,
     end-of-text left out, greedy at temperature 0, else sampled from the softmax of the logits
     over `temperature` with each row's own random generator (`rngs`).
 
     decode(tokens [B, S] int64, past, cross) -> (logits [B, V], present); rows that finished
-    leave the batch, so the calls shrink as windows end.
+    leave the batch, so the calls shrink as windows end. `start_at`: where the start of
+    transcript lies in the prompt (after the previous window's text, if any).
     """
     rows = cross.shape[0]
     layers, pair, heads, _, dim = cross.shape[1:]
@@ -134,11 +140,11 @@ def decode_tokens(cross, decode, prompt, rules, temperature=0.0, rngs=None) -> l
     tokens = np.tile(np.asarray(prompt, dtype=np.int64), (rows, 1))
     past = np.zeros((rows, layers, pair, heads, 0, dim), dtype=np.float32)
     length = len(prompt)
-    if rules.no_speech is not None:  # the start alone first: its logits say "no speech"
-        logits, past = decode(tokens[:, :1], past, cross)
+    if rules.no_speech is not None:  # up to the start first: its logits say "no speech"
+        logits, past = decode(tokens[:, : start_at + 1], past, cross)
         for row, probs in enumerate(softmax(np.asarray(logits, dtype=np.float32))):
             no_speech[row] = float(probs[rules.no_speech])
-        tokens = tokens[:, 1:]
+        tokens = tokens[:, start_at + 1 :]
         if not tokens.shape[1]:  # the prompt is the start alone: these logits are the first
             tokens = None
     while len(active) and length < rules.max_length:
@@ -220,6 +226,9 @@ class TritonPythonModel:
         self.max_samples = int(params["max_samples"])
         self.max_amplitude = float(params["max_amplitude"])
         self.no_speech = int(params["no_speech"]) if params["no_speech"] else None
+        self.condition_on_previous_text = params["condition_on_previous_text"] == "true"
+        self.start_of_previous = int(params["start_of_previous"] or -1)
+        self.max_previous = self.max_length // 2 - 1  # Whisper's: half the decoder's positions
         self.best_of = int(params["best_of"])
         self.fallback = FallbackRules(
             tuple(json.loads(params["temperatures"])),
@@ -255,11 +264,14 @@ class TritonPythonModel:
             )
         seeks = [0] * len(clips)
         segments = [[] for _ in clips]
+        previous = [[] for _ in clips]  # text tokens so far, when conditioning on them
         step = self._windows_per_batch()
         pending = list(range(len(clips)))
         while pending:
             groups = {}  # options -> the clips decoding with them
             for owner in pending:
+                if self.condition_on_previous_text:  # each clip its own prompt, then
+                    options[owner]["previous"] = tuple(previous[owner][-self.max_previous :])
                 groups.setdefault(tuple(sorted(options[owner].items())), []).append(owner)
             for chosen, owners in groups.items():
                 for start in range(0, len(owners), step):
@@ -275,6 +287,10 @@ class TritonPythonModel:
                         at = seeks[owner]
                         segments[owner] += [(at + s, at + e, text) for s, e, text in found]
                         seeks[owner] += advance
+                        if result.temperature > MAX_CONDITIONED_TEMPERATURE:
+                            previous[owner] = []  # a shaky window is no context (as Whisper)
+                        else:
+                            previous[owner] += [t for *_, text in found for t in text]
             pending = [o for o in pending if seeks[o] < len(clips[o])]
         return segments
 
@@ -293,8 +309,15 @@ class TritonPythonModel:
                 break
             again = self._decode_windows([windows[i] for i in redo], options, temperature)
             for i, result in zip(redo, again):
+                result.temperature = temperature
                 results[i] = result
         return results
+
+    def _previous(self, options):
+        """The previous window's text to condition on: <|startofprev|> and its tokens (the
+        last MAX_PREVIOUS of them), or nothing."""
+        previous = list(options.get("previous", ()))
+        return [self.start_of_previous, *previous] if previous else []
 
     def _text(self, ids):
         words = [token for token in ids if token < self.timestamp_begin]
@@ -335,9 +358,10 @@ class TritonPythonModel:
             (self.timestamp_begin, self.no_timestamps) if stamped else None,
             self.no_speech,
         )
-        prompt = self.prompt[:-1] if stamped else self.prompt
+        previous = self._previous(options)
+        prompt = previous + (self.prompt[:-1] if stamped else self.prompt)
         if temperature == 0:
-            return decode_tokens(cross, self._decode, prompt, rules)
+            return decode_tokens(cross, self._decode, prompt, rules, start_at=len(previous))
         tries = self.best_of
         rngs = [
             np.random.default_rng([seed(window, temperature), k])
@@ -345,7 +369,13 @@ class TritonPythonModel:
             for k in range(tries)
         ]
         samples = decode_tokens(
-            np.repeat(cross, tries, axis=0), self._decode, prompt, rules, temperature, rngs
+            np.repeat(cross, tries, axis=0),
+            self._decode,
+            prompt,
+            rules,
+            temperature,
+            rngs,
+            start_at=len(previous),
         )
         return [
             max(samples[i * tries : (i + 1) * tries], key=lambda d: d.avg_logprob)
