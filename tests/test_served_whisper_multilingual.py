@@ -57,8 +57,9 @@ def engine(whisper_base: Path) -> CTranslate2WhisperReference:
 
 
 def served(server: TritonServer, audio: np.ndarray, **parameters: object) -> tuple[str, str]:
-    """(transcript, language) of one recording."""
-    module, client = connect(server, "http")
+    """(transcript, language) of one recording. A window stuck in a loop is decoded at up to
+    six temperatures, five samples each, to the token limit: minutes on a busy machine."""
+    module, client = connect(server, "http", timeout_s=600)
     signal, lengths = one_utterance(audio)
     tensors = {"AUDIO_SIGNAL": (signal, "FP32"), "NUM_SAMPLES": (lengths, "INT32")}
     try:

@@ -11,11 +11,12 @@ from modelrepo_gen.serve.server import TritonServer
 
 
 # -- raw requests --------------------------------------------------------------------------------
-def connect(server: TritonServer, protocol: str) -> tuple[Any, Any]:
+def connect(server: TritonServer, protocol: str, timeout_s: float = 60.0) -> tuple[Any, Any]:
     if protocol == "http":
         import tritonclient.http as module
 
-        return module, module.InferenceServerClient(server.http_url)
+        client = module.InferenceServerClient(server.http_url, network_timeout=timeout_s)
+        return module, client
     import tritonclient.grpc as module
 
     return module, module.InferenceServerClient(server.grpc_url)
