@@ -135,13 +135,12 @@ class TritonPythonModel(GreedyModel):
                 options[i]["language"] = ranked[0][0].strip("<|>")
         return super()._generate(clips, options)
 
-    def _prompt(self, options):
-        if self.languages:
-            language, task = self.languages[options["language"]], self.tasks[options["task"]]
-            prompt = [self.start, language, task, self.no_timestamps]
-        else:
-            prompt = list(self.prompt)
-        return self._previous(options) + (prompt[:-1] if options["timestamps"] else prompt)
+    def _transcript_start(self, options):
+        """A multilingual model's names the window's language and task."""
+        if not self.languages:
+            return super()._transcript_start(options)
+        language, task = self.languages[options["language"]], self.tasks[options["task"]]
+        return [self.start, language, task, self.no_timestamps]
 
     def _storage(self, features):
         return self.ctranslate2.StorageView.from_array(
@@ -162,22 +161,17 @@ class TritonPythonModel(GreedyModel):
             "return_no_speech_prob": True,
         }
         if temperature == 0:
-            results = self.whisper.generate(
-                self._storage(features),
-                [prompt] * len(windows),
-                beam_size=options["beam_size"],
-                **common,
-            )
+            search = {"beam_size": options["beam_size"]}
         else:  # CTranslate2 samples with its own generator: not reproducible call to call
-            results = self.whisper.generate(
-                self._storage(features),
-                [prompt] * len(windows),
-                beam_size=1,
-                num_hypotheses=self.best_of,
-                sampling_topk=0,  # the whole distribution
-                sampling_temperature=temperature,
-                **common,
-            )
+            search = {
+                "beam_size": 1,
+                "num_hypotheses": self.best_of,
+                "sampling_topk": 0,  # the whole distribution
+                "sampling_temperature": temperature,
+            }
+        results = self.whisper.generate(
+            self._storage(features), [prompt] * len(windows), **common, **search
+        )
         return [self._decoded(result) for result in results]
 
     def _decoded(self, result):

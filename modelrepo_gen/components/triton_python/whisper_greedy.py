@@ -319,6 +319,16 @@ class TritonPythonModel:
         previous = list(options.get("previous", ()))
         return [self.start_of_previous, *previous] if previous else []
 
+    def _prompt(self, options):
+        """A window's whole prompt: the previous text, if any, then the start of transcript
+        sequence, without its last token (no-timestamps) when decoding with timestamps."""
+        prompt = self._transcript_start(options)
+        return self._previous(options) + (prompt[:-1] if options["timestamps"] else prompt)
+
+    def _transcript_start(self, options):
+        """The start of transcript sequence, ending with no-timestamps: the build's prompt."""
+        return list(self.prompt)
+
     def _text(self, ids):
         words = [token for token in ids if token < self.timestamp_begin]
         return self.tokenizer.decode(words, skip_special_tokens=True).strip()
@@ -358,10 +368,9 @@ class TritonPythonModel:
             (self.timestamp_begin, self.no_timestamps) if stamped else None,
             self.no_speech,
         )
-        previous = self._previous(options)
-        prompt = previous + (self.prompt[:-1] if stamped else self.prompt)
+        prompt, start_at = self._prompt(options), len(self._previous(options))
         if temperature == 0:
-            return decode_tokens(cross, self._decode, prompt, rules, start_at=len(previous))
+            return decode_tokens(cross, self._decode, prompt, rules, start_at=start_at)
         tries = self.best_of
         rngs = [
             np.random.default_rng([seed(window, temperature), k])
@@ -375,7 +384,7 @@ class TritonPythonModel:
             rules,
             temperature,
             rngs,
-            start_at=len(previous),
+            start_at=start_at,
         )
         return [
             max(samples[i * tries : (i + 1) * tries], key=lambda d: d.avg_logprob)
