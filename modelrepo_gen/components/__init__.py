@@ -15,6 +15,7 @@ def register_builtin_components() -> None:
     from modelrepo_gen.components import (  # noqa: F401
         bert,
         conv_asr,
+        ctc_beam,
         ctc_greedy,
         ctc_sentencepiece,
         fastpitch,

@@ -1,7 +1,9 @@
-"""`${nemo:PART,PATH,CHANGES}`: a part of a pipeline read from a .nemo file's model_config.yaml.
+"""`${nemo:PART,PATH,CHANGES...}`: a part of a pipeline read from a .nemo file's model_config.yaml.
 
-PART is sample_rate, featurizer, acoustic_model or decoder; CHANGES (a config node, optional)
-is merged over what the file says, so settings stay overridable from the command line.
+PART is sample_rate, featurizer, acoustic_model or decoder; each CHANGES (config nodes, optional)
+is merged over what the file says, in order, so settings stay overridable from the command line.
+A setting that is null in CHANGES keeps what the file says (decoder=ctc_beam's vocabulary
+there: the file's tokens).
 `python -m modelrepo_gen pipeline=asr_nemo model.checkpoint=F.nemo --cfg job --resolve` prints
 what was read.
 """
@@ -41,7 +43,7 @@ def _read(part: str, checkpoint: str) -> Any:
     return {"component": "ctc_greedy_decoder", "vocabulary": nemo_config.vocabulary(archive)}
 
 
-def nemo_part(part: str, checkpoint: Any, changes: Any = None) -> Any:
+def nemo_part(part: str, checkpoint: Any, *changes: Any) -> Any:
     if part not in PARTS:
         raise UserError(f"${{nemo:{part},...}}: the part must be one of {', '.join(PARTS)}")
     if not checkpoint:
@@ -49,11 +51,15 @@ def nemo_part(part: str, checkpoint: Any, changes: Any = None) -> Any:
     read = _read(part, str(checkpoint))
     if part == "sample_rate":
         return read
-    if OmegaConf.is_config(changes):  # resolved where it lives: it may point anywhere
-        changes = OmegaConf.to_container(changes, resolve=True)
+    merged = OmegaConf.create(read)
+    for change in changes:
+        if OmegaConf.is_config(change):  # resolved where it lives: it may point anywhere
+            change = OmegaConf.to_container(change, resolve=True)
+        kept = {key: value for key, value in (change or {}).items() if value is not None}
+        merged = OmegaConf.merge(merged, kept)
     # A config node, not a dict: OmegaConf.resolve (--cfg job --resolve) cannot put a plain
     # dict where an interpolation stood.
-    return OmegaConf.merge(OmegaConf.create(read), changes or {})
+    return merged
 
 
 def register_nemo_resolver() -> None:

@@ -21,6 +21,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from helpers.language_models import write_bigram_arpa
 from helpers.project import add_models, compose_config
 from modelrepo_gen.clients.asr_client import infer_transcript
 from modelrepo_gen.clients.audio import load_audio
@@ -50,14 +51,15 @@ class AsrBuild:
     backend: str  # onnx | torchscript
     overrides: tuple[str, ...] = ()
 
-    def config_overrides(self, checkpoint: Path) -> list[str]:
+    def config_overrides(self, checkpoint: Path, language_model: Path | None = None) -> list[str]:
+        """The build's overrides; `{lm}` in one stands for the test language model's path."""
         return [
             f"pipeline={self.pipeline}",
             f"model={self.model}",
             f"backend={self.backend}",
             f"model.checkpoint={checkpoint}",
             f"pipeline.name={self.name}",
-            *self.overrides,
+            *(override.replace("{lm}", str(language_model or "")) for override in self.overrides),
         ]
 
 
@@ -93,6 +95,20 @@ BUILDS = {
             "onnx",
             ("target.merge_python_steps=true",),
         ),
+        AsrBuild(  # beam search with a word bigram model of the LibriVox transcripts
+            "asr_quartznet_beam",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("decoder=ctc_beam", "decoder.lm_path={lm}"),
+        ),
+        AsrBuild(  # plain beam search, one beam: greedy decoding
+            "asr_quartznet_beam1",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("decoder=ctc_beam", "decoder.beam_size=1"),
+        ),
         AsrBuild(
             "asr_quartznet_8k",
             "asr_quartznet",
@@ -120,11 +136,18 @@ def write_fake_checkpoint(pipeline: str, model: str, path: Path, seed: int = 1) 
     return path
 
 
-def build_asr_repository(build: AsrBuild, checkpoint: Path, output_dir: Path) -> Path:
+def build_asr_repository(
+    build: AsrBuild, checkpoint: Path, output_dir: Path, language_model: Path | None = None
+) -> Path:
     from modelrepo_gen.assembly.run import build_repository
 
-    build_repository(compose_config(build.config_overrides(checkpoint)), output_dir)
+    build_repository(compose_config(build.config_overrides(checkpoint, language_model)), output_dir)
     return output_dir
+
+
+def librivox_language_model(path: Path) -> Path:
+    """A word bigram model (ARPA) of the LibriVox transcripts: the test language model."""
+    return write_bigram_arpa([text for _, text in librivox_utterances()], path)
 
 
 def librivox_utterances() -> list[tuple[Path, str]]:
@@ -160,8 +183,11 @@ def asr_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (pipeline, model): write_fake_checkpoint(pipeline, model, root / f"{model}.pt")
         for pipeline, model in pairs
     }
+    language_model = librivox_language_model(root / "librivox.arpa")
     return {
-        name: build_asr_repository(build, checkpoints[build.pipeline, build.model], root / name)
+        name: build_asr_repository(
+            build, checkpoints[build.pipeline, build.model], root / name, language_model
+        )
         for name, build in BUILDS.items()
     }
 

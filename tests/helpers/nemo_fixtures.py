@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.asr_fixtures import LIBRIVOX, compose_config
+from helpers.asr_fixtures import LIBRIVOX, compose_config, librivox_language_model
 from modelrepo_gen.clients.audio import load_audio
 from modelrepo_gen.core.build_plan import BuildPlan
 from modelrepo_gen.serve.server import TritonServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nemo"
 TAGS = ("single_0", "single_1", "batch")
+BEAM_BUILD = "asr_nemo_citrinet_like_beam"  # also in nemo_builds: decoder=ctc_beam with an LM
 TOLERANCE = 1e-4  # relative: max |ours - NeMo| / max(1, max |NeMo|), valid frames only
 
 
@@ -129,6 +130,13 @@ def nemo_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     for name, fixture in NEMO_FIXTURES.items():
         report = build_repository(compose_config(fixture.overrides()), root / name)
         builds[name] = (root / name, report.plan)
+    # Citrinet's SentencePiece tokens searched with beams and a word bigram model
+    language_model = librivox_language_model(root / "librivox.arpa")
+    citrinet = [o for o in NEMO_FIXTURES["citrinet_like"].overrides() if "pipeline.name" not in o]
+    beam = [*citrinet, f"pipeline.name={BEAM_BUILD}", "decoder=ctc_beam"]
+    beam.append(f"decoder.lm_path={language_model}")
+    report = build_repository(compose_config(beam), root / BEAM_BUILD)
+    builds[BEAM_BUILD] = (root / BEAM_BUILD, report.plan)
     return builds
 
 
