@@ -3,6 +3,7 @@
     python -m modelrepo_gen.transcribe --url 127.0.0.1:8000 a.wav b.flac
     python -m modelrepo_gen.transcribe --protocol grpc --concurrency 4 --manifest test.jsonl
     python -m modelrepo_gen.transcribe --segments long.wav   # start, end, text per line
+    python -m modelrepo_gen.transcribe --boosted-words triton,riva --boosted-words-score 20 a.wav
 
 Arguments and local files are checked before the server is asked anything; every user error
 ends with one `error:` line and a non-zero exit.
@@ -29,7 +30,12 @@ from modelrepo_gen.clients.asr_client import (
     transcribe_arrays,
 )
 from modelrepo_gen.clients.audio import load_audio
-from modelrepo_gen.clients.transcribe_args import DEFAULT_URLS, check_args, parse_args
+from modelrepo_gen.clients.transcribe_args import (
+    DEFAULT_URLS,
+    check_args,
+    parse_args,
+    request_parameters,
+)
 from modelrepo_gen.clients.transcribe_manifest import (
     ManifestEntry,
     check_audio_files,
@@ -69,7 +75,14 @@ def _run(args: argparse.Namespace) -> None:
     if output not in {t.get("name") for t in config.get("output", [])}:
         raise UserError(f"model '{model_name}' answers no {output} (Whisper pipelines do)")
     answers = iter_transcripts(
-        read, labels, url, args.protocol, model_name, args.concurrency, output
+        read,
+        labels,
+        url,
+        args.protocol,
+        model_name,
+        args.concurrency,
+        output,
+        request_parameters(args),
     )
     if args.segments:
         for entry, answer in zip(entries, answers, strict=True):

@@ -123,6 +123,17 @@ def test_quick_benchmark_json_has_positive_measurements(
     assert all(_positive(v) for v in overhead.values())
     for base in serving["in_process"].values():
         assert _positive(base["throughput_audio_s_per_s"])
+    decoding = results["ctc_decoding"]
+    assert [row["decoder"] for row in decoding["rows"]] == ["greedy", "beam", "beam_lm"]
+    for row in decoding["rows"]:
+        assert _positive(row["served_rtf"]) and _positive(row["decoder_ms_per_audio_s"])
+    assert set(decoding["ratios"]) == {
+        "beam_over_greedy_served_time",
+        "beam_lm_over_greedy_served_time",
+    }
+    assert all(_positive(v) for v in decoding["ratios"].values())
+    assert decoding["lexicon_words"] > 100
+    assert "CTC beam search against greedy decoding" in table
 
 
 @pytest.mark.server

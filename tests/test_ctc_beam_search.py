@@ -22,6 +22,7 @@ from helpers.project import compose_config
 from modelrepo_gen.components.triton_python.ctc_beam_search import (
     CtcBeamSearch,
     character_tokens,
+    read_lexicon,
     sentencepiece_tokens,
 )
 from modelrepo_gen.components.triton_python.ctc_greedy_decoder import greedy_decode
@@ -185,3 +186,12 @@ def test_asr_nemo_takes_beam_search_over_the_files_tokens(arpa: Path) -> None:
     assert [u.component for u in greedy.units if u.role == "ctc_decoder"] == [
         "ctc_sentencepiece_decoder"
     ]
+
+
+def test_a_lexicon_spells_words_as_written_or_in_the_models_letters(tmp_path: Path) -> None:
+    lexicon = tmp_path / "lexicon.txt"
+    # "feline" is written c a t (wav2letter's `|` separator is ignored); "sat" is spelled
+    lexicon.write_text("feline c a t |\nsat\nthe t h e\n")
+    search = CtcBeamSearch(character_tokens(SYMBOLS), OPTIONS, None, read_lexicon(lexicon))
+    assert search.lexicon_size() == 3
+    assert search.decode(spelled_logprobs("the cat sat", SYMBOLS)) == "the feline sat"

@@ -28,6 +28,7 @@ from helpers.served_requests import (
 from tritonclient.utils import np_to_triton_dtype
 
 from modelrepo_gen.serve.server import TritonServer
+from modelrepo_gen.transcribe import main
 
 pytestmark = pytest.mark.server
 
@@ -118,3 +119,18 @@ def test_boosted_words_come_through_the_endpoint_and_bad_boosts_are_refused(
         assert is_bad_request(error.value) and said in str(error.value)
     assert transcripts(module, client, "asr_quartznet_beam", *one_utterance(audio)) == [plain]
     assert audio.size > SAMPLE_RATE  # a real utterance, over a second
+
+
+def test_transcribe_boosts_words_from_the_command_line(
+    server: TritonServer, librivox: list, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = librivox[0][0]
+    common = ["--url", server.grpc_url, "--protocol", "grpc", "--model", "asr_quartznet_beam"]
+    assert main([*common, str(path)]) == 0
+    plain = capsys.readouterr().out.split("\t")[1].split()
+    boosted = ["--boosted-words", "wood,fire", "--boosted-words", "ahead"]
+    assert main([*common, *boosted, "--boosted-words-score", "60", str(path)]) == 0
+    said = capsys.readouterr().out.split("\t")[1].split()
+    assert said != plain and {"wood", "fire", "ahead"} & set(said)
+    assert main([*common, "--boosted-words", "W00D", str(path)]) == 1
+    assert "W00D" in capsys.readouterr().err

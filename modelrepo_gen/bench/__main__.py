@@ -59,6 +59,7 @@ from modelrepo_gen.bench.build import (
     acoustic_inference,
     timed_build,
 )
+from modelrepo_gen.bench.ctc_decoding import CtcDecodingSettings, ctc_decoding_part
 from modelrepo_gen.bench.largest_requests import LargestRequestSettings, largest_requests_part
 from modelrepo_gen.bench.nemo_import import nemo_import_part
 from modelrepo_gen.bench.nlp import NlpSettings, nlp_part
@@ -101,6 +102,7 @@ class Settings:
     speech_chains: SpeechChainSettings
     limits: LargestRequestSettings
     archives: ArchiveSettings
+    ctc_decoding: CtcDecodingSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -120,6 +122,7 @@ class Settings:
             speech_chains=SpeechChainSettings.full(),
             limits=LargestRequestSettings.full(),
             archives=ArchiveSettings.full(),
+            ctc_decoding=CtcDecodingSettings(),
         )
 
     @classmethod
@@ -137,6 +140,7 @@ class Settings:
             speech_chains=SpeechChainSettings.quick(),
             limits=LargestRequestSettings.quick(),
             archives=ArchiveSettings.quick(),
+            ctc_decoding=CtcDecodingSettings.quick(),
         )
 
 
@@ -270,6 +274,10 @@ def run_ctc(settings: Settings, work: Path, names: list[str], audios: list) -> d
         "in_process": baselines,
         "ratios": _serving_ratios(serving_rows, baselines, settings.serving),
     }
+    log(f"CTC decoding {served.label}: greedy, beam search, beam search with a language model")
+    results["ctc_decoding"] = ctc_decoding_part(
+        served, audios, settings.ctc_decoding, work, settings.build_timeout_s, log
+    )
     return results
 
 

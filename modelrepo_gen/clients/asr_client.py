@@ -81,10 +81,16 @@ def served_sample_rate(config: dict) -> int:
 
 
 def infer_transcript(
-    client: Any, protocol: str, model_name: str, audio: np.ndarray, output: str = TEXT_OUTPUT
+    client: Any,
+    protocol: str,
+    model_name: str,
+    audio: np.ndarray,
+    output: str = TEXT_OUTPUT,
+    parameters: dict[str, Any] | None = None,
 ) -> str:
     """One request with one utterance on an open client; the transcript it returns (or the
-    text of another STRING output, such as SEGMENTS)."""
+    text of another STRING output, such as SEGMENTS). `parameters`: the request's (e.g. a beam
+    search decoder's boosted_words and boosted_words_score)."""
     module = client_module(protocol)
     signal = np.ascontiguousarray(audio, dtype=np.float32).reshape(1, -1)
     length = np.array([[signal.shape[1]]], dtype=np.int32)
@@ -95,10 +101,10 @@ def infer_transcript(
     inputs[0].set_data_from_numpy(signal)
     inputs[1].set_data_from_numpy(length)
     outputs = [module.InferRequestedOutput(output)]
-    if protocol == "http":
-        result = client.infer(model_name, inputs, outputs=outputs)
-    else:
-        result = client.infer(model_name, inputs, outputs=outputs, client_timeout=REQUEST_TIMEOUT_S)
+    extra: dict[str, Any] = {"parameters": parameters} if parameters else {}
+    if protocol == "grpc":
+        extra["client_timeout"] = REQUEST_TIMEOUT_S
+    result = client.infer(model_name, inputs, outputs=outputs, **extra)
     text = result.as_numpy(output).reshape(-1)[0]
     return text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
 
@@ -121,9 +127,10 @@ def iter_transcripts(
     model_name: str,
     concurrency: int = 1,
     output: str = TEXT_OUTPUT,
+    parameters: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     """Transcripts (or `output`) of items 0..len(labels)-1 in order; ``get_audio(i)`` runs in
-    the workers.
+    the workers; every request carries `parameters`.
 
     Each worker thread owns its client for its whole life: a tritonclient HTTP client must not
     be used, or even closed, from another thread.
@@ -148,7 +155,9 @@ def iter_transcripts(
                     return
                 try:
                     audio = _checked_audio(get_audio(index), labels[index])
-                    answer = infer_transcript(client, protocol, model_name, audio, output)
+                    answer = infer_transcript(
+                        client, protocol, model_name, audio, output, parameters
+                    )
                     outcome = (True, answer)
                 except UserError as error:
                     outcome = (False, error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.core.errors import UserError
@@ -12,6 +13,7 @@ from modelrepo_gen.core.errors import UserError
 PROTOCOLS = ("http", "grpc")
 DEFAULT_URLS = {"http": "127.0.0.1:8000", "grpc": "127.0.0.1:8001"}
 MAX_SAMPLE_RATE = 384_000  # the highest rate audio hardware records
+DEFAULT_BOOST = 10.0  # --boosted-words-score unless given
 HOST_PORT = re.compile(r"(\[[0-9a-fA-F:]+\]|[^\s:/\[\]]+):(\d{1,5})")
 
 
@@ -47,6 +49,19 @@ def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
         help="print each segment with its start and end in seconds (Whisper pipelines)",
     )
     parser.add_argument(
+        "--boosted-words",
+        action="append",
+        metavar="WORDS",
+        help="words to favour, separated by commas; may be repeated (a pipeline built with "
+        "decoder=ctc_beam and a language model or lexicon)",
+    )
+    parser.add_argument(
+        "--boosted-words-score",
+        type=float,
+        default=None,
+        help=f"score added to each boosted word (default {DEFAULT_BOOST}; negative: avoid it)",
+    )
+    parser.add_argument(
         "--sample-rate",
         type=int,
         help="resample to this rate (default: the rate the model declares)",
@@ -62,7 +77,18 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--segments prints segments of audio files, not a manifest's WER")
     check_url(args.url or DEFAULT_URLS[args.protocol])
     check_concurrency(args.concurrency)
+    if args.boosted_words_score is not None and not args.boosted_words:
+        raise UserError("--boosted-words-score needs --boosted-words")
     if args.sample_rate is not None and not 1 <= args.sample_rate <= MAX_SAMPLE_RATE:
         raise UserError(
             f"--sample-rate must be between 1 and {MAX_SAMPLE_RATE} Hz, got {args.sample_rate}"
         )
+
+
+def request_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters every request carries: the boosted words, where there are some."""
+    if not args.boosted_words:
+        return {}
+    score = DEFAULT_BOOST if args.boosted_words_score is None else args.boosted_words_score
+    words = [w for value in args.boosted_words for w in re.split(r"[\s,]+", value) if w]
+    return {"boosted_words": " ".join(words), "boosted_words_score": score}
