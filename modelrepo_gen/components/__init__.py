@@ -16,6 +16,7 @@ def register_builtin_components() -> None:
         bert,
         conv_asr,
         ctc_beam,
+        ctc_streaming,
         ctc_greedy,
         ctc_sentencepiece,
         fastpitch,

@@ -85,6 +85,7 @@ class BuildConfig:
     vocabulary: Any = None
     text_normalization: Any = None  # speech synthesis: normalization rules
     tts_symbols: Any = None  # speech synthesis: the symbol set the acoustic model reads
+    mode: Any = None  # CTC speech recognition: offline or streaming (in chunks)
     precision: PrecisionConfig = MISSING
     target: TargetConfig = MISSING
     dynamic_batching: DynamicBatchingConfig = MISSING

@@ -2,7 +2,9 @@
 
 A network whose component makes no example inputs of its own (an acoustic model, say) gets
 what the upstream networks produce from theirs, so it is exported and checked on realistic
-tensors whatever the graph looks like.
+tensors whatever the graph looks like. A network that only other models call (a streaming
+model calls the feature extractor, then the acoustic model) is fed by the network whose output
+has its input's name, as its caller passes them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class ExampleInputs:
         self.parts, self.seed = parts, seed
         self.steps = {step.role: step for step in graph.steps}
         self.producer = {t: (s.role, m) for s in graph.steps for m, t in s.outputs}
+        self.called_inputs = self._called_inputs(parts)
         for role, part in parts.items():
             if isinstance(part.component, NetworkComponent):
                 self._check_reachable(role)
@@ -48,16 +51,43 @@ class ExampleInputs:
             return part.component.example_inputs(part.settings, batch, tokens, seed)
         return part.component.example_inputs(part.settings, batch, seconds, seed)
 
+    def _called_inputs(self, parts: dict[str, Part]) -> dict[str, dict[str, tuple[str, str]]]:
+        """For each network no step runs: its input name -> (network, output) of the one other
+        network not run by a step whose output has that name."""
+        called = {
+            role: part
+            for role, part in parts.items()
+            if role not in self.steps and isinstance(part.component, NetworkComponent)
+        }
+        outputs: dict[str, list[tuple[str, str]]] = {}
+        for role, part in called.items():
+            for spec in part.signature.outputs:
+                outputs.setdefault(spec.name, []).append((role, spec.name))
+        return {
+            role: {
+                spec.name: outputs[spec.name][0]
+                for spec in part.signature.inputs
+                if len(outputs.get(spec.name, [])) == 1 and outputs[spec.name][0][0] != role
+            }
+            for role, part in called.items()
+        }
+
+    def _sources(self, role: str) -> list[tuple[str, tuple[str, str] | None]]:
+        """(input name, (network, output) feeding it or None) of each input of `role`."""
+        if role in self.steps:
+            return [(m, self.producer.get(t)) for m, t in self.steps[role].inputs]
+        fed = self.called_inputs.get(role, {})
+        return [(spec.name, fed.get(spec.name)) for spec in self.parts[role].signature.inputs]
+
     def _check_reachable(self, role: str) -> None:
         if self._own(role, 1, 0.1, self.seed, SMALLEST_TOKENS) is not None:
             return
-        if role not in self.steps:
+        if role not in self.steps and not self.called_inputs.get(role):
             raise UserError(
                 f"model '{role}' cannot be exported: only other models call it, and its "
                 "component makes no example inputs of its own"
             )
-        for model_tensor, tensor in self.steps[role].inputs:
-            upstream = self.producer.get(tensor)
+        for model_tensor, upstream in self._sources(role):
             if upstream is None or not isinstance(
                 self.parts[upstream[0]].component, NetworkComponent
             ):
@@ -79,9 +109,8 @@ class ExampleInputs:
         own = self._own(role, batch, seconds, seed, tokens)
         if own is not None:
             return own
-        part = self.parts[role]
-        fed = dict(self.steps[role].inputs)
-        sources = [self.producer[fed[spec.name]] for spec in part.signature.inputs]
+        fed = dict(self._sources(role))
+        sources = [fed[spec.name] for spec in self.parts[role].signature.inputs]
         # Each upstream network runs once, however many of this model's inputs it feeds.
         produced = {
             upstream: self._outputs(upstream, batch, seconds, seed, tokens)

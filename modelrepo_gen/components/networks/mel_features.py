@@ -25,6 +25,9 @@ class MelFeaturesConfig:
     lowfreq: float = 0.0
     highfreq: float | None = None
     log_zero_guard: float = 2.0**-24
+    # per_feature: each mel band to zero mean and unit deviation over the utterance's valid
+    # frames (NeMo's); none: the log-mel as it is (what streaming can reproduce exactly)
+    normalize: str = "per_feature"
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -84,6 +87,7 @@ class MelFeatureExtractor(nn.Module):
         self.n_fft = config.n_fft
         self.preemphasis = config.preemphasis
         self.log_zero_guard = config.log_zero_guard
+        self.normalize = config.normalize == "per_feature"
         highfreq = config.sample_rate / 2 if config.highfreq is None else config.highfreq
         fb = mel_filterbank(
             config.sample_rate, config.n_fft, config.n_mels, config.lowfreq, highfreq
@@ -116,6 +120,8 @@ class MelFeatureExtractor(nn.Module):
             torch.arange(log_mel.shape[2], device=audio.device)[None, :] < frames[:, None]
         ).unsqueeze(1)
         mask = frame_mask.to(log_mel.dtype)
+        if not self.normalize:
+            return log_mel * mask, frames.to(torch.int32).view(-1, 1)
         count = frames.to(log_mel.dtype).view(-1, 1, 1)
         mean = (log_mel * mask).sum(dim=2, keepdim=True) / count
         centered = (log_mel - mean) * mask

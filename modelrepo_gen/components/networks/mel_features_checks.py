@@ -8,6 +8,7 @@ from modelrepo_gen.core.validation import check_number, require
 # The exported STFT is a Conv1d over a [n_fft + 2, 1, n_fft] DFT basis: it grows with n_fft
 # squared (4096 is about 134 MB in every exported feature extractor).
 MAX_N_FFT = 4096
+NORMALIZE = ("per_feature", "none")
 
 
 def window_samples(seconds: float, sample_rate: int) -> int:
@@ -18,6 +19,10 @@ def check_mel_features(features: MelFeaturesConfig, where: str = "featurizer") -
     """Raise UserError naming the first setting that cannot give meaningful features."""
     rate = features.sample_rate
     check_number(f"{where}.sample_rate", rate, above=0, unit="Hz")
+    require(
+        features.normalize in NORMALIZE,
+        f"{where}.normalize must be one of {', '.join(NORMALIZE)}, got {features.normalize!r}",
+    )
     sample = 1.0 / rate
     check_number(f"{where}.window_size", features.window_size, above=0, unit="seconds")
     check_number(f"{where}.window_stride", features.window_stride, above=0, unit="seconds")

@@ -92,8 +92,12 @@ class InferenceRequest:
         requested_output_names: Sequence[str],
         inputs: Sequence[Tensor],
         parameters: dict | str | None = None,
+        correlation_id: int | str = 0,
+        flags: int = 0,
     ) -> None:
         self.model_name = model_name
+        self._correlation_id = correlation_id  # a sequence's id; 0: none
+        self._flags = flags  # 1: the sequence's start, 2: its end (Triton's request flags)
         self._outputs = list(requested_output_names)
         self._inputs = list(inputs)
         # Triton gives a model the request's parameters as JSON text.
@@ -108,6 +112,12 @@ class InferenceRequest:
 
     def parameters(self) -> str:
         return self._parameters
+
+    def correlation_id(self) -> int | str:
+        return self._correlation_id
+
+    def flags(self) -> int:
+        return self._flags
 
     def exec(self) -> InferenceResponse:
         return type(self).call(self)
