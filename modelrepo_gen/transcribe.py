@@ -3,6 +3,7 @@
     python -m modelrepo_gen.transcribe --url 127.0.0.1:8000 a.wav b.flac
     python -m modelrepo_gen.transcribe --protocol grpc --concurrency 4 --manifest test.jsonl
     python -m modelrepo_gen.transcribe --segments long.wav   # start, end, text per line
+    python -m modelrepo_gen.transcribe --stream speech.wav   # mode=streaming: partials as they come
     python -m modelrepo_gen.transcribe --boosted-words triton,riva --boosted-words-score 20 a.wav
 
 Arguments and local files are checked before the server is asked anything; every user error
@@ -30,6 +31,7 @@ from modelrepo_gen.clients.asr_client import (
     transcribe_arrays,
 )
 from modelrepo_gen.clients.audio import load_audio
+from modelrepo_gen.clients.stream_client import stream_audio, streaming_chunk_seconds
 from modelrepo_gen.clients.transcribe_args import (
     DEFAULT_URLS,
     check_args,
@@ -43,6 +45,7 @@ from modelrepo_gen.clients.transcribe_manifest import (
     read_manifest,
     word_errors,
 )
+from modelrepo_gen.clients.triton_calls import connect
 from modelrepo_gen.core.errors import UserError
 
 __all__ = [
@@ -70,6 +73,20 @@ def _run(args: argparse.Namespace) -> None:
 
     def read(index: int) -> np.ndarray:  # runs in the worker threads: decoding overlaps too
         return load_audio(entries[index].audio_path, sample_rate)
+
+    if args.stream:
+        chunk_seconds = streaming_chunk_seconds(config)
+        for index, entry in enumerate(entries):
+            _print_stream(
+                entry.audio_path,
+                read(index),
+                url,
+                args.protocol,
+                model_name,
+                chunk_seconds,
+                sample_rate,
+            )
+        return
 
     output = SEGMENTS_OUTPUT if args.segments else TEXT_OUTPUT
     if output not in {t.get("name") for t in config.get("output", [])}:
@@ -104,6 +121,40 @@ def _run(args: argparse.Namespace) -> None:
             f"{len(scored)} utterances)",
             flush=True,
         )
+
+
+def _print_stream(
+    path: Path,
+    audio: np.ndarray,
+    url: str,
+    protocol: str,
+    model_name: str,
+    chunk_seconds: float,
+    sample_rate: int,
+) -> None:
+    """Stream one file in real time, printing each partial transcript, then the final one and
+    the chunks' latencies."""
+    chunk = max(1, int(round(chunk_seconds * sample_rate)))
+
+    def show(index: int, text: str, latency: float) -> None:
+        heard = min((index + 1) * chunk, audio.size) / sample_rate
+        print(f"{path}\t{heard:.2f} s\t+{latency:.3f} s\t{' '.join(text.split())}", flush=True)
+
+    client = connect(url, protocol)
+    try:
+        result = stream_audio(
+            client, protocol, model_name, audio, chunk, sample_rate, True, on_partial=show
+        )
+    finally:
+        client.close()
+    latencies = np.array(result.latencies_s)
+    print(f"{path}\t{' '.join(result.transcript.split())}", flush=True)
+    print(
+        f"{path}: {len(latencies)} chunks of {chunk_seconds:g} s; latency from a chunk's end to "
+        f"its transcript: p50 {np.percentile(latencies, 50):.3f} s, p99 "
+        f"{np.percentile(latencies, 99):.3f} s, max {latencies.max():.3f} s",
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -134,6 +134,12 @@ def test_quick_benchmark_json_has_positive_measurements(
     assert all(_positive(v) for v in decoding["ratios"].values())
     assert decoding["lexicon_words"] > 100
     assert "CTC beam search against greedy decoding" in table
+    streaming = results["streaming"]
+    assert [row["concurrency"] for row in streaming["rows"]] == [1, 8]
+    for row in streaming["rows"]:
+        assert row["chunks"] >= row["streams"] >= 1
+        assert 0 < row["latency_p50_s"] <= row["latency_p99_s"] and _positive(row["rtf"])
+    assert "Streaming: QuartzNet mini, `mode=streaming`" in table
 
 
 @pytest.mark.server

@@ -73,6 +73,7 @@ from modelrepo_gen.bench.serving import (
 from modelrepo_gen.bench.speech import SpeechSettings, speech_part
 from modelrepo_gen.bench.speech_chains import SpeechChainSettings, speech_chains_part
 from modelrepo_gen.bench.spread import spread
+from modelrepo_gen.bench.streaming import StreamingSettings, streaming_part
 from modelrepo_gen.bench.whisper import WhisperSettings, whisper_part
 from modelrepo_gen.command_line import command_parser
 from modelrepo_gen.core.errors import UserError
@@ -103,6 +104,7 @@ class Settings:
     limits: LargestRequestSettings
     archives: ArchiveSettings
     ctc_decoding: CtcDecodingSettings
+    streaming: StreamingSettings
 
     @classmethod
     def full(cls) -> Settings:
@@ -123,6 +125,7 @@ class Settings:
             limits=LargestRequestSettings.full(),
             archives=ArchiveSettings.full(),
             ctc_decoding=CtcDecodingSettings(),
+            streaming=StreamingSettings(),
         )
 
     @classmethod
@@ -141,6 +144,7 @@ class Settings:
             limits=LargestRequestSettings.quick(),
             archives=ArchiveSettings.quick(),
             ctc_decoding=CtcDecodingSettings.quick(),
+            streaming=StreamingSettings.quick(),
         )
 
 
@@ -277,6 +281,10 @@ def run_ctc(settings: Settings, work: Path, names: list[str], audios: list) -> d
     log(f"CTC decoding {served.label}: greedy, beam search, beam search with a language model")
     results["ctc_decoding"] = ctc_decoding_part(
         served, audios, settings.ctc_decoding, work, settings.build_timeout_s, log
+    )
+    log(f"streaming {served.label}: mode=streaming, chunks sent in real time")
+    results["streaming"] = streaming_part(
+        served, audios, settings.streaming, work, settings.build_timeout_s, log
     )
     return results
 

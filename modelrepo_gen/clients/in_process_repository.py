@@ -34,6 +34,7 @@ from modelrepo_gen.components.triton_python.python_backend_stand_in import (
 from modelrepo_gen.core.errors import UserError
 
 Runner = Callable[[InferenceRequest], InferenceResponse]
+SEQUENCE_START, SEQUENCE_END = 1, 2  # Triton's request flags
 
 
 class InProcessError(Exception):
@@ -97,7 +98,7 @@ class InProcessRepository:
         }
         self.utils = stand_in_module(self._call)
         self._runners: dict[str, Runner] = {}
-        self._python_models: list = []
+        self._python_models: dict[str, object] = {}  # name -> its TritonPythonModel
 
     def infer(
         self,
@@ -105,12 +106,18 @@ class InProcessRepository:
         inputs: Sequence[InferInput],
         outputs: Sequence[InferRequestedOutput] | None = None,
         parameters: dict | None = None,
+        sequence_id: int | str = 0,
+        sequence_start: bool = False,
+        sequence_end: bool = False,
         **_: object,  # a client's timeouts and the like
     ) -> InferResult:
-        """One request as tritonclient's `infer` makes it."""
+        """One request as tritonclient's `infer` makes it (a stream's chunk too)."""
         arrays = {tensor.name(): tensor.array for tensor in inputs}
         names = [output.name() for output in outputs or ()]
-        return InferResult(self.run(model_name, arrays, names, parameters))
+        flags = (SEQUENCE_START if sequence_start else 0) | (SEQUENCE_END if sequence_end else 0)
+        return InferResult(
+            self.run(model_name, arrays, names, parameters, sequence=(sequence_id, flags))
+        )
 
     def run(
         self,
@@ -118,15 +125,18 @@ class InProcessRepository:
         inputs: Mapping[str, np.ndarray],
         outputs: Sequence[str] = (),
         parameters: dict | None = None,
+        sequence: tuple[int | str, int] = (0, 0),
     ) -> dict[str, np.ndarray]:
         """One request: input arrays (with the batch axis where the model has one) -> the
-        outputs asked for (all when none are named); a model's error raises InProcessError."""
+        outputs asked for (all when none are named); a model's error raises InProcessError.
+        `sequence`: a stream's (id, flags), as Triton passes them to the models."""
         arrays = {name: np.asarray(array) for name, array in inputs.items()}
         problem = self._input_problem(model, arrays)
         if problem:
             raise InProcessError(problem, True)
         tensors = [Tensor(name, array) for name, array in arrays.items()]
-        response = self._call(self.utils.InferenceRequest(model, outputs, tensors, parameters))
+        request = self.utils.InferenceRequest(model, outputs, tensors, parameters, *sequence)
+        response = self._call(request)
         if response.has_error():
             error = response.error()
             raise InProcessError(error.message(), error.code() == TritonError.INVALID_ARG)
@@ -154,6 +164,13 @@ class InProcessRepository:
         return None
 
     # The metadata calls the clients make, as tritonclient.http answers them.
+    def python_model(self, name: str) -> object:
+        """A python model's TritonPythonModel, initialized as the server would (its state, such
+        as a streaming model's streams, can be read)."""
+        if name not in self._runners:
+            self._runners[name] = self._runner(name)
+        return self._python_models[name]
+
     def is_server_live(self) -> bool:
         return True
 
@@ -175,7 +192,7 @@ class InProcessRepository:
 
     def close(self) -> None:
         """Finalizes the python-backend models that were loaded, as Triton does at unload."""
-        for model in self._python_models:
+        for model in self._python_models.values():
             if hasattr(model, "finalize"):
                 model.finalize()
         self._python_models.clear()
@@ -229,8 +246,13 @@ class InProcessRepository:
                 step = next(s for s in pending if set(s.input_map.values()) <= set(ready))
                 pending.remove(step)
                 inputs = [Tensor(own, ready[mine]) for own, mine in step.input_map.items()]
-                called = self.utils.InferenceRequest(
-                    step.model_name, list(step.output_map), inputs, request.parameters()
+                called = self.utils.InferenceRequest(  # the stream's id and flags go along
+                    step.model_name,
+                    list(step.output_map),
+                    inputs,
+                    request.parameters(),
+                    request.correlation_id(),
+                    request.flags(),
                 )
                 response = self._call(called)
                 if response.has_error():
@@ -255,7 +277,7 @@ class InProcessRepository:
                 "model_name": name,
             }
         )
-        self._python_models.append(model)
+        self._python_models[name] = model
 
         def run(request: InferenceRequest) -> InferenceResponse:
             try:

@@ -40,13 +40,21 @@ def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
     parser.add_argument(
         "--url", help="server host:port (default 127.0.0.1:8000, or :8001 for grpc)"
     )
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="http")
+    parser.add_argument(
+        "--protocol", choices=PROTOCOLS, help="http (the default) or grpc (--stream's default)"
+    )
     parser.add_argument("--model", help="ensemble name (default: the server's only ensemble)")
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight")
     parser.add_argument(
         "--segments",
         action="store_true",
         help="print each segment with its start and end in seconds (Whisper pipelines)",
+    )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="send each file in real-time chunks to a pipeline built with mode=streaming, "
+        "printing the transcript so far as each chunk is answered, and each chunk's latency",
     )
     parser.add_argument(
         "--boosted-words",
@@ -66,13 +74,19 @@ def parse_args(argv: Sequence[str] | None, doc: str) -> argparse.Namespace:
         type=int,
         help="resample to this rate (default: the rate the model declares)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.protocol = args.protocol or ("grpc" if args.stream else "http")
+    return args
 
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the arguments that can be wrong without reading a file."""
     if bool(args.files) == bool(args.manifest):
         raise UserError("give either audio files or --manifest (one of the two)")
+    if args.stream and (args.manifest or args.segments or args.boosted_words):
+        raise UserError(
+            "--stream sends audio files, alone: not with --manifest, --segments or --boosted-words"
+        )
     if args.segments and args.manifest:
         raise UserError("--segments prints segments of audio files, not a manifest's WER")
     check_url(args.url or DEFAULT_URLS[args.protocol])

@@ -109,6 +109,27 @@ BUILDS = {
             "onnx",
             ("decoder=ctc_beam", "decoder.beam_size=1"),
         ),
+        AsrBuild(  # streamed in chunks, with context beyond the receptive field (4.28 s)
+            "asr_quartznet_stream",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            (
+                "mode=streaming",
+                "featurizer.normalize=none",
+                "mode.left_context_seconds=4.5",
+                "mode.right_context_seconds=4.5",
+                "mode.max_streams=8",
+                "mode.stream_timeout_seconds=3",
+            ),
+        ),
+        AsrBuild(  # the same network offline
+            "asr_quartznet_unnormalized",
+            "asr_quartznet",
+            "quartznet_mini",
+            "onnx",
+            ("featurizer.normalize=none",),
+        ),
         AsrBuild(
             "asr_quartznet_8k",
             "asr_quartznet",
