@@ -2,8 +2,8 @@
 
 PART is sample_rate, featurizer, acoustic_model or decoder; each CHANGES (config nodes, optional)
 is merged over what the file says, in order, so settings stay overridable from the command line.
-A setting that is null in CHANGES keeps what the file says (decoder=ctc_beam's vocabulary
-there: the file's tokens).
+For the decoder, a setting that is null in CHANGES keeps what the file says (decoder=ctc_beam's
+vocabulary: the file's tokens).
 `python -m modelrepo_gen pipeline=asr_nemo model.checkpoint=F.nemo --cfg job --resolve` prints
 what was read.
 """
@@ -55,8 +55,10 @@ def nemo_part(part: str, checkpoint: Any, *changes: Any) -> Any:
     for change in changes:
         if OmegaConf.is_config(change):  # resolved where it lives: it may point anywhere
             change = OmegaConf.to_container(change, resolve=True)
-        kept = {key: value for key, value in (change or {}).items() if value is not None}
-        merged = OmegaConf.merge(merged, kept)
+        change = change or {}
+        if part == "decoder":  # the decoder group's null settings are the file's to say
+            change = {key: value for key, value in change.items() if value is not None}
+        merged = OmegaConf.merge(merged, change)
     # A config node, not a dict: OmegaConf.resolve (--cfg job --resolve) cannot put a plain
     # dict where an interpolation stood.
     return merged
