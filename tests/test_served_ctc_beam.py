@@ -19,13 +19,12 @@ from helpers.asr_fixtures import SAMPLE_RATE
 from helpers.flashlight_reference import character_spelling, lexicon_search
 from helpers.served_requests import (
     connect,
-    infer,
     is_bad_request,
     one_utterance,
+    served_logprobs,
     transcripts,
     varied_lengths,
 )
-from tritonclient.utils import np_to_triton_dtype
 
 from modelrepo_gen.serve.server import TritonServer
 from modelrepo_gen.transcribe import main
@@ -33,20 +32,6 @@ from modelrepo_gen.transcribe import main
 pytestmark = pytest.mark.server
 
 SYMBOLS = [" ", *"abcdefghijklmnopqrstuvwxyz", "'"]
-
-
-def served_logprobs(module, client, name: str, audio: np.ndarray) -> np.ndarray:
-    """The valid frames of the served acoustic model's LOGPROBS for one recording."""
-    signal, samples = one_utterance(audio)
-    tensors = {"AUDIO_SIGNAL": (signal, "FP32"), "NUM_SAMPLES": (samples, "INT32")}
-    features = infer(
-        module, client, f"{name}_feature_extractor", tensors, ["FEATURES", "FEATURE_LENGTHS"]
-    )
-    tensors = {key: (value, np_to_triton_dtype(value.dtype)) for key, value in features.items()}
-    outputs = infer(
-        module, client, f"{name}_acoustic_model", tensors, ["LOGPROBS", "ENCODED_LENGTHS"]
-    )
-    return outputs["LOGPROBS"][0, : int(outputs["ENCODED_LENGTHS"].reshape(-1)[0])]
 
 
 @pytest.fixture(scope="module")

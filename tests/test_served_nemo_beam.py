@@ -11,8 +11,7 @@ import pytest
 import sentencepiece
 from helpers.flashlight_reference import lexicon_search, sentencepiece_spelling
 from helpers.nemo_fixtures import BEAM_BUILD
-from helpers.served_requests import connect, infer, one_utterance, transcripts
-from tritonclient.utils import np_to_triton_dtype
+from helpers.served_requests import connect, one_utterance, served_logprobs, transcripts
 
 from modelrepo_gen.core.build_plan import BuildPlan
 from modelrepo_gen.serve.server import TritonServer
@@ -32,23 +31,7 @@ def test_served_sentencepiece_beam_search_is_flashlights(
     got, expected = [], []
     for _, audio, _ in librivox:
         signal, samples = one_utterance(audio)
-        tensors = {"AUDIO_SIGNAL": (signal, "FP32"), "NUM_SAMPLES": (samples, "INT32")}
-        features = infer(
-            module,
-            client,
-            f"{BEAM_BUILD}_feature_extractor",
-            tensors,
-            ["FEATURES", "FEATURE_LENGTHS"],
-        )
-        tensors = {k: (v, np_to_triton_dtype(v.dtype)) for k, v in features.items()}
-        outputs = infer(
-            module,
-            client,
-            f"{BEAM_BUILD}_acoustic_model",
-            tensors,
-            ["LOGPROBS", "ENCODED_LENGTHS"],
-        )
-        logprobs = outputs["LOGPROBS"][0, : int(outputs["ENCODED_LENGTHS"].reshape(-1)[0])]
+        logprobs = served_logprobs(module, client, BEAM_BUILD, audio)
         expected.append(
             lexicon_search(
                 logprobs,

@@ -10,6 +10,7 @@ the chunks (sent to answered) over the audio's length, over all streams.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +83,7 @@ def streaming_part(
     from modelrepo_gen.serve.server import TritonServer
 
     path = work / "streaming"
+    shutil.rmtree(path, ignore_errors=True)  # a run before this one's
     log(f"build {model.label} onnx fp32 mode=streaming")
     row = timed_build(model, "onnx", "fp32", path, "default", timeout_s, ("mode=streaming",))
     if row["status"] != "ok":

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+from tritonclient.utils import np_to_triton_dtype
 
 from modelrepo_gen.serve.server import TritonServer
 
@@ -127,3 +128,18 @@ def status_of(error: Exception) -> str:
 def is_bad_request(error: Exception) -> bool:
     """HTTP 400 or gRPC INVALID_ARGUMENT: what a client must not send again as it is."""
     return status_of(error) in BAD_REQUEST.values()
+
+
+def served_logprobs(module: Any, client: Any, name: str, audio: np.ndarray) -> np.ndarray:
+    """The valid frames of the LOGPROBS that build `name`'s served feature extractor and
+    acoustic model give for one recording."""
+    signal, samples = one_utterance(audio)
+    tensors = {"AUDIO_SIGNAL": (signal, "FP32"), "NUM_SAMPLES": (samples, "INT32")}
+    features = infer(
+        module, client, f"{name}_feature_extractor", tensors, ["FEATURES", "FEATURE_LENGTHS"]
+    )
+    tensors = {key: (value, np_to_triton_dtype(value.dtype)) for key, value in features.items()}
+    outputs = infer(
+        module, client, f"{name}_acoustic_model", tensors, ["LOGPROBS", "ENCODED_LENGTHS"]
+    )
+    return outputs["LOGPROBS"][0, : int(outputs["ENCODED_LENGTHS"].reshape(-1)[0])]

@@ -282,8 +282,11 @@ class TritonPythonModel:
                     for owner, window, result in zip(batch, windows, decoded):
                         if self.fallback.is_silent(result):  # skipped whole, as Whisper does
                             found, advance = [], len(window)
-                        else:
-                            found, advance = window_segments(result.ids, stamps, len(window))
+                        else:  # unstamped, a sampled timestamp is no text (Whisper's decode)
+                            ids = result.ids
+                            if stamps is None:
+                                ids = [t for t in ids if t < self.timestamp_begin]
+                            found, advance = window_segments(ids, stamps, len(window))
                         at = seeks[owner]
                         segments[owner] += [(at + s, at + e, text) for s, e, text in found]
                         seeks[owner] += advance
