@@ -120,7 +120,7 @@ BUILDS = {
                 "mode.left_context_seconds=4.5",
                 "mode.right_context_seconds=4.5",
                 "mode.max_streams=8",
-                "mode.stream_timeout_seconds=3",
+                "mode.stream_timeout_seconds=5",
             ),
         ),
         AsrBuild(  # the same network offline
