@@ -28,7 +28,7 @@ RATE = 16000
 CHUNK = int(0.8 * RATE)
 
 
-def send(module, client, piece: np.ndarray, sequence_id, **flags) -> str:
+def send(module, client, piece: np.ndarray, sequence_id, parameters=None, **flags) -> str:
     """One chunk of a stream; its answer (the transcript so far)."""
     signal, samples = one_utterance(piece.astype(np.float32))
     inputs = [
@@ -37,7 +37,7 @@ def send(module, client, piece: np.ndarray, sequence_id, **flags) -> str:
     ]
     inputs[0].set_data_from_numpy(signal)
     inputs[1].set_data_from_numpy(samples)
-    answer = client.infer(STREAMED, inputs, sequence_id=sequence_id, **flags)
+    answer = client.infer(STREAMED, inputs, sequence_id=sequence_id, parameters=parameters, **flags)
     return answer.as_numpy("TRANSCRIPT").reshape(-1)[0].decode()
 
 
@@ -104,6 +104,10 @@ def test_bad_stream_requests_are_refused_by_name_and_the_server_streams_on(
         inputs[1].set_data_from_numpy(np.array([[CHUNK], [CHUNK]], dtype=np.int32))
         client.infer(STREAMED, inputs, sequence_id=78)
     assert is_bad_request(error.value) and "one row of audio" in str(error.value)
+    boost = {"boosted_words": "wood", "boosted_words_score": 5}
+    with pytest.raises(Exception) as error:
+        send(module, client, piece, 78, parameters=boost)
+    assert is_bad_request(error.value) and "take no request parameters" in str(error.value)
     send(module, client, piece, 78, sequence_end=True)  # the refusals left the stream going
     refused(module, client, piece, 78, "stream 78 has ended")
     # a stream idle past its timeout (5 s) is freed, and its next chunk says so

@@ -16,7 +16,8 @@ network once (two silent calls), and the chunk and contexts are whole frames.
 What a client can get wrong is refused with a line that says so, and the stream (if any) goes on:
 a chunk of a stream never started (or that ended, or was freed after `stream_timeout_seconds`
 idle: it says which), a start for an id already streaming, a start when `max_streams` are held,
-a request without a sequence id, more than one row or more than `max_chunk_samples`. Settings
+a request without a sequence id, more than one row or more than `max_chunk_samples`, request
+parameters (word boosting is for offline requests). Settings
 from config.pbtxt `parameters`: sample_rate, chunk_samples, left_samples, right_samples,
 max_chunk_samples, max_streams, stream_timeout_seconds, calls (model_calls.py).
 """
@@ -48,6 +49,8 @@ START, END = 1, 2  # Triton's sequence flags on a request
 PROBE_SECONDS = 1.0  # the first probe's length; the second is PROBE_STEP_SECONDS longer
 PROBE_STEP_SECONDS = 2.56  # a whole number of frames for every usual hop and stride
 REMEMBERED = 4096  # ids of ended or freed streams kept, to tell a late chunk what happened
+# What Triton's HTTP protocol carries among a request's parameters: the sequence itself.
+SEQUENCE_PARAMETERS = {"sequence_id", "sequence_start", "sequence_end", "priority", "timeout"}
 
 
 class Stream:
@@ -209,6 +212,12 @@ class TritonPythonModel:
         return key, self.streams[key], bool(flags & END)
 
     def _chunk(self, request) -> np.ndarray:
+        given = sorted(set(json.loads(request.parameters() or "{}")) - SEQUENCE_PARAMETERS)
+        if given:
+            raise BadRequest(
+                f"a stream's chunks take no request parameters, got '{given[0]}' (word boosting "
+                "is for offline requests)"
+            )
         audio = pb_utils.get_input_tensor_by_name(request, "AUDIO_SIGNAL").as_numpy()
         samples = pb_utils.get_input_tensor_by_name(request, "NUM_SAMPLES").as_numpy()
         if audio.ndim != 2 or audio.shape[0] != 1 or samples.size != 1:
