@@ -88,6 +88,12 @@ class FastPitchComponent(NetworkComponent):
                 f"{where}.{key} must be an odd number >= 1 (the length stays the same), "
                 f"got {value}",
             )
+        check_number(
+            f"{where}.min_duration",
+            settings.min_duration,
+            at_least=0,
+            at_most=settings.max_duration,
+        )
         check_number(f"{where}.min_pace", settings.min_pace, above=0)
         check_number(f"{where}.max_pace", settings.max_pace, at_least=settings.min_pace)
 

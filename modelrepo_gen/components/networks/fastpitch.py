@@ -48,7 +48,9 @@ class FastPitchConfig:
     energy_predictor_filter_size: int = 256
     energy_predictor_n_layers: int = 2
     energy_embedding_kernel_size: int = 3
+    energy: bool = True  # predict and embed energy (NeMo's FastPitch may leave it out)
     max_duration: int = 75  # frames one symbol may last (before pace)
+    min_duration: float = 0.0  # frames one symbol lasts at least (NeMo's min_token_duration)
     min_pace: float = 0.25  # a request's pace is clamped to [min_pace, max_pace]
     max_pace: float = 4.0
 
@@ -142,7 +144,7 @@ class FastPitch(nn.Module):
     def __init__(self, c: FastPitchConfig) -> None:
         super().__init__()
         d = c.symbols_embedding_dim
-        self.max_duration = c.max_duration
+        self.min_duration, self.max_duration = c.min_duration, c.max_duration
         self.min_pace, self.max_pace = c.min_pace, c.max_pace
         self.embedding = nn.Embedding(c.n_symbols, d)
         self.encoder = FFTransformer(
@@ -166,15 +168,18 @@ class FastPitch(nn.Module):
         self.pitch_embedding = nn.Conv1d(
             1, d, c.pitch_embedding_kernel_size, padding=c.pitch_embedding_kernel_size // 2
         )
-        self.energy_predictor = TemporalPredictor(
-            d,
-            c.energy_predictor_filter_size,
-            c.energy_predictor_kernel_size,
-            c.energy_predictor_n_layers,
-        )
-        self.energy_embedding = nn.Conv1d(
-            1, d, c.energy_embedding_kernel_size, padding=c.energy_embedding_kernel_size // 2
-        )
+        self.energy_predictor: TemporalPredictor | None = None
+        self.energy_embedding: nn.Conv1d | None = None
+        if c.energy:
+            self.energy_predictor = TemporalPredictor(
+                d,
+                c.energy_predictor_filter_size,
+                c.energy_predictor_kernel_size,
+                c.energy_predictor_n_layers,
+            )
+            self.energy_embedding = nn.Conv1d(
+                1, d, c.energy_embedding_kernel_size, padding=c.energy_embedding_kernel_size // 2
+            )
         self.decoder = FFTransformer(
             c.out_fft_n_layers,
             c.out_fft_n_heads,
@@ -196,14 +201,17 @@ class FastPitch(nn.Module):
         keep = mask.unsqueeze(2).to(torch.float32)
         encoded = self.encoder(self.embedding(symbol_ids), mask)
         log_durations = self.duration_predictor(encoded, keep)
-        durations = torch.clamp(torch.exp(log_durations) - 1, 0, self.max_duration)
+        durations = torch.clamp(torch.exp(log_durations) - 1, self.min_duration, self.max_duration)
         pitch = self.pitch_predictor(encoded, keep)
-        energy = self.energy_predictor(encoded, keep)
         encoded = encoded + self._embed(pitch, self.pitch_embedding, keep)
-        encoded = encoded + self._embed(energy, self.energy_embedding, keep)
+        if self.energy_predictor is not None and self.energy_embedding is not None:
+            # From the encoding with pitch added, as DeepLearningExamples and NeMo predict it.
+            energy = self.energy_predictor(encoded, keep)
+            encoded = encoded + self._embed(energy, self.energy_embedding, keep)
         # Length regulator: symbol i covers frames [ends[i] - repeats[i], ends[i]).
         pace = torch.clamp(pace.view(-1, 1), self.min_pace, self.max_pace)
-        repeats = torch.round(durations / pace) * mask.to(torch.float32)
+        # Rounded half up, as DeepLearningExamples and NeMo do (torch.round would halve to even).
+        repeats = torch.floor(durations / pace + 0.5) * mask.to(torch.float32)
         ends = torch.cumsum(repeats, dim=1)
         # At least one frame, so every item has a mel (silent if no symbol lasts a frame).
         frame_counts = torch.clamp(ends[:, -1], min=1).to(torch.int64)
