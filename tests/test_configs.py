@@ -50,12 +50,18 @@ def test_every_option_of_every_group_resolves(group: str) -> None:
 
 
 NEMO_FILE = ROOT / "tests" / "fixtures" / "nemo" / "quartznet_like.nemo"
+NEMO_TTS = {  # pipeline=tts_nemo's two files
+    "model.acoustic": ROOT / "tests" / "fixtures" / "nemo" / "fastpitch_chars.nemo",
+    "model.vocoder": ROOT / "tests" / "fixtures" / "nemo" / "hifigan_small.nemo",
+}
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 @pytest.mark.parametrize("pipeline", options("pipeline"))
 def test_every_recipe_resolves_or_says_which_pipelines_it_fits(recipe: str, pipeline: str) -> None:
     extra = [f"model.checkpoint={NEMO_FILE}"] if pipeline == "asr_nemo" else []
+    if pipeline == "tts_nemo":
+        extra = [f"{key}={path}" for key, path in NEMO_TTS.items()]
     cfg = compose_config([f"pipeline={pipeline}", f"+recipe={recipe}", *extra])
     assert cfg.recipe.name == recipe
     if not cfg.recipe.fits or cfg.pipeline.family in cfg.recipe.fits:

@@ -1,10 +1,11 @@
-"""tts_tacotron2_waveglow and tts_fastpitch_hifigan at their small sizes, built from conf/ and
-served by the real Triton server, speak as the same repository run in this process does
-(InProcessRepository: the front-end, the exported networks, the synthesizer's own chain and
-noise), and their acoustic models give the PyTorch module's mel.
+"""tts_tacotron2_waveglow and tts_fastpitch_hifigan at their small sizes, and tts_nemo from the
+NeMo-made FastPitch + HiFi-GAN fixtures, built from conf/ and served by the real Triton server,
+speak as the same repository run in this process does (InProcessRepository: the front-end, the
+exported networks, the synthesizer's own chain and noise), and their acoustic models give the
+PyTorch module's mel. tts_nemo also speaks as NeMo itself does (tests/fixtures/nemo/tts.*).
 
 Tacotron 2's checkpoint has a gate that ends the test sentences at different steps, two of
-them cut at max_decoder_steps (a seeded one stops every sentence at once, or never). Both
+them cut at max_decoder_steps (a seeded one stops every sentence at once, or never). The three
 pipelines live in one repository served by one server for the module.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.largest_requests import send_largest
+from helpers.nemo_fixtures import FIXTURES
 from helpers.project import add_models, compose_config
 from helpers.served_requests import connect, infer, is_bad_request
 from helpers.tts_fixtures import module_of, stop_items_apart
@@ -49,7 +51,10 @@ MINI = {
     "tts_tacotron2_waveglow": ("tacotron2_mini", "waveglow_mini"),
     "tts_fastpitch_hifigan": ("fastpitch_mini", "hifigan_mini"),
 }
-TOLERANCE = 1e-4  # exported (TorchScript, ONNX) vs PyTorch, batched vs alone
+NEMO_PAIR = (FIXTURES / "fastpitch_chars.nemo", FIXTURES / "hifigan_small.nemo")
+NEMO_REFERENCE = json.loads((FIXTURES / "tts.reference.json").read_text(encoding="utf-8"))
+NEMO_ARRAYS = np.load(FIXTURES / "tts.reference.npz")
+TOLERANCE = 1e-4  # exported (TorchScript, ONNX) vs PyTorch, batched vs alone; vs NeMo, relative
 
 
 @dataclass
@@ -80,6 +85,12 @@ class Served:
 
 
 def _overrides(name: str) -> list[str]:
+    if name == "tts_nemo":
+        return [
+            f"pipeline={name}",
+            f"model.acoustic={NEMO_PAIR[0]}",
+            f"model.vocoder={NEMO_PAIR[1]}",
+        ]
     acoustic, vocoder = MINI[name]
     return [
         f"pipeline={name}",
@@ -112,13 +123,13 @@ def _tacotron2_checkpoint(path: Path) -> list:
 
 @pytest.fixture(scope="module")
 def chains(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Served]]:
-    """Both pipelines built into one repository and served by one server."""
+    """The three pipelines built into one repository and served by one server."""
     from modelrepo_gen.assembly.run import build_repository
 
     work = tmp_path_factory.mktemp("chains")
     combined = work / "repo"
     built = {}
-    for name in MINI:
+    for name in [*MINI, "tts_nemo"]:
         overrides, stops = _overrides(name), []
         if name == "tts_tacotron2_waveglow":
             stops = _tacotron2_checkpoint(work / "tacotron2.pt")
@@ -148,7 +159,12 @@ def fastpitch_hifigan(chains: dict[str, Served]) -> Served:
     return chains["tts_fastpitch_hifigan"]
 
 
-@pytest.fixture(params=["tacotron2_waveglow", "fastpitch_hifigan"])
+@pytest.fixture(scope="module")
+def nemo_pair(chains: dict[str, Served]) -> Served:
+    return chains["tts_nemo"]
+
+
+@pytest.fixture(params=["tacotron2_waveglow", "fastpitch_hifigan", "nemo_pair"])
 def served(request: pytest.FixtureRequest) -> Served:
     return request.getfixturevalue(request.param)
 
@@ -204,7 +220,7 @@ def test_served_acoustic_model_gives_the_pytorch_mel(served: Served) -> None:
                     "SYMBOL_IDS": (np.array([ids], dtype=np.int64), "INT64"),
                     "SYMBOL_COUNT": (np.array([[len(ids)]], dtype=np.int32), "INT32"),
                 }
-                if served.name == "tts_fastpitch_hifigan":
+                if served.name != "tts_tacotron2_waveglow":
                     request["PACE"] = (np.array([[1.0]], dtype=np.float32), "FP32")
                 got = infer(
                     module, client, f"{served.name}_acoustic", request, ["MEL", "MEL_LENGTH"]
@@ -216,6 +232,40 @@ def test_served_acoustic_model_gives_the_pytorch_mel(served: Served) -> None:
     finally:
         client.close()
     assert len(set(lengths)) >= 3  # sentences of different lengths, not one fixed size
+
+
+def test_the_nemo_pair_speaks_as_nemo(nemo_pair: Served) -> None:
+    """NeMo's own mel for its tokens from the served FastPitch, and NeMo's audio for a whole
+    text (one sentence) from the served ensemble, within 1e-4 of the largest value."""
+    module, client = connect(nemo_pair.server, "grpc")
+    worst = {"mel": 0.0, "audio": 0.0}
+    try:
+        for i, item in enumerate(NEMO_REFERENCE["items"]):
+            tokens = NEMO_ARRAYS[f"tokens_{i}"].reshape(1, -1)
+            request = {
+                "SYMBOL_IDS": (tokens, "INT64"),
+                "SYMBOL_COUNT": (np.array([[tokens.shape[1]]], np.int32), "INT32"),
+                "PACE": (np.array([[1.0]], np.float32), "FP32"),
+            }
+            got = infer(module, client, "tts_nemo_acoustic", request, ["MEL", "MEL_LENGTH"])
+            assert int(got["MEL_LENGTH"].item()) == item["frames"]
+            nemo = NEMO_ARRAYS[f"mel_{i}"]
+            error = np.max(np.abs(got["MEL"][0, :, : item["frames"]] - nemo)) / np.max(np.abs(nemo))
+            worst["mel"] = max(worst["mel"], float(error))
+    finally:
+        client.close()
+    for i in (0, 1):  # single sentences: the served text is spoken in one pass, as NeMo's
+        audio, nemo = (
+            audio_of(speak(nemo_pair, [NEMO_REFERENCE["texts"][i]])),
+            NEMO_ARRAYS[f"audio_{i}"],
+        )
+        assert audio.shape == nemo.shape
+        worst["audio"] = max(
+            worst["audio"], float(np.max(np.abs(audio - nemo)) / np.max(np.abs(nemo)))
+        )
+    assert max(worst.values()) <= TOLERANCE, worst
+    mel, audio = worst["mel"], worst["audio"]
+    print(f"tts_nemo served vs NeMo, max relative error: mel {mel:.1e}, audio {audio:.1e}")
 
 
 def test_tacotron2_stops_apart_and_a_cut_sentence_is_truncated(
@@ -311,14 +361,15 @@ def test_acoustic_models_refuse_symbol_ids_outside_their_set(served: Served, pro
     model = f"{served.name}_acoustic"
     ids = np.array([[3, 4, 500, 5]], dtype=np.int64)
     tensors = {"SYMBOL_IDS": (ids, "INT64"), "SYMBOL_COUNT": (np.array([[4]], np.int32), "INT32")}
-    if served.name == "tts_fastpitch_hifigan":
+    if served.name != "tts_tacotron2_waveglow":
         tensors["PACE"] = (np.array([[1.0]], np.float32), "FP32")
+    highest = served.acoustic_module.embedding.num_embeddings  # the symbol ids it takes
     module, client = connect(served.server, protocol)
     try:
         with pytest.raises(InferenceServerException) as refused:
             infer(module, client, model, tensors, ["MEL", "MEL_LENGTH"])
         assert refused.value.message().endswith(
-            f"{model}: SYMBOL_IDS must hold values from 0 to 147, got 3..500"
+            f"{model}: SYMBOL_IDS must hold values from 0 to {highest - 1}, got 3..500"
         ), refused.value.message()
         assert is_bad_request(refused.value)
         too_long = np.ones((1, 301), dtype=np.int64)

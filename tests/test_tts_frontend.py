@@ -172,6 +172,24 @@ def test_piper_ids_are_the_voices_own_runtimes(piper_encoder: SymbolEncoder) -> 
         assert encode_text(text, RULES, piper_encoder, 600, 15000) == expected, text
 
 
+def test_a_script_the_voice_cannot_speak_is_read_as_piper_reads_it(
+    piper_encoder: SymbolEncoder,
+) -> None:
+    """The documented fallback: an English voice reads Chinese, Arabic or emoji as espeak-ng
+    names them ("Chinese letter", "grinning face"), the voice's own runtime's ids, no error."""
+    from piper.voice import PiperVoice
+
+    voice = PiperVoice.load(voice_file(None))
+    for text in [
+        "\u4f60\u597d\uff0c\u4e16\u754c\u3002",
+        "\u0645\u0631\u062d\u0628\u0627",
+        "\U0001f600 ok",
+    ]:
+        expected = [voice.phonemes_to_ids(p) for p in voice.phonemize(text)]
+        assert encode_text(text, RULES, piper_encoder, 600, 15000) == expected, text
+    assert "t\u0283\u02c8a\u026ani\u02d0z" in piper_encoder.sentences("\u4f60")[0]  # "Chinese"
+
+
 @pytest.mark.parametrize("lang", ["C", None])
 def test_any_utf8_text_is_spoken_whatever_the_locale(lang: str | None, tmp_path) -> None:
     """In a fresh process with LANG=C or no LANG at all (a server started so)."""

@@ -23,6 +23,8 @@ def register_builtin_components() -> None:
         hifigan,
         mel_features,
         nemo_conv_asr,
+        nemo_fastpitch,
+        nemo_hifigan,
         nemo_mel_features,
         piper_voice,
         speech_synthesizer,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -57,7 +57,7 @@ def nemo_state_dict(archive: NemoArchive) -> Mapping[str, torch.Tensor]:
     try:
         return _load(archive.weights, stat.st_size, stat.st_mtime_ns)
     except UserError as error:
-        raise UserError(f"model.checkpoint {archive.path}: {error}") from None
+        raise UserError(f"{archive.label} {archive.path}: {error}") from None
 
 
 def _unit_layers(block: ConvBlockConfig) -> tuple[list[tuple[int, int | None, int]], int]:
@@ -109,12 +109,30 @@ def renamed_weights(
     archive: NemoArchive, module: torch.nn.Module, blocks: list[ConvBlockConfig]
 ) -> dict[str, torch.Tensor]:
     """`module`'s state dict taken from the archive (module may be on the meta device)."""
-    state = nemo_state_dict(archive)
+    return fitted_weights(
+        archive,
+        nemo_state_dict(archive),
+        module,
+        lambda ours: nemo_name(ours, blocks),
+        lambda theirs: theirs in (FEATURIZER_WINDOW, FEATURIZER_FILTERBANK),
+    )
+
+
+def fitted_weights(
+    archive: NemoArchive,
+    state: Mapping[str, torch.Tensor],
+    module: torch.nn.Module,
+    nemo_name_of: Callable[[str], str],
+    not_needed: Callable[[str], bool],
+) -> dict[str, torch.Tensor]:
+    """`module`'s state dict taken from `state` (the archive's, as NeMo names it) through
+    `nemo_name_of`; every tensor of `state` is used or `not_needed` (training only), else
+    refused with the missing, unused and mis-shaped names listed."""
     expected = module.state_dict()
-    names = {ours: nemo_name(ours, blocks) for ours in expected}
-    used = set(names.values()) | {FEATURIZER_WINDOW, FEATURIZER_FILTERBANK}
+    names = {ours: nemo_name_of(ours) for ours in expected}
+    used = set(names.values())
     missing = sorted(n for n in names.values() if n not in state)
-    unexpected = sorted(n for n in state if n not in used)
+    unexpected = sorted(n for n in state if n not in used and not not_needed(n))
     misshaped = sorted(
         f"{theirs} ({list(state[theirs].shape)}, the network needs {list(expected[ours].shape)})"
         for ours, theirs in names.items()
@@ -131,7 +149,7 @@ def renamed_weights(
     ]
     if problems:
         raise UserError(
-            f"model.checkpoint {archive.path}: its weights do not fit the network its "
+            f"{archive.label} {archive.path}: its weights do not fit the network its "
             f"model_config.yaml describes: " + "; ".join(problems)
         )
     return {ours: state[theirs] for ours, theirs in names.items()}

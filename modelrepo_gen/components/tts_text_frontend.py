@@ -27,6 +27,12 @@ VOICE_JSON = "voice.onnx.json"
 RULE_KEYS = ("characters", "abbreviations", "currencies", "currency_and", "symbols", "numbers")
 CHARACTER_KEYS = ("pad", "special", "punctuation", "letters", "lowercase")
 PHONEME_KEYS = ("voice_path", "espeak_voice")
+NEMO_KEYS = ("tokens", "punctuation", "pad_with_space")
+ENCODINGS = {
+    "characters": CHARACTER_KEYS,
+    "piper_phonemes": PHONEME_KEYS,
+    "nemo_characters": NEMO_KEYS,
+}
 
 
 @dataclass
@@ -59,16 +65,20 @@ class TextFrontend(PythonComponent):
         require(not missing, f"{where}.rules lacks {missing} (see conf/text_normalization/)")
         symbols = settings.symbols
         encoding = symbols.get("encoding")
-        keys = {"characters": CHARACTER_KEYS, "piper_phonemes": PHONEME_KEYS}.get(encoding)
+        keys = ENCODINGS.get(encoding)
         require(
             keys is not None,
-            f"{where}.symbols.encoding must be characters or piper_phonemes, got {encoding!r}",
+            f"{where}.symbols.encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}",
         )
         missing = [k for k in keys if k not in symbols]
         require(not missing, f"{where}.symbols lacks {missing} (see conf/tts_symbols/)")
-        if encoding == "characters":
-            table = [symbols["pad"], *symbols["special"], *symbols["punctuation"]]
-            table += list(symbols["letters"])
+        if encoding in ("characters", "nemo_characters"):
+            if encoding == "characters":
+                table = [symbols["pad"], *symbols["special"], *symbols["punctuation"]]
+                table += list(symbols["letters"])
+            else:
+                table = list(symbols["tokens"])
+                require(" " in table, f"{where}.symbols.tokens must hold the space ' '")
             repeated = sorted({s for s in table if table.count(s) > 1})
             require(not repeated, f"{where}.symbols lists {repeated} more than once")
             require(

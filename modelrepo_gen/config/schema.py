@@ -141,6 +141,7 @@ def nlp_task(head: str, part: str) -> Any:
 
 def register_schema() -> None:
     from modelrepo_gen.config.nemo_resolver import register_nemo_resolver
+    from modelrepo_gen.config.nemo_tts_resolver import register_nemo_tts_resolver
 
     ConfigStore.instance().store(name="build_schema", node=BuildConfig)
     OmegaConf.register_new_resolver("ctc_classes", ctc_classes, replace=True)
@@ -148,3 +149,4 @@ def register_schema() -> None:
     OmegaConf.register_new_resolver("nlp_task", nlp_task, replace=True)
     OmegaConf.register_new_resolver("piper_voice", piper_voice_setting, replace=True)
     register_nemo_resolver()
+    register_nemo_tts_resolver()

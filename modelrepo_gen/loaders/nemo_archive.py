@@ -32,6 +32,7 @@ class NemoArchive:
     path: Path  # the .nemo file
     folder: Path  # where its members were extracted
     config: dict[str, Any]  # model_config.yaml
+    label: str = LABEL  # the setting that named the file, for messages
 
     @property
     def weights(self) -> Path:
@@ -43,8 +44,8 @@ class NemoArchive:
         found = self.folder / PurePosixPath(name).name
         if not found.is_file():
             raise UserError(
-                f"{LABEL}: {self.path.name} sets {setting}: {reference}, but the archive holds "
-                f"no file {PurePosixPath(name).name}"
+                f"{self.label}: {self.path.name} sets {setting}: {reference}, but the archive "
+                f"holds no file {PurePosixPath(name).name}"
             )
         return found
 
@@ -59,27 +60,27 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _extract(path: Path) -> Path:
+def _extract(path: Path, label: str) -> Path:
     try:
         archive = tarfile.open(path, mode="r:*")
     except (tarfile.TarError, EOFError, OSError):
         raise UserError(
-            f"{LABEL} {path} is not a .nemo file: expected a tar archive (optionally gzipped) "
+            f"{label} {path} is not a .nemo file: expected a tar archive (optionally gzipped) "
             f"holding {CONFIG} and {WEIGHTS}"
         ) from None
     with archive:
         try:
             members = archive.getmembers()
         except (tarfile.TarError, EOFError, OSError) as error:
-            raise UserError(f"{LABEL} {path} is a damaged tar archive: {error}") from None
+            raise UserError(f"{label} {path} is a damaged tar archive: {error}") from None
         for member in members:
             if problem := _member_problem(member):
-                raise UserError(f"{LABEL} {path} is refused: {problem}")
+                raise UserError(f"{label} {path} is refused: {problem}")
         names = {PurePosixPath(m.name).as_posix().removeprefix("./") for m in members}
         for required, what in ((CONFIG, "model config"), (WEIGHTS, "weights")):
             if required not in names:
                 raise UserError(
-                    f"{LABEL} {path} holds no {required} ({what}); a .nemo file from NeMo's "
+                    f"{label} {path} holds no {required} ({what}); a .nemo file from NeMo's "
                     "save_to holds model_config.yaml and model_weights.ckpt"
                 )
         folder = Path(tempfile.mkdtemp(prefix="modelrepo_gen-nemo-"))
@@ -87,32 +88,33 @@ def _extract(path: Path) -> Path:
         try:
             archive.extractall(folder, filter="data")
         except (tarfile.TarError, OSError) as error:
-            raise UserError(f"{LABEL} {path} cannot be extracted: {error}") from None
+            raise UserError(f"{label} {path} cannot be extracted: {error}") from None
     return folder
 
 
 @functools.lru_cache(maxsize=4)
-def _read(path: Path, size: int, mtime_ns: int) -> NemoArchive:
-    folder = _extract(path)
+def _read(path: Path, size: int, mtime_ns: int, label: str) -> NemoArchive:
+    folder = _extract(path, label)
     try:
         config = yaml.safe_load((folder / CONFIG).read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         problem = " ".join(str(error).split())
-        raise UserError(f"{LABEL} {path}: {CONFIG} is not valid YAML ({problem})") from None
+        raise UserError(f"{label} {path}: {CONFIG} is not valid YAML ({problem})") from None
     if not isinstance(config, dict):
-        raise UserError(f"{LABEL} {path}: {CONFIG} holds no mapping of settings")
-    return NemoArchive(path, folder, config)
+        raise UserError(f"{label} {path}: {CONFIG} holds no mapping of settings")
+    return NemoArchive(path, folder, config, label)
 
 
-def read_nemo(checkpoint: str | Path) -> NemoArchive:
-    """The archive at `checkpoint`, checked and extracted; UserError naming what is wrong."""
+def read_nemo(checkpoint: str | Path, label: str = LABEL) -> NemoArchive:
+    """The archive at `checkpoint`, checked and extracted; UserError naming what is wrong and
+    the setting (`label`) that named the file."""
     path = Path(checkpoint).expanduser().resolve()
     if path.is_dir():
-        raise UserError(f"{LABEL} {path} is a folder; expected a .nemo file")
+        raise UserError(f"{label} {path} is a folder; expected a .nemo file")
     try:
         stat = path.stat()
     except FileNotFoundError:
-        raise UserError(f"{LABEL}: no such file: {path}") from None
+        raise UserError(f"{label}: no such file: {path}") from None
     except OSError as error:
-        raise UserError(f"{LABEL} {path} cannot be read: {error.strerror or error}") from None
-    return _read(path, stat.st_size, stat.st_mtime_ns)
+        raise UserError(f"{label} {path} cannot be read: {error.strerror or error}") from None
+    return _read(path, stat.st_size, stat.st_mtime_ns, label)

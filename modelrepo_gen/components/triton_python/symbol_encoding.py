@@ -9,6 +9,12 @@ Two encodings, chosen by the symbol set's `encoding` (conf/tts_symbols/):
   UTF-8 whatever the locale). It splits the sentences and keeps clause punctuation; the
   phonemes go through the voice's phoneme_id_map: BOS '^', every phoneme followed by the pad
   '_', EOS '$'.
+- `nemo_characters`: the ids NeMo's EnglishCharsTokenizer gives (a FastPitch .nemo's tokenizer,
+  its token list read from the file): accents stripped, typographic quotes made plain,
+  lowercased; letters, the apostrophe and the tokenizer's punctuation kept, runs of spaces made
+  one, unknown characters dropped, spaces around the sentence when the tokenizer pads with them.
+  A sentence with no letter or digit it knows has nothing to say (no ids) rather than NeMo's
+  padding alone. Sentences as for `characters`.
 A sentence is a string either way (its text, or its phonemes, one character each), so the
 front-end cuts an overlong one the same way.
 Plain functions, no imports from modelrepo_gen: copied beside the front-end's model.py.
@@ -77,6 +83,32 @@ def merge_clusters(symbols: list[str], clusters: set[tuple[str, ...]]) -> list[s
     return merged
 
 
+# NeMo's english_text_preprocessing: typographic quotes -> plain ones (its SYNOGLYPH2ASCII)
+NEMO_SYNOGLYPHS = {"\u2019": "'", "\u201d": '"', "\u201c": '"'}
+
+
+def nemo_character_ids(sentence: str, symbols: dict, table: dict[str, int]) -> list[int]:
+    """NeMo's EnglishCharsTokenizer.encode of `sentence` (see the module's docstring)."""
+    text = "".join(
+        c for c in unicodedata.normalize("NFD", sentence) if unicodedata.category(c) != "Mn"
+    )
+    text = "".join(NEMO_SYNOGLYPHS.get(c, c) for c in text).lower()
+    punctuation, kept = set(symbols["punctuation"]), []
+    for c in text:
+        if c == " ":
+            if kept and kept[-1] != " ":
+                kept.append(c)
+        elif ((c.isalnum() or c == "'") and c in table) or c in punctuation:
+            kept.append(c)
+    while kept and kept[-1] == " ":
+        kept.pop()
+    if not any(c.isalnum() for c in kept):
+        return []
+    if symbols["pad_with_space"]:
+        kept = [" ", *kept, " "]
+    return [table[c] for c in kept]
+
+
 class SymbolEncoder:
     """One symbol set's encoder: text -> sentences, sentence -> ids."""
 
@@ -86,6 +118,9 @@ class SymbolEncoder:
         if self.encoding == "characters":
             self.table = character_table(symbols)
             self.lowercase = bool(symbols["lowercase"])
+        elif self.encoding == "nemo_characters":
+            self.symbols = symbols
+            self.table = {token: index for index, token in enumerate(symbols["tokens"])}
         elif self.encoding == "piper_phonemes":
             self.id_map = voice["phoneme_id_map"]
             self.clusters = voice.get("vowel_clusters")
@@ -94,11 +129,13 @@ class SymbolEncoder:
             raise ValueError(f"unknown encoding {self.encoding!r}")
 
     def sentences(self, text: str) -> list[str]:
-        if self.encoding == "characters":
-            return split_sentences(text)
-        return phoneme_sentences(text, self.voice)
+        if self.encoding == "piper_phonemes":
+            return phoneme_sentences(text, self.voice)
+        return split_sentences(text)
 
     def encode(self, sentence: str) -> list[int]:
         if self.encoding == "characters":
             return character_ids(sentence, self.table, self.lowercase)
+        if self.encoding == "nemo_characters":
+            return nemo_character_ids(sentence, self.symbols, self.table)
         return phoneme_ids(sentence, self.id_map, self.clusters)

@@ -1,0 +1,66 @@
+"""`${nemo_tts:PART,ACOUSTIC,VOCODER,CHANGES...}`: a part of pipeline tts_nemo read from its two
+.nemo files (ACOUSTIC: a FastPitchModel, VOCODER: a HifiGanModel).
+
+PART is acoustic or vocoder (the network's settings; CHANGES, config nodes, are merged over
+them in order, so read settings stay overridable), symbols (the front-end's symbol set, from
+the FastPitch tokenizer) or sample_rate. Every part checks both files' roles and that the
+vocoder takes the mel the acoustic model makes, so a mismatched pair stops at composition.
+`python -m modelrepo_gen pipeline=tts_nemo model.acoustic=F.nemo model.vocoder=H.nemo
+--cfg job --resolve` prints what was read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from modelrepo_gen.core.errors import UserError
+
+PARTS = ("acoustic", "vocoder", "symbols", "sample_rate")
+ACOUSTIC_LABEL, VOCODER_LABEL = "model.acoustic", "model.vocoder"
+
+
+def _read(part: str, acoustic_path: str, vocoder_path: str) -> Any:
+    # Imported here: composing other pipelines never loads torch for this.
+    from modelrepo_gen.loaders import nemo_tts_config
+    from modelrepo_gen.loaders.nemo_archive import read_nemo
+
+    acoustic = read_nemo(acoustic_path, ACOUSTIC_LABEL)
+    vocoder = read_nemo(vocoder_path, VOCODER_LABEL)
+    nemo_tts_config.check_role(acoustic, "acoustic")
+    nemo_tts_config.check_role(vocoder, "vocoder")
+    nemo_tts_config.check_pair(acoustic, vocoder)
+    if part == "sample_rate":
+        return nemo_tts_config.mel_facts(vocoder)["sample rate"]
+    if part == "symbols":
+        return nemo_tts_config.symbols(acoustic)
+    if part == "acoustic":
+        settings = nemo_tts_config.fastpitch(acoustic)
+        return {"component": "nemo_fastpitch", "label": ACOUSTIC_LABEL, **settings}
+    settings = nemo_tts_config.hifigan(vocoder)
+    return {"component": "nemo_hifigan", "label": VOCODER_LABEL, **settings}
+
+
+def nemo_tts_part(part: str, acoustic: Any, vocoder: Any, *changes: Any) -> Any:
+    if part not in PARTS:
+        raise UserError(f"${{nemo_tts:{part},...}}: the part must be one of {', '.join(PARTS)}")
+    for label, path in ((ACOUSTIC_LABEL, acoustic), (VOCODER_LABEL, vocoder)):
+        if not path:
+            kind = "FastPitch" if label == ACOUSTIC_LABEL else "HiFi-GAN"
+            raise UserError(f"{label} must name the {kind} .nemo file to import")
+    read = _read(part, str(acoustic), str(vocoder))
+    if part == "sample_rate":
+        return read
+    merged = OmegaConf.create(read)
+    for change in changes:
+        if OmegaConf.is_config(change):  # resolved where it lives: it may point anywhere
+            change = OmegaConf.to_container(change, resolve=True)
+        merged = OmegaConf.merge(merged, change or {})
+    # A config node, not a dict: OmegaConf.resolve (--cfg job --resolve) cannot put a plain
+    # dict where an interpolation stood.
+    return merged
+
+
+def register_nemo_tts_resolver() -> None:
+    OmegaConf.register_new_resolver("nemo_tts", nemo_tts_part, replace=True)
