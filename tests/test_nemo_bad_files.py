@@ -20,6 +20,7 @@ import torch
 import yaml
 from helpers.asr_fixtures import compose_config
 from helpers.cli_runs import run_cli
+from helpers.nemo_archives import nemo_members, pack_nemo, with_changed_config
 from helpers.nemo_fixtures import FIXTURES
 
 from modelrepo_gen.core.errors import UserError
@@ -27,34 +28,6 @@ from modelrepo_gen.plan.resolver import resolve
 
 QUARTZNET = FIXTURES / "quartznet_like.nemo"
 CITRINET = FIXTURES / "citrinet_like.nemo"
-
-
-def _members(source: Path) -> dict[str, bytes]:
-    with tarfile.open(source) as archive:
-        return {
-            m.name.removeprefix("./"): archive.extractfile(m).read()
-            for m in archive.getmembers()
-            if m.isfile()
-        }
-
-
-def _pack(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> Path:
-    with tarfile.open(path, "w") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(f"./{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        for info in extra:
-            archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
-    return path
-
-
-def _with_config(path: Path, source: Path, change) -> Path:
-    members = _members(source)
-    config = yaml.safe_load(members["model_config.yaml"])
-    change(config)
-    members["model_config.yaml"] = yaml.safe_dump(config).encode()
-    return _pack(path, members)
 
 
 def _refusal(checkpoint: Path, *overrides: str) -> str:
@@ -73,14 +46,14 @@ def test_a_file_that_is_no_tar_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("left_out", ["model_weights.ckpt", "model_config.yaml"])
 def test_a_missing_weights_or_config_file_is_named(tmp_path: Path, left_out: str) -> None:
-    members = {k: v for k, v in _members(QUARTZNET).items() if k != left_out}
-    message = _refusal(_pack(tmp_path / "model.nemo", members))
+    members = {k: v for k, v in nemo_members(QUARTZNET).items() if k != left_out}
+    message = _refusal(pack_nemo(tmp_path / "model.nemo", members))
     assert f"holds no {left_out}" in message
 
 
 def test_a_missing_tokenizer_file_is_named(tmp_path: Path) -> None:
-    members = {k: v for k, v in _members(CITRINET).items() if not k.endswith("tokenizer.model")}
-    message = _refusal(_pack(tmp_path / "model.nemo", members))
+    members = {k: v for k, v in nemo_members(CITRINET).items() if not k.endswith("tokenizer.model")}
+    message = _refusal(pack_nemo(tmp_path / "model.nemo", members))
     assert "tokenizer.model_path: nemo:" in message and "holds no file" in message
 
 
@@ -112,7 +85,7 @@ def test_a_missing_tokenizer_file_is_named(tmp_path: Path) -> None:
 def test_a_setting_that_is_not_implemented_is_refused_by_name(
     tmp_path: Path, change, expected: str
 ) -> None:
-    assert expected in _refusal(_with_config(tmp_path / "model.nemo", QUARTZNET, change))
+    assert expected in _refusal(with_changed_config(tmp_path / "model.nemo", QUARTZNET, change))
 
 
 @pytest.mark.parametrize(
@@ -147,13 +120,13 @@ def test_unsafe_members_are_refused_before_anything_is_extracted(
     member.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
     folder = tmp_path / "inside"
     folder.mkdir()
-    bad = _pack(folder / "model.nemo", _members(QUARTZNET), [member])
+    bad = pack_nemo(folder / "model.nemo", nemo_members(QUARTZNET), [member])
     assert f"is refused: member {name!r} {expected}" in _refusal(bad)
     assert not (tmp_path / "escaped.txt").exists()
 
 
 def test_weights_that_do_not_fit_are_listed_by_their_nemo_names(tmp_path: Path) -> None:
-    members = _members(QUARTZNET)
+    members = nemo_members(QUARTZNET)
     state = torch.load(io.BytesIO(members["model_weights.ckpt"]), weights_only=True)
     del state["encoder.encoder.1.mconv.0.conv.weight"]
     state["decoder.decoder_layers.0.bias"] = torch.zeros(5)
@@ -161,7 +134,7 @@ def test_weights_that_do_not_fit_are_listed_by_their_nemo_names(tmp_path: Path) 
     buffer = io.BytesIO()
     torch.save(state, buffer)
     members["model_weights.ckpt"] = buffer.getvalue()
-    message = _refusal(_pack(tmp_path / "model.nemo", members))
+    message = _refusal(pack_nemo(tmp_path / "model.nemo", members))
     assert "its weights do not fit the network its model_config.yaml describes" in message
     assert "missing: encoder.encoder.1.mconv.0.conv.weight" in message
     assert "unused: encoder.encoder.9.extra.weight" in message
@@ -179,11 +152,11 @@ class RunsCode:
 
 
 def test_code_pickled_in_the_weights_never_runs(tmp_path: Path) -> None:
-    members, marker = _members(QUARTZNET), tmp_path / "code_ran"
+    members, marker = nemo_members(QUARTZNET), tmp_path / "code_ran"
     buffer = io.BytesIO()
     torch.save({"w": RunsCode(f"touch {shlex.quote(str(marker))}")}, buffer)
     members["model_weights.ckpt"] = buffer.getvalue()
-    message = _refusal(_pack(tmp_path / "model.nemo", members))  # one line
+    message = _refusal(pack_nemo(tmp_path / "model.nemo", members))  # one line
     expected = "model_weights.ckpt was not loaded: it holds pickled Python objects (posix.system)"
     assert expected in message
     assert "weights_only=False" not in message  # torch's advice: run the file's code
@@ -208,7 +181,7 @@ def test_the_command_line_says_one_line_and_writes_nothing(tmp_path: Path, bad: 
     else:
         member = tarfile.TarInfo("../../escaped.txt")
         member.size = 4
-        checkpoint = _pack(tmp_path / "model.nemo", _members(QUARTZNET), [member])
+        checkpoint = pack_nemo(tmp_path / "model.nemo", nemo_members(QUARTZNET), [member])
     output = tmp_path / "repository"
     result = run_cli("pipeline=asr_nemo", f"model.checkpoint={checkpoint}", f"output_dir={output}")
     assert result.returncode == 2, result.stderr

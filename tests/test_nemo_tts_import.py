@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 from helpers.cli_runs import run_cli
+from helpers.nemo_archives import nemo_members, pack_nemo, with_changed_config
 from helpers.nemo_fixtures import FIXTURES
 from helpers.project import compose_config
 
@@ -119,34 +120,6 @@ def test_what_was_read_is_shown_and_a_read_setting_can_be_changed() -> None:
 # Bad files and pairs: each one line naming what is wrong.
 
 
-def members(source: Path) -> dict[str, bytes]:
-    with tarfile.open(source) as archive:
-        return {
-            m.name.removeprefix("./"): archive.extractfile(m).read()
-            for m in archive.getmembers()
-            if m.isfile()
-        }
-
-
-def pack(path: Path, files: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> Path:
-    with tarfile.open(path, "w") as archive:
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"./{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-        for info in extra:
-            archive.addfile(info, io.BytesIO(b"x" * info.size))
-    return path
-
-
-def changed(path: Path, source: Path, change) -> Path:
-    files = members(source)
-    config = yaml.safe_load(files["model_config.yaml"])
-    change(config)
-    files["model_config.yaml"] = yaml.safe_dump(config).encode()
-    return pack(path, files)
-
-
 def refusal(acoustic: Path = FASTPITCH, vocoder: Path = HIFIGAN) -> str:
     with pytest.raises(UserError) as caught:
         resolve(compose_config(overrides(acoustic, vocoder)))
@@ -168,7 +141,7 @@ def test_an_unsupported_model_class_is_refused(tmp_path: Path) -> None:
         "model.acoustic: quartznet_like.nemo is a EncDecCTCModel, which is not supported as "
         "acoustic (supported: FastPitchModel)"
     )
-    tacotron = changed(
+    tacotron = with_changed_config(
         tmp_path / "tacotron.nemo",
         FASTPITCH,
         lambda c: c.update(target="nemo.collections.tts.models.tacotron2.Tacotron2Model"),
@@ -213,7 +186,9 @@ def test_an_unsupported_model_class_is_refused(tmp_path: Path) -> None:
     ids=["sample_rate", "mel_bands", "hop", "generator_hop", "resblock_2"],
 )
 def test_a_vocoder_that_does_not_fit_is_refused_by_name(tmp_path: Path, change, expected) -> None:
-    assert expected in refusal(vocoder=changed(tmp_path / "hifigan.nemo", HIFIGAN, change))
+    assert expected in refusal(
+        vocoder=with_changed_config(tmp_path / "hifigan.nemo", HIFIGAN, change)
+    )
 
 
 @pytest.mark.parametrize(
@@ -236,18 +211,18 @@ def test_a_vocoder_that_does_not_fit_is_refused_by_name(tmp_path: Path, change, 
 def test_a_fastpitch_setting_that_is_not_implemented_is_refused(
     tmp_path: Path, change, expected
 ) -> None:
-    assert expected in refusal(changed(tmp_path / "fastpitch.nemo", FASTPITCH, change))
+    assert expected in refusal(with_changed_config(tmp_path / "fastpitch.nemo", FASTPITCH, change))
 
 
 def test_weights_that_do_not_fit_are_listed_by_their_nemo_names(tmp_path: Path) -> None:
-    files = members(HIFIGAN)
+    files = nemo_members(HIFIGAN)
     state = torch.load(io.BytesIO(files["model_weights.ckpt"]), weights_only=True)
     del state["generator.conv_post.weight_v"]
     state["mpd.discriminators.0.convs.0.weight"] = torch.zeros(1)  # training only: left
     buffer = io.BytesIO()
     torch.save(state, buffer)
     files["model_weights.ckpt"] = buffer.getvalue()
-    message = refusal(vocoder=pack(tmp_path / "hifigan.nemo", files))
+    message = refusal(vocoder=pack_nemo(tmp_path / "hifigan.nemo", files))
     assert message.startswith("model.vocoder ")
     assert "missing: generator.conv_post.weight" in message
     assert "unused: generator.conv_post.weight_g" in message
@@ -263,7 +238,7 @@ def test_a_truncated_or_unsafe_archive_is_refused(tmp_path: Path) -> None:
     member.size = 4
     folder = tmp_path / "inside"
     folder.mkdir()
-    unsafe = pack(folder / "fastpitch.nemo", members(FASTPITCH), [member])
+    unsafe = pack_nemo(folder / "fastpitch.nemo", nemo_members(FASTPITCH), [member])
     expected = "is refused: member '../escaped.txt' would be written outside the extraction"
     assert expected in refusal(unsafe)
     assert not (tmp_path / "escaped.txt").exists()

@@ -268,6 +268,16 @@ def test_the_nemo_pair_speaks_as_nemo(nemo_pair: Served) -> None:
     print(f"tts_nemo served vs NeMo, max relative error: mel {mel:.1e}, audio {audio:.1e}")
 
 
+def test_text_the_nemo_tokenizer_cannot_spell_is_refused(nemo_pair: Served) -> None:
+    """Characters its tokenizer lacks are dropped, as NeMo drops them; a text left with none
+    is a bad request, and the server keeps serving."""
+    with pytest.raises(Exception, match="TEXT has nothing to speak") as refused:
+        speak(nemo_pair, ["\u4f60\u597d\uff0c\u4e16\u754c\u3002"])
+    assert is_bad_request(refused.value), refused.value
+    mixed, plain = speak(nemo_pair, ["\u4f60\u597d world."]), speak(nemo_pair, ["world."])
+    assert_same_audio(audio_of(mixed), audio_of(plain))
+
+
 def test_tacotron2_stops_apart_and_a_cut_sentence_is_truncated(
     tacotron2_waveglow: Served,
 ) -> None:

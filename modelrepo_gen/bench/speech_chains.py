@@ -1,5 +1,6 @@
 """Benchmark of speech synthesis through an acoustic model and a vocoder
-(``pipeline=tts_tacotron2_waveglow`` and ``pipeline=tts_fastpitch_hifigan``), seeded weights.
+(``pipeline=tts_tacotron2_waveglow`` and ``pipeline=tts_fastpitch_hifigan``, seeded weights;
+``pipeline=tts_nemo``, a FastPitch + HiFi-GAN .nemo pair of random weights: bench/nemo_tts_pair.py).
 
 Measured for each pipeline, in the same run as the other parts:
   1. the cold build in a fresh process, with the export and parity time of each network;
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelrepo_gen.bench.build import build_process, repository_mib
+from modelrepo_gen.bench.nemo_tts_pair import nemo_tts_pair
 from modelrepo_gen.bench.speech import in_process_speed, served_speed
 from modelrepo_gen.bench.whisper import _guard, _reason
 
@@ -26,9 +28,11 @@ TACOTRON2_FIXED_LENGTH = [
     "pipeline.models.acoustic.gate_threshold=0.9",
     "pipeline.models.acoustic.max_decoder_steps=400",
 ]
+NEMO_PAIR = "tts_nemo"  # its overrides name the .nemo pair made for the run
 FULL = {
     "tts_tacotron2_waveglow": TACOTRON2_FIXED_LENGTH,
     "tts_fastpitch_hifigan": [],
+    NEMO_PAIR: [],
 }
 QUICK = {
     "tts_tacotron2_waveglow": [
@@ -40,6 +44,7 @@ QUICK = {
         "model@pipeline.models.acoustic=fastpitch_mini",
         "model@pipeline.models.vocoder=hifigan_mini",
     ],
+    NEMO_PAIR: [],
 }
 TEXTS = (
     "The quick brown fox jumps over the lazy dog.",
@@ -55,6 +60,7 @@ class SpeechChainSettings:
     concurrencies: tuple[int, ...] = (1,)
     passes: int = 1  # requests per concurrency: every text this many times
     build_timeout_s: float = 600
+    small_nemo_pair: bool = False  # tts_nemo: the test fixtures, not a full-size pair
 
     @classmethod
     def full(cls) -> SpeechChainSettings:
@@ -62,7 +68,8 @@ class SpeechChainSettings:
 
     @classmethod
     def quick(cls) -> SpeechChainSettings:
-        return cls(tuple((name, tuple(o)) for name, o in QUICK.items()), texts=1)
+        pipelines = tuple((name, tuple(o)) for name, o in QUICK.items())
+        return cls(pipelines, texts=1, small_nemo_pair=True)
 
 
 def timed_chain_build(overrides: list[str], repository: Path, timeout_s: float) -> dict:
@@ -91,6 +98,11 @@ def _one_pipeline(
     result: dict = {"pipeline": name, "overrides": overrides, "texts": texts}
     log(f"build {name}")
     try:
+        if name == NEMO_PAIR:
+            files, result["made_by"] = nemo_tts_pair(work, settings.small_nemo_pair, log)
+            shown = [f"{key}={Path(path).name}" for key, path in (o.split("=", 1) for o in files)]
+            result["overrides"] = [*shown, *overrides]  # the table names the files only
+            overrides = [*files, *overrides]
         result["build"] = timed_chain_build(
             [f"pipeline={name}", *overrides], repository, settings.build_timeout_s
         )

@@ -44,7 +44,8 @@ WEIGHT_NORM = (  # (magnitude, direction) suffixes of a weight-normed tensor
 )
 
 
-def _fastpitch_name(ours: str) -> str:
+def fastpitch_nemo_name(ours: str) -> str:
+    """The NeMo name of one tensor of FastPitch's state dict."""
     for pattern, replacement in FASTPITCH_RENAMES:
         if re.fullmatch(pattern, ours):
             return re.sub(pattern, replacement, ours)
@@ -57,7 +58,7 @@ def fastpitch_weights(archive: NemoArchive, module: torch.nn.Module) -> dict[str
         archive,
         nemo_state_dict(archive),
         module,
-        _fastpitch_name,
+        fastpitch_nemo_name,
         lambda theirs: FASTPITCH_TRAINING.fullmatch(theirs) is not None,
     )
 
@@ -77,22 +78,24 @@ def folded_weight_norm(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
     return folded
 
 
+def hifigan_nemo_name(ours: str, kernels: int) -> str:
+    """The NeMo name of one tensor of HiFi-GAN's state dict (weight norm folded)."""
+    if match := re.fullmatch(r"resblocks\.(\d+)\.(.+)", ours):
+        index = int(match.group(1))
+        return f"generator.resblocks.{index // kernels}.{index % kernels}.{match.group(2)}"
+    return f"generator.{ours}"
+
+
 def hifigan_weights(
     archive: NemoArchive, module: torch.nn.Module, kernels: int
 ) -> dict[str, torch.Tensor]:
     """The HiFi-GAN network's state dict from a HifiGanModel .nemo (`kernels`: residual blocks
     per upsampling layer)."""
 
-    def nemo_name(ours: str) -> str:
-        if match := re.fullmatch(r"resblocks\.(\d+)\.(.+)", ours):
-            index = int(match.group(1))
-            return f"generator.resblocks.{index // kernels}.{index % kernels}.{match.group(2)}"
-        return f"generator.{ours}"
-
     return fitted_weights(
         archive,
         folded_weight_norm(nemo_state_dict(archive)),
         module,
-        nemo_name,
+        lambda ours: hifigan_nemo_name(ours, kernels),
         lambda theirs: HIFIGAN_TRAINING.fullmatch(theirs) is not None,
     )

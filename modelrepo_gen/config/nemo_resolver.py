@@ -51,12 +51,19 @@ def nemo_part(part: str, checkpoint: Any, *changes: Any) -> Any:
     read = _read(part, str(checkpoint))
     if part == "sample_rate":
         return read
+    # The decoder group's null settings are the file's to say.
+    return merged_over(read, changes, drop_nulls=part == "decoder")
+
+
+def merged_over(read: dict, changes: tuple, drop_nulls: bool = False) -> Any:
+    """`changes` (config nodes or dicts) merged over what was read from a file, in order.
+    `drop_nulls`: a change's null settings keep what was read."""
     merged = OmegaConf.create(read)
     for change in changes:
         if OmegaConf.is_config(change):  # resolved where it lives: it may point anywhere
             change = OmegaConf.to_container(change, resolve=True)
         change = change or {}
-        if part == "decoder":  # the decoder group's null settings are the file's to say
+        if drop_nulls:
             change = {key: value for key, value in change.items() if value is not None}
         merged = OmegaConf.merge(merged, change)
     # A config node, not a dict: OmegaConf.resolve (--cfg job --resolve) cannot put a plain

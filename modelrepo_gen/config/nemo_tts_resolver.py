@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from modelrepo_gen.config.nemo_resolver import merged_over
 from modelrepo_gen.core.errors import UserError
 
 PARTS = ("acoustic", "vocoder", "symbols", "sample_rate")
@@ -52,14 +53,7 @@ def nemo_tts_part(part: str, acoustic: Any, vocoder: Any, *changes: Any) -> Any:
     read = _read(part, str(acoustic), str(vocoder))
     if part == "sample_rate":
         return read
-    merged = OmegaConf.create(read)
-    for change in changes:
-        if OmegaConf.is_config(change):  # resolved where it lives: it may point anywhere
-            change = OmegaConf.to_container(change, resolve=True)
-        merged = OmegaConf.merge(merged, change or {})
-    # A config node, not a dict: OmegaConf.resolve (--cfg job --resolve) cannot put a plain
-    # dict where an interpolation stood.
-    return merged
+    return merged_over(read, changes)
 
 
 def register_nemo_tts_resolver() -> None:

@@ -107,7 +107,7 @@ def encode_text(
         for piece in fitted(sentence, encoder.encode, max_sentence, ids)
     ]
     if not encoded:
-        raise BadText("TEXT has nothing to speak (no letters or digits)")
+        raise BadText("TEXT has nothing to speak (no letters or digits the voice knows)")
     return encoded
 
 
