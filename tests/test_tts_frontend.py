@@ -190,6 +190,24 @@ def test_a_script_the_voice_cannot_speak_is_read_as_piper_reads_it(
     assert "t\u0283\u02c8a\u026ani\u02d0z" in piper_encoder.sentences("\u4f60")[0]  # "Chinese"
 
 
+def test_with_normalization_off_every_text_gets_piper_tts_ids(
+    piper_encoder: SymbolEncoder,
+) -> None:
+    """text_normalization=none: numbers, currency and abbreviations too are piper-tts's."""
+    from piper.voice import PiperVoice
+
+    rules = yaml.safe_load((CONF / "text_normalization" / "none.yaml").read_text())
+    voice = PiperVoice.load(voice_file(None))
+    for text in [
+        *PIPER_TEXTS,
+        "Dr. Smith paid $3.50 on May 1st, 1999! Call 555-0199.",
+        "3 + 4 = 7",
+    ]:
+        expected = [voice.phonemes_to_ids(p) for p in voice.phonemize(text)]
+        assert encode_text(text, rules, piper_encoder, 600, 15000) == expected, text
+    assert normalize("Dr. Who\x00 at 10:30", rules) == "Dr. Who  at 10:30"
+
+
 @pytest.mark.parametrize("lang", ["C", None])
 def test_any_utf8_text_is_spoken_whatever_the_locale(lang: str | None, tmp_path) -> None:
     """In a fresh process with LANG=C or no LANG at all (a server started so)."""

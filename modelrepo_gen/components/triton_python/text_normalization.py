@@ -121,9 +121,12 @@ def _abbreviations(text: str, abbreviations: dict) -> str:
 
 
 def normalize(text: str, rules: dict) -> str:
-    """Written English -> words a synthesizer can say; casing and punctuation are kept."""
-    numbers = rules["numbers"]
+    """Written English -> words a synthesizer can say; casing and punctuation are kept. Rules
+    with `enabled: false` (conf/text_normalization/none.yaml) leave the text as written."""
     text = CONTROL.sub(" ", text)
+    if not rules.get("enabled", True):
+        return text
+    numbers = rules["numbers"]
     for old, new in rules["characters"].items():
         text = text.replace(old, new)
     text = _abbreviations(text, rules["abbreviations"])
