@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -242,6 +244,27 @@ def test_a_truncated_or_unsafe_archive_is_refused(tmp_path: Path) -> None:
     expected = "is refused: member '../escaped.txt' would be written outside the extraction"
     assert expected in refusal(unsafe)
     assert not (tmp_path / "escaped.txt").exists()
+
+
+class RunsCode:
+    """Pickles as a call of os.system: unpickling it runs `command`."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_code_pickled_in_the_weights_never_runs(tmp_path: Path) -> None:
+    files, marker = nemo_members(FASTPITCH), tmp_path / "code_ran"
+    buffer = io.BytesIO()
+    torch.save({"w": RunsCode(f"touch {shlex.quote(str(marker))}")}, buffer)
+    files["model_weights.ckpt"] = buffer.getvalue()
+    message = refusal(pack_nemo(tmp_path / "fastpitch.nemo", files))
+    assert message.startswith("model.acoustic ")
+    assert "model_weights.ckpt was not loaded: it holds pickled Python objects" in message
+    assert not marker.exists()
 
 
 def test_the_command_line_says_one_line_and_writes_nothing(tmp_path: Path) -> None:
