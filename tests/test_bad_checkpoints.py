@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.cli_runs import run_many
+from helpers.pickled_code import RunsCode
 from helpers.project import ROOT
 
 SMALL = ["model=quartznet_mini"]
@@ -78,16 +79,6 @@ def whole_module(path: Path) -> Path:
 def plain_pickle(path: Path) -> Path:
     path.write_bytes(pickle.dumps({"w": [1.0, 2.0]}))
     return path
-
-
-class RunsCode:
-    """Pickles as a call of os.system: unpickling it runs `command`."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
 
 
 def ran_marker(path: Path) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import shlex
 import tarfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from helpers.asr_fixtures import compose_config
 from helpers.cli_runs import run_cli
 from helpers.nemo_archives import nemo_members, pack_nemo, with_changed_config
 from helpers.nemo_fixtures import FIXTURES
+from helpers.pickled_code import RunsCode
 
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
@@ -139,16 +139,6 @@ def test_weights_that_do_not_fit_are_listed_by_their_nemo_names(tmp_path: Path) 
     assert "missing: encoder.encoder.1.mconv.0.conv.weight" in message
     assert "unused: encoder.encoder.9.extra.weight" in message
     assert "mis-shaped: decoder.decoder_layers.0.bias ([5], the network needs [29])" in message
-
-
-class RunsCode:
-    """Pickles as a call of os.system: unpickling it runs `command`."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
 
 
 def test_code_pickled_in_the_weights_never_runs(tmp_path: Path) -> None:

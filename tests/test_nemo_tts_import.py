@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shlex
 import tarfile
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from helpers.cli_runs import run_cli
 from helpers.nemo_archives import nemo_members, pack_nemo, with_changed_config
 from helpers.nemo_fixtures import FIXTURES
+from helpers.pickled_code import RunsCode
 from helpers.project import compose_config
 
 from modelrepo_gen.components.triton_python.symbol_encoding import SymbolEncoder
@@ -244,16 +244,6 @@ def test_a_truncated_or_unsafe_archive_is_refused(tmp_path: Path) -> None:
     expected = "is refused: member '../escaped.txt' would be written outside the extraction"
     assert expected in refusal(unsafe)
     assert not (tmp_path / "escaped.txt").exists()
-
-
-class RunsCode:
-    """Pickles as a call of os.system: unpickling it runs `command`."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
 
 
 def test_code_pickled_in_the_weights_never_runs(tmp_path: Path) -> None:
