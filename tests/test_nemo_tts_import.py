@@ -32,6 +32,8 @@ from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.plan.resolver import resolve
 
 FASTPITCH = FIXTURES / "fastpitch_chars.nemo"
+FASTPITCH_IPA = FIXTURES / "fastpitch_ipa.nemo"  # IPATokenizer + IpaG2p, its own small dictionary
+IPA_REFERENCE = json.loads((FIXTURES / "tts_ipa.reference.json").read_text(encoding="utf-8"))
 HIFIGAN = FIXTURES / "hifigan_small.nemo"
 QUARTZNET = FIXTURES / "quartznet_like.nemo"
 REFERENCE = json.loads((FIXTURES / "tts.reference.json").read_text(encoding="utf-8"))
@@ -70,6 +72,64 @@ def test_the_front_end_gives_nemos_tokens(plan) -> None:
         if len(encoder.sentences(text)) == 1 and "\u201c" not in text:
             # The served path: the project's English normalization changes nothing here.
             assert encode_text(text, rules, encoder, *limits) == [nemo]
+
+
+def test_an_ipa_tokenizer_gives_nemos_tokens(tmp_path: Path) -> None:
+    """The vocabulary built from the dictionary in the file, and every text's ids, as NeMo's
+    IPATokenizer + IpaG2p: dictionary words (ambiguous ones: first pronunciation), 's and s
+    suffixes, a heteronym and unknown words spelled as letters, a hyphenated unknown word looked
+    up part by part, |unchanged| spans; served through the built front-end as well."""
+    from modelrepo_gen.assembly.run import build_repository
+    from modelrepo_gen.clients.in_process_repository import InProcessRepository
+
+    repository = tmp_path / "repo"
+    build_repository(compose_config(overrides(FASTPITCH_IPA)), repository)
+    folder = repository / "tts_nemo_frontend" / "1"
+    plan = resolve(compose_config(overrides(FASTPITCH_IPA)))
+    symbols = json.loads(unit(plan, "frontend").parameters["symbols"])
+    assert symbols["encoding"] == "nemo_ipa" and symbols["tokens"] == IPA_REFERENCE["tokens"]
+    assert unit(plan, "acoustic").export.make_module().embedding.num_embeddings == len(
+        IPA_REFERENCE["tokens"]
+    )
+    texts = {
+        "dictionary": (folder / "ipa_dictionary.txt").read_text(encoding="utf-8"),
+        "heteronyms": (folder / "ipa_heteronyms.txt").read_text(encoding="utf-8"),
+    }
+    encoder = SymbolEncoder(symbols, None, texts)
+    for text, ids in zip(IPA_REFERENCE["texts"], IPA_REFERENCE["ids"], strict=True):
+        assert encoder.encode(text) == ids, text
+    models = InProcessRepository(repository)
+    try:
+        for text, ids in zip(IPA_REFERENCE["texts"][:3], IPA_REFERENCE["ids"], strict=False):
+            out = models.run("tts_nemo_frontend", {"TEXT": np.array([[text.encode()]], object)})
+            assert out["SYMBOL_IDS"][0].tolist() == ids, text  # normalization changes nothing
+    finally:
+        models.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda c: c["text_tokenizer"]["g2p"].update(locale="de-DE"),
+            "sets text_tokenizer.g2p.locale: 'de-DE', which is not supported (supported: 'en-US')",
+        ),
+        (
+            lambda c: c["text_tokenizer"]["g2p"].update(apply_to_oov_word="some.G2PModel"),
+            "sets text_tokenizer.g2p.apply_to_oov_word: 'some.G2PModel', which is not supported",
+        ),
+        (
+            lambda c: c["text_tokenizer"]["g2p"].update(phoneme_dict="nemo:missing.txt"),
+            "sets text_tokenizer.g2p.phoneme_dict: nemo:missing.txt, but the archive holds no "
+            "file missing.txt",
+        ),
+    ],
+    ids=["locale", "oov_model", "missing_dictionary"],
+)
+def test_an_ipa_setting_that_is_not_implemented_is_refused(
+    tmp_path: Path, change, expected
+) -> None:
+    assert expected in refusal(with_changed_config(tmp_path / "f.nemo", FASTPITCH_IPA, change))
 
 
 def test_a_text_in_a_script_the_tokenizer_lacks_has_nothing_to_speak(plan) -> None:
@@ -198,17 +258,17 @@ def test_a_vocoder_that_does_not_fit_is_refused_by_name(tmp_path: Path, change, 
     [
         (
             lambda c: c["text_tokenizer"].update(
-                _target_="nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers.IPATokenizer"
+                _target_="nemo.collections.common.tokenizers.text_to_speech.tts_tokenizers."
+                "EnglishPhonemesTokenizer"
             ),
-            "sets text_tokenizer._target_: 'nemo.collections.common.tokenizers.text_to_speech."
-            "tts_tokenizers.IPATokenizer', which is not supported "
-            "(supported: EnglishCharsTokenizer)",
+            "tts_tokenizers.EnglishPhonemesTokenizer', which is not supported "
+            "(supported: EnglishCharsTokenizer, IPATokenizer)",
         ),
         (lambda c: c.update(n_speakers=4), "sets n_speakers: 4, which is not supported"),
         (lambda c: c["input_fft"].update(pre_lnorm=True), "sets input_fft.pre_lnorm: True"),
         (lambda c: c.update(learn_alignment=False), "the older labels parser is not"),
     ],
-    ids=["ipa_tokenizer", "speakers", "pre_lnorm", "labels_parser"],
+    ids=["arpabet_tokenizer", "speakers", "pre_lnorm", "labels_parser"],
 )
 def test_a_fastpitch_setting_that_is_not_implemented_is_refused(
     tmp_path: Path, change, expected

@@ -21,6 +21,7 @@ from modelrepo_gen.core.build_plan import TensorSpec
 from modelrepo_gen.core.errors import UserError
 from modelrepo_gen.core.signature import Signature
 from modelrepo_gen.core.validation import check_number, require
+from modelrepo_gen.loaders.nemo_archive import read_nemo
 
 INT32, INT64, STRING = "TYPE_INT32", "TYPE_INT64", "TYPE_STRING"
 VOICE_JSON = "voice.onnx.json"
@@ -28,11 +29,15 @@ RULE_KEYS = ("characters", "abbreviations", "currencies", "currency_and", "symbo
 CHARACTER_KEYS = ("pad", "special", "punctuation", "letters", "lowercase")
 PHONEME_KEYS = ("voice_path", "espeak_voice")
 NEMO_KEYS = ("tokens", "punctuation", "pad_with_space")
+NEMO_IPA_KEYS = ("tokens", "checkpoint", "dictionary", "heteronyms", "tokenizer", "g2p")
 ENCODINGS = {
     "characters": CHARACTER_KEYS,
     "piper_phonemes": PHONEME_KEYS,
     "nemo_characters": NEMO_KEYS,
+    "nemo_ipa": NEMO_IPA_KEYS,
 }
+# The files a NeMo IPA tokenizer reads, by the name they get beside model.py.
+IPA_FILES = {"dictionary": "ipa_dictionary.txt", "heteronyms": "ipa_heteronyms.txt"}
 
 
 @dataclass
@@ -72,7 +77,7 @@ class TextFrontend(PythonComponent):
         )
         missing = [k for k in keys if k not in symbols]
         require(not missing, f"{where}.symbols lacks {missing} (see conf/tts_symbols/)")
-        if encoding in ("characters", "nemo_characters"):
+        if encoding in ("characters", "nemo_characters", "nemo_ipa"):
             if encoding == "characters":
                 table = [symbols["pad"], *symbols["special"], *symbols["punctuation"]]
                 table += list(symbols["letters"])
@@ -110,13 +115,28 @@ class TextFrontend(PythonComponent):
             "rules": json.dumps(settings.rules, sort_keys=True),
             "symbols": json.dumps(settings.symbols, sort_keys=True),
             "phoneme_id_map": VOICE_JSON if phonemes else "",
+            "symbol_files": json.dumps(
+                {key: IPA_FILES[key] for key in self._ipa_files(settings)}, sort_keys=True
+            ),
             "max_characters": str(settings.max_characters),
             "max_sentence_symbols": str(settings.max_sentence_symbols),
             "max_symbols": str(settings.max_symbols),
         }
 
+    def _ipa_files(self, settings: TextFrontendSettings) -> dict[str, Path]:
+        """The .nemo members a NeMo IPA tokenizer reads (none for other encodings)."""
+        symbols = settings.symbols
+        if symbols["encoding"] != "nemo_ipa":
+            return {}
+        archive = read_nemo(symbols["checkpoint"], "model.acoustic")
+        return {
+            key: archive.member(symbols[key], f"text_tokenizer.g2p.{key}")
+            for key in IPA_FILES
+            if symbols[key]
+        }
+
     def files(self, settings: TextFrontendSettings) -> dict[str, Path]:
-        files = {}
+        files = {IPA_FILES[key]: path for key, path in self._ipa_files(settings).items()}
         if settings.symbols["encoding"] == "piper_phonemes":
             files[VOICE_JSON] = voice_json(voice_file(settings.symbols["voice_path"]))
         return files

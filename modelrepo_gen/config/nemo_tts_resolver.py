@@ -34,13 +34,30 @@ def _read(part: str, acoustic_path: str, vocoder_path: str) -> Any:
     nemo_tts_config.check_pair(acoustic, vocoder)
     if part == "sample_rate":
         return nemo_tts_config.mel_facts(vocoder)["sample rate"]
+    symbols = nemo_tts_config.symbols(acoustic)
+    if symbols["encoding"] == "nemo_ipa":
+        symbols["tokens"] = _ipa_tokens(acoustic, symbols)
     if part == "symbols":
-        return nemo_tts_config.symbols(acoustic)
+        return symbols
     if part == "acoustic":
-        settings = nemo_tts_config.fastpitch(acoustic)
+        settings = nemo_tts_config.fastpitch(acoustic, len(symbols["tokens"]))
         return {"component": "nemo_fastpitch", "label": ACOUSTIC_LABEL, **settings}
     settings = nemo_tts_config.hifigan(vocoder)
     return {"component": "nemo_hifigan", "label": VOCODER_LABEL, **settings}
+
+
+def _ipa_tokens(archive: Any, symbols: dict) -> list[str]:
+    """An IPA tokenizer's vocabulary, built from the dictionary in the archive as NeMo does."""
+    from modelrepo_gen.components.triton_python.nemo_ipa import IpaG2p, ipa_tokens
+
+    def text(key: str) -> str | None:
+        if not symbols[key]:
+            return None
+        path = archive.member(symbols[key], f"text_tokenizer.g2p.{key}")
+        return path.read_text(encoding="utf-8")
+
+    g2p = IpaG2p(text("dictionary") or "", text("heteronyms"), symbols["g2p"])
+    return ipa_tokens(g2p, symbols["tokenizer"])
 
 
 def nemo_tts_part(part: str, acoustic: Any, vocoder: Any, *changes: Any) -> Any:

@@ -22,7 +22,33 @@ from modelrepo_gen.loaders.nemo_archive import NemoArchive
 ACOUSTIC, VOCODER = "FastPitchModel", "HifiGanModel"
 ROLES = {"acoustic": ACOUSTIC, "vocoder": VOCODER}
 WHAT = {ACOUSTIC: "an acoustic model (text -> mel)", VOCODER: "a vocoder (mel -> audio)"}
-TOKENIZERS = ("EnglishCharsTokenizer",)
+TOKENIZERS = ("EnglishCharsTokenizer", "IPATokenizer")
+CHARS_KEYS = ("punct", "apostrophe", "add_blank_at", "pad_with_space", "non_default_punct_list")
+IPA_KEYS = {  # setting -> the values built here (None: any)
+    "punct": None,
+    "non_default_punct_list": None,
+    "locale_specific_punct": None,  # pt-BR only
+    "space": None,
+    "silence": None,
+    "apostrophe": None,
+    "oov": None,
+    "sep": None,
+    "add_blank_at": None,
+    "pad_with_space": None,
+    "locale": ("en-US",),
+    "fixed_vocab": (None,),
+}
+G2P_KEYS = {
+    "locale": ("en-US",),
+    "apply_to_oov_word": (None,),
+    "mapping_file": (None,),
+    "grapheme_case": ("upper", "lower", "mixed"),
+    "ignore_ambiguous_words": None,
+    "use_chars": None,
+    "phoneme_probability": None,  # NeMo speaks at probability 1 (parse's set_phone_prob)
+    "use_stresses": None,
+    "grapheme_prefix": None,
+}
 # NeMo's DEFAULT_PUNCTUATION (tokenizers/text_to_speech/ipa_lexicon.py)
 DEFAULT_PUNCTUATION = (",", ".", "!", "?", "-", ":", ";", "/", '"', "(", ")", "[", "]", "{", "}")
 PAD, BLANK, OOV = "<pad>", "<blank>", "<oov>"
@@ -185,8 +211,9 @@ def check_pair(acoustic: NemoArchive, vocoder: NemoArchive) -> None:
             )
 
 
-def fastpitch(archive: NemoArchive) -> dict[str, Any]:
-    """Settings of the `fastpitch` component for a FastPitchModel .nemo."""
+def fastpitch(archive: NemoArchive, n_symbols: int | None = None) -> dict[str, Any]:
+    """Settings of the `fastpitch` component for a FastPitchModel .nemo (`n_symbols`: the
+    tokenizer's token count, when not a character tokenizer's)."""
     config = _config(archive)
     for key, allowed in FASTPITCH_FIXED.items():
         value = config.get(key, None if key != "learn_alignment" else False)
@@ -247,7 +274,7 @@ def fastpitch(archive: NemoArchive) -> dict[str, Any]:
     return {
         "name": archive.path.stem,
         "checkpoint": str(archive.path),
-        "n_symbols": len(tokens(archive)),
+        "n_symbols": n_symbols or len(tokens(archive)),
         "n_mel": facts["mel bands"],
         "sample_rate": facts["sample rate"],
         "hop_length": facts["hop length"],
@@ -280,7 +307,16 @@ def hifigan(archive: NemoArchive) -> dict[str, Any]:
     }
 
 
-def _tokenizer(archive: NemoArchive) -> dict[str, Any]:
+def _checked(archive: NemoArchive, section: dict, where: str, rules: dict) -> None:
+    for key, value in section.items():
+        if key not in rules:
+            raise _refuse(archive, f"{where}.{key}", value, f"the settings {', '.join(rules)}")
+        if rules[key] is not None and value not in rules[key]:
+            raise _refuse(archive, f"{where}.{key}", value, " or ".join(map(repr, rules[key])))
+
+
+def _tokenizer(archive: NemoArchive) -> tuple[str, dict[str, Any]]:
+    """The tokenizer's class and settings, checked."""
     config = _config(archive)
     tokenizer = config.get("text_tokenizer")
     if not isinstance(tokenizer, dict):
@@ -289,24 +325,32 @@ def _tokenizer(archive: NemoArchive) -> dict[str, Any]:
     if kind not in TOKENIZERS:
         supported = ", ".join(TOKENIZERS)
         raise _refuse(archive, "text_tokenizer._target_", tokenizer.get("_target_"), supported)
-    known = (
-        "_target_",
-        "punct",
-        "apostrophe",
-        "add_blank_at",
-        "pad_with_space",
-        "non_default_punct_list",
-    )
-    for key, value in tokenizer.items():
-        if key not in known:
-            raise _refuse(archive, f"text_tokenizer.{key}", value, f"the settings {known}")
-    return tokenizer
+    settings = {k: v for k, v in tokenizer.items() if k not in ("_target_", "g2p")}
+    if kind == "EnglishCharsTokenizer":
+        _checked(archive, settings, "text_tokenizer", dict.fromkeys(CHARS_KEYS))
+        return kind, settings
+    _checked(archive, settings, "text_tokenizer", IPA_KEYS)
+    g2p = tokenizer.get("g2p")
+    if not isinstance(g2p, dict) or str(g2p.get("_target_", "")).rsplit(".", 1)[-1] != "IpaG2p":
+        found = g2p.get("_target_") if isinstance(g2p, dict) else g2p
+        raise _refuse(archive, "text_tokenizer.g2p._target_", found, "IpaG2p")
+    rules = {**G2P_KEYS, "_target_": None, "phoneme_dict": None, "heteronyms": None}
+    _checked(archive, g2p, "text_tokenizer.g2p", rules)
+    if not isinstance(g2p.get("phoneme_dict"), str):
+        raise _refuse(archive, "text_tokenizer.g2p.phoneme_dict", g2p.get("phoneme_dict"), "a file")
+    for key in ("phoneme_dict", "heteronyms"):
+        if g2p.get(key):
+            archive.member(str(g2p[key]), f"text_tokenizer.g2p.{key}")
+    return kind, {**settings, "g2p": g2p}
 
 
 def tokens(archive: NemoArchive) -> list[str]:
     """The tokenizer's tokens in id order, as NeMo's EnglishCharsTokenizer lists them: space,
-    a-z, the apostrophe, the punctuation, then pad, blank and out-of-vocabulary."""
-    tokenizer = _tokenizer(archive)
+    a-z, the apostrophe, the punctuation, then pad, blank and out-of-vocabulary (an IPA
+    tokenizer's come from its dictionary: config/nemo_tts_resolver.py)."""
+    kind, tokenizer = _tokenizer(archive)
+    if kind != "EnglishCharsTokenizer":
+        raise AssertionError("an IPA tokenizer's tokens are read from its dictionary")
     listed = [" ", *string.ascii_lowercase]
     if tokenizer.get("apostrophe", True):
         listed.append("'")
@@ -323,8 +367,19 @@ def tokens(archive: NemoArchive) -> list[str]:
 
 
 def symbols(archive: NemoArchive) -> dict[str, Any]:
-    """The front-end's symbol set (conf/tts_symbols/ shape) for the file's tokenizer."""
-    tokenizer = _tokenizer(archive)
+    """The front-end's symbol set (conf/tts_symbols/ shape) for the file's tokenizer; an IPA
+    tokenizer's without its `tokens` (they come from its dictionary)."""
+    kind, tokenizer = _tokenizer(archive)
+    if kind == "IPATokenizer":
+        g2p = tokenizer.pop("g2p")
+        return {
+            "encoding": "nemo_ipa",
+            "checkpoint": str(archive.path),
+            "dictionary": str(g2p["phoneme_dict"]),
+            "heteronyms": str(g2p["heteronyms"]) if g2p.get("heteronyms") else None,
+            "tokenizer": tokenizer,
+            "g2p": {k: v for k, v in g2p.items() if k in G2P_KEYS},
+        }
     punctuation = tokenizer.get("non_default_punct_list") or DEFAULT_PUNCTUATION
     return {
         "encoding": "nemo_characters",

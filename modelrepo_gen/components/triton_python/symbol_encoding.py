@@ -15,6 +15,9 @@ Two encodings, chosen by the symbol set's `encoding` (conf/tts_symbols/):
   one, unknown characters dropped, spaces around the sentence when the tokenizer pads with them.
   A sentence with no letter or digit it knows has nothing to say (no ids) rather than NeMo's
   padding alone. Sentences as for `characters`.
+- `nemo_ipa`: the ids NeMo's IPATokenizer gives with its IpaG2p (nemo_ipa.py), from the IPA
+  dictionary and heteronyms the .nemo holds (copied beside model.py). Sentences as for
+  `characters`.
 A sentence is a string either way (its text, or its phonemes, one character each), so the
 front-end cuts an overlong one the same way.
 Plain functions, no imports from modelrepo_gen: copied beside the front-end's model.py.
@@ -23,8 +26,10 @@ Plain functions, no imports from modelrepo_gen: copied beside the front-end's mo
 import unicodedata
 
 try:  # beside model.py in a repository (the stub puts its folder on sys.path)
+    from nemo_ipa import IpaG2p, ipa_ids
     from text_normalization import split_sentences
 except ImportError:  # imported from the package
+    from modelrepo_gen.components.triton_python.nemo_ipa import IpaG2p, ipa_ids
     from modelrepo_gen.components.triton_python.text_normalization import split_sentences
 
 PAD, BOS, EOS = "_", "^", "$"
@@ -112,14 +117,22 @@ def nemo_character_ids(sentence: str, symbols: dict, table: dict[str, int]) -> l
 class SymbolEncoder:
     """One symbol set's encoder: text -> sentences, sentence -> ids."""
 
-    def __init__(self, symbols: dict, voice: dict | None = None):
-        """`voice`: the Piper voice's .onnx.json (piper_phonemes only)."""
+    def __init__(
+        self, symbols: dict, voice: dict | None = None, texts: dict[str, str] | None = None
+    ):
+        """`voice`: the Piper voice's .onnx.json (piper_phonemes only); `texts`: the IPA
+        dictionary and heteronyms (nemo_ipa only: "dictionary", "heteronyms")."""
         self.encoding = symbols["encoding"]
         if self.encoding == "characters":
             self.table = character_table(symbols)
             self.lowercase = bool(symbols["lowercase"])
         elif self.encoding == "nemo_characters":
             self.symbols = symbols
+            self.table = {token: index for index, token in enumerate(symbols["tokens"])}
+        elif self.encoding == "nemo_ipa":
+            texts = texts or {}
+            self.symbols = symbols["tokenizer"]
+            self.g2p = IpaG2p(texts["dictionary"], texts.get("heteronyms"), symbols["g2p"])
             self.table = {token: index for index, token in enumerate(symbols["tokens"])}
         elif self.encoding == "piper_phonemes":
             self.id_map = voice["phoneme_id_map"]
@@ -138,4 +151,6 @@ class SymbolEncoder:
             return character_ids(sentence, self.table, self.lowercase)
         if self.encoding == "nemo_characters":
             return nemo_character_ids(sentence, self.symbols, self.table)
+        if self.encoding == "nemo_ipa":
+            return ipa_ids(sentence, self.g2p, self.table, self.symbols)
         return phoneme_ids(sentence, self.id_map, self.clusters)

@@ -131,11 +131,13 @@ class TritonPythonModel:
         self.max_characters = int(params["max_characters"])
         self.max_sentence_symbols = int(params["max_sentence_symbols"])
         self.max_symbols = int(params["max_symbols"])
-        voice = None
+        voice, texts = None, {}
+        folder = Path(args["model_repository"]) / args["model_version"]
         if params.get("phoneme_id_map"):
-            folder = Path(args["model_repository"]) / args["model_version"]
             voice = json.loads((folder / params["phoneme_id_map"]).read_text(encoding="utf-8"))
-        self.encoder = SymbolEncoder(json.loads(params["symbols"]), voice)
+        for key, name in json.loads(params.get("symbol_files") or "{}").items():
+            texts[key] = (folder / name).read_text(encoding="utf-8")  # a NeMo IPA dictionary
+        self.encoder = SymbolEncoder(json.loads(params["symbols"]), voice, texts)
 
     def _encode(self, request):
         texts = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
