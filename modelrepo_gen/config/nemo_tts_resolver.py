@@ -11,6 +11,8 @@ vocoder takes the mel the acoustic model makes, so a mismatched pair stops at co
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -22,7 +24,27 @@ PARTS = ("acoustic", "vocoder", "symbols", "sample_rate")
 ACOUSTIC_LABEL, VOCODER_LABEL = "model.acoustic", "model.vocoder"
 
 
+def _identity(path: str) -> tuple:
+    """A file as the cache knows it: a rewritten file is read again."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        stat = resolved.stat()
+    except OSError:  # read_nemo says what is wrong with it
+        return (str(resolved), None, None)
+    return (str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
 def _read(part: str, acoustic_path: str, vocoder_path: str) -> Any:
+    return _read_files(
+        part, acoustic_path, vocoder_path, _identity(acoustic_path), _identity(vocoder_path)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _read_files(part: str, acoustic_path: str, vocoder_path: str, *identities: tuple) -> Any:
+    """One part, read once per process: OmegaConf calls the resolver at every access (a
+    composition asked a dozen times), and an IPA vocabulary is built from a dictionary of
+    ~130k lines. Callers copy what it returns (OmegaConf.create)."""
     # Imported here: composing other pipelines never loads torch for this.
     from modelrepo_gen.loaders import nemo_tts_config
     from modelrepo_gen.loaders.nemo_archive import read_nemo
@@ -34,16 +56,17 @@ def _read(part: str, acoustic_path: str, vocoder_path: str) -> Any:
     nemo_tts_config.check_pair(acoustic, vocoder)
     if part == "sample_rate":
         return nemo_tts_config.mel_facts(vocoder)["sample rate"]
-    symbols = nemo_tts_config.symbols(acoustic)
-    if symbols["encoding"] == "nemo_ipa":
-        symbols["tokens"] = _ipa_tokens(acoustic, symbols)
+    if part == "vocoder":
+        settings = nemo_tts_config.hifigan(vocoder)
+        return {"component": "nemo_hifigan", "label": VOCODER_LABEL, **settings}
     if part == "symbols":
+        symbols = nemo_tts_config.symbols(acoustic)
+        if symbols["encoding"] == "nemo_ipa":
+            symbols["tokens"] = _ipa_tokens(acoustic, symbols)
         return symbols
-    if part == "acoustic":
-        settings = nemo_tts_config.fastpitch(acoustic, len(symbols["tokens"]))
-        return {"component": "nemo_fastpitch", "label": ACOUSTIC_LABEL, **settings}
-    settings = nemo_tts_config.hifigan(vocoder)
-    return {"component": "nemo_hifigan", "label": VOCODER_LABEL, **settings}
+    symbols = _read_files("symbols", acoustic_path, vocoder_path, *identities)  # its tokens
+    settings = nemo_tts_config.fastpitch(acoustic, len(symbols["tokens"]))
+    return {"component": "nemo_fastpitch", "label": ACOUSTIC_LABEL, **settings}
 
 
 def _ipa_tokens(archive: Any, symbols: dict) -> list[str]:

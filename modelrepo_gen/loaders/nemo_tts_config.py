@@ -211,9 +211,9 @@ def check_pair(acoustic: NemoArchive, vocoder: NemoArchive) -> None:
             )
 
 
-def fastpitch(archive: NemoArchive, n_symbols: int | None = None) -> dict[str, Any]:
-    """Settings of the `fastpitch` component for a FastPitchModel .nemo (`n_symbols`: the
-    tokenizer's token count, when not a character tokenizer's)."""
+def fastpitch(archive: NemoArchive, n_symbols: int) -> dict[str, Any]:
+    """Settings of the `fastpitch` component for a FastPitchModel .nemo (`n_symbols`: its
+    tokenizer's token count, symbols()' tokens)."""
     config = _config(archive)
     for key, allowed in FASTPITCH_FIXED.items():
         value = config.get(key, None if key != "learn_alignment" else False)
@@ -274,7 +274,7 @@ def fastpitch(archive: NemoArchive, n_symbols: int | None = None) -> dict[str, A
     return {
         "name": archive.path.stem,
         "checkpoint": str(archive.path),
-        "n_symbols": n_symbols or len(tokens(archive)),
+        "n_symbols": n_symbols,
         "n_mel": facts["mel bands"],
         "sample_rate": facts["sample rate"],
         "hop_length": facts["hop length"],
